@@ -1,0 +1,198 @@
+"""The ``vtonpipe`` command line. Every command reads ``params.yaml`` in the working directory
+(the DVC params file) for its defaults; options override it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import annotator_params, load_params
+
+
+def _params(ctx: click.Context) -> dict[str, Any]:
+    return ctx.obj["params"]
+
+
+def _build_dir(params: dict[str, Any], dataset: str, build: str | None) -> Path:
+    return Path(build) if build else Path(params.get("data_root", "data")) / dataset
+
+
+def _dataset_conf(params: dict[str, Any], dataset: str) -> dict[str, Any]:
+    return dict((params.get("datasets") or {}).get(dataset) or {})
+
+
+def _parse_kv(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``k=v`` options; values are parsed as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    out = {}
+    for kv in pairs:
+        if "=" not in kv:
+            raise click.BadParameter(f"expected key=value, got {kv!r}")
+        k, v = kv.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--params", "params_file", default="params.yaml", show_default=True, help="DVC params file with the defaults.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="vtonpipe")
+@click.pass_context
+def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
+    """vtonpipe: virtual try-on priors as versioned shards.
+
+    A dataset build lives in DATA_ROOT/DATASET (params.yaml: data_root): ingest/ tables,
+    annotations/<annotator>/ shards, packed/ training shards. `dvc repro` runs the whole DAG.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"params": load_params(params_file)}
+
+
+@main.command()
+@click.option("--dataset", required=True, help="Dataset name; params.yaml datasets.<name> gives layout and root.")
+@click.option("--root", type=click.Path(file_okay=False), help="Dataset root (default: datasets.<name>.root).")
+@click.option("--layout", help="Adapter: mpv, deepfashion, viton, dresscode (default: datasets.<name>.layout or the name).")
+@click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
+@click.option("--max-failure-rate", type=float, help="Fail when more than this share of images or pair lines is unusable.")
+@click.option("--workers", type=int, help="Threads hashing and decoding images.")
+@click.pass_context
+def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None) -> None:
+    """Scan a dataset and write BUILD/ingest/{images,pairs}/ shards and BUILD/ingest/report.json.
+
+    Missing files, duplicates, unreadable images and list lines pointing outside the root are
+    listed in the report; the run fails only past --max-failure-rate.
+    """
+    from .datasets import DatasetLayoutError
+    from .pipeline.ingest import IngestError, ingest as run_ingest
+
+    params = _params(ctx)
+    conf = _dataset_conf(params, dataset)
+    root = root or conf.get("root")
+    if not root:
+        _fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
+    rate = max_failure_rate if max_failure_rate is not None else (params.get("ingest") or {}).get("max_failure_rate", 0.05)
+    try:
+        res = run_ingest(dataset, root, _build_dir(params, dataset, build), layout_name=layout or conf.get("layout"), max_failure_rate=rate, workers=workers)
+    except (IngestError, DatasetLayoutError, FileNotFoundError) as e:
+        _fail(str(e))
+    click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
+
+
+@main.command()
+@click.argument("annotators", nargs=-1)
+@click.option("--dataset", required=True, help="Dataset name (build directory DATA_ROOT/DATASET).")
+@click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
+@click.option("--backend", help="Backend (only with one annotator; default: annotators.<name>.backend).")
+@click.option("--param", "param_kv", multiple=True, help="Backend param override key=value (only with one annotator).")
+@click.option("--batch-size", type=int, help="Items per backend call.")
+@click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
+@click.option("--device", help="torch device for torch backends (cpu, cuda).")
+@click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
+@click.pass_context
+def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, retry_failed: bool) -> None:
+    """Run annotator stages and write BUILD/annotations/<annotator>/ shards.
+
+    With no ANNOTATORS, runs every annotator listed under `annotators:` in params.yaml, in
+    dependency order. Work already done (same image bytes, backend, version and params) is
+    skipped, so an interrupted run resumes; per-item failures go to annotations/<name>/failures/.
+    """
+    from .annotators import BackendUnavailableError, get_annotator
+    from .pipeline.runner import StageError, run_stage
+
+    params = _params(ctx)
+    names = list(annotators) or list((params.get("annotators") or {}))
+    if not names:
+        _fail("no annotators given and none listed in params.yaml")
+    if (backend or param_kv) and len(names) != 1:
+        _fail("--backend and --param need exactly one annotator")
+    try:
+        names = _dependency_order([get_annotator(n) for n in names])
+    except KeyError as e:
+        _fail(str(e.args[0]))
+    defaults = params.get("annotate") or {}
+    build_dir = _build_dir(params, dataset, build)
+    for name in names:
+        conf = annotator_params(params, name)
+        stage_params = {**(conf.get("params") or {}), **_parse_kv(param_kv)}
+        try:
+            res = run_stage(
+                build_dir,
+                name,
+                backend or conf.get("backend"),
+                stage_params,
+                batch_size=batch_size or conf.get("batch_size", defaults.get("batch_size", 8)),
+                workers=workers or conf.get("workers", defaults.get("workers", 1)),
+                rows_per_shard=conf.get("rows_per_shard", defaults.get("rows_per_shard", 256)),
+                retry_failed=retry_failed,
+                max_failure_rate=conf.get("max_failure_rate", defaults.get("max_failure_rate", 1.0)),
+                device=device or conf.get("device", defaults.get("device", "cpu")),
+            )
+        except (BackendUnavailableError, StageError, ValueError, KeyError) as e:
+            _fail(str(e))
+        click.echo(
+            f"{name}/{res.backend}: {res.total} items: {res.computed} computed, {res.reused} reused, "
+            f"{res.skipped} already done, {res.failed} failed {res.failures_by_reason or ''}".rstrip()
+        )
+
+
+def _dependency_order(specs: list[Any]) -> list[str]:
+    from .annotators import get_annotator
+
+    order: list[str] = []
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        if name in chain:
+            raise KeyError(f"annotator dependency cycle: {' -> '.join(chain + (name,))}")
+        for dep in get_annotator(name).requires:
+            if dep in wanted:
+                visit(dep, chain + (name,))
+        order.append(name)
+
+    wanted = {s.name for s in specs}
+    for s in specs:
+        visit(s.name, ())
+    return order
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json: bool) -> None:
+    """Print which annotator backends are usable here and, for the rest, what to install or
+    which weight file to put where (with its checksum). Writes nothing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .annotators import annotator_specs, backends_of
+    from .config import cache_dir, weights_dir
+
+    rows = []
+    for name, spec in sorted(annotator_specs().items()):
+        for bname, cls in backends_of(name).items():
+            problems = cls.requirements.problems()
+            rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems})
+    if as_json:
+        click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows}, indent=2))
+        return
+    table = Table(title=f"vtonpipe backends (weights dir: {weights_dir()})")
+    for col in ("annotator", "backend", "usable", "what is missing"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"]))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Versioned column schemas for every table and annotation vtonpipe writes.
+
+A :class:`Schema` is a list of :class:`Field` s. Scalars and small fixed-shape arrays become
+Parquet columns (arrays flattened into fixed-size lists, the shape kept in the field metadata);
+``dense`` fields (per-pixel maps) go to the NPZ file beside each Parquet shard. Every schema has a
+name and an integer version; readers refuse versions they do not know
+(:class:`UnknownSchemaVersionError`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+
+class SchemaError(ValueError):
+    """A record that does not match its schema (missing field, wrong shape or dtype)."""
+
+
+class UnknownSchemaVersionError(SchemaError):
+    """A table written with a schema name or version this vtonpipe does not know."""
+
+
+_ARROW_SCALARS = {
+    "bool": pa.bool_(),
+    "uint8": pa.uint8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float16": pa.float16(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "binary": pa.binary(),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column.
+
+    ``shape`` is ``()`` for a scalar; a tuple of ints for a fixed-size array; a leading ``"N"``
+    for a variable number of fixed-size rows (e.g. ``("N", 18, 3)`` for several people); symbolic
+    ``"H"``, ``"W"`` for dense maps, which must set ``dense=True``.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...] = ()
+    dense: bool = False
+    nullable: bool = False
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _ARROW_SCALARS:
+            raise SchemaError(f"field {self.name}: unknown dtype {self.dtype}")
+        symbolic = [d for d in self.shape if isinstance(d, str)]
+        if not self.dense and symbolic and (symbolic != ["N"] or self.shape[0] != "N"):
+            raise SchemaError(f"field {self.name}: only dense fields may have symbolic dims other than a leading N")
+
+    @property
+    def inner_shape(self) -> tuple[int, ...]:
+        return tuple(d for d in self.shape if not isinstance(d, str))
+
+    def arrow_type(self) -> pa.DataType:
+        scalar = _ARROW_SCALARS[self.dtype]
+        if not self.shape:
+            return scalar
+        if self.shape[0] == "N":
+            return pa.list_(scalar)
+        return pa.list_(scalar, math.prod(self.shape))
+
+    def coerce(self, value: Any) -> Any:
+        """Check ``value`` against the field and return it in canonical form (numpy for arrays)."""
+        if value is None:
+            if not self.nullable:
+                raise SchemaError(f"field {self.name} is not nullable")
+            return None
+        if self.dtype in ("string", "binary"):
+            want = str if self.dtype == "string" else bytes
+            if not isinstance(value, want):
+                raise SchemaError(f"field {self.name}: expected {want.__name__}, got {type(value).__name__}")
+            return value
+        arr = np.asarray(value)
+        if not self.shape:
+            if arr.ndim != 0:
+                raise SchemaError(f"field {self.name}: expected a scalar, got shape {arr.shape}")
+            return arr.astype(self.dtype).item()
+        if arr.ndim != len(self.shape):
+            raise SchemaError(f"field {self.name}: expected {len(self.shape)} dims {self.shape}, got {arr.shape}")
+        for want, got in zip(self.shape, arr.shape):
+            if isinstance(want, int) and want != got:
+                raise SchemaError(f"field {self.name}: expected shape {self.shape}, got {arr.shape}")
+        if arr.dtype != np.dtype(self.dtype):
+            if np.dtype(self.dtype).kind in "ui" and arr.dtype.kind == "f":
+                raise SchemaError(f"field {self.name}: refusing to cast float to {self.dtype} silently")
+            arr = arr.astype(self.dtype)
+        return np.ascontiguousarray(arr)
+
+    def to_arrow_value(self, value: Any) -> Any:
+        if value is None or not self.shape:
+            return value
+        return value.reshape(-1)
+
+    def from_arrow_value(self, value: Any) -> Any:
+        if value is None or not self.shape:
+            return value
+        arr = np.asarray(value, dtype=self.dtype)
+        return arr.reshape((-1, *self.shape[1:]) if self.shape[0] == "N" else self.shape)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A named, versioned list of fields. ``key`` names the columns that identify a row."""
+
+    name: str
+    version: int
+    fields: tuple[Field, ...]
+    key: tuple[str, ...] = ()
+    doc: str = ""
+    _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"schema {self.name}: duplicate field names")
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+        missing = set(self.key) - set(names)
+        if missing:
+            raise SchemaError(f"schema {self.name}: key columns {missing} are not fields")
+
+    def __getitem__(self, name: str) -> Field:
+        return self._by_name[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    @property
+    def columns(self) -> tuple[Field, ...]:
+        """Fields stored as Parquet columns."""
+        return tuple(f for f in self.fields if not f.dense)
+
+    @property
+    def dense(self) -> tuple[Field, ...]:
+        """Fields stored in the NPZ beside the shard."""
+        return tuple(f for f in self.fields if f.dense)
+
+    def arrow_schema(self) -> pa.Schema:
+        fields = []
+        for f in self.columns:
+            meta = {"shape": json.dumps(list(f.shape)), "dtype": f.dtype, "doc": f.doc}
+            fields.append(pa.field(f.name, f.arrow_type(), nullable=f.nullable, metadata=meta))
+        return pa.schema(fields, metadata={"vtonpipe.schema": self.name, "vtonpipe.schema_version": str(self.version)})
+
+    def validate(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``record`` coerced to this schema; unknown or missing fields raise SchemaError."""
+        extra = set(record) - set(self._by_name)
+        if extra:
+            raise SchemaError(f"schema {self.name}: unknown fields {sorted(extra)}")
+        out = {}
+        for f in self.fields:
+            if f.name not in record and not f.nullable:
+                raise SchemaError(f"schema {self.name}: missing field {f.name}")
+            out[f.name] = f.coerce(record.get(f.name))
+        return out
+
+    def to_table(self, records: Iterable[Mapping[str, Any]]) -> pa.Table:
+        """Arrow table of the Parquet columns of already validated records."""
+        records = list(records)
+        arrays = [
+            pa.array([f.to_arrow_value(r[f.name]) for r in records], type=f.arrow_type())
+            for f in self.columns
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+
+    def rows_from_table(self, table: pa.Table) -> list[dict[str, Any]]:
+        """Records (without dense fields) from an Arrow table written with this schema."""
+        cols = {f.name: table.column(f.name).to_pylist() for f in self.columns if f.name in table.column_names}
+        n = table.num_rows
+        return [{name: self[name].from_arrow_value(values[i]) for name, values in cols.items()} for i in range(n)]
+
+
+_REGISTRY: dict[str, dict[int, Schema]] = {}
+
+
+def register_schema(schema: Schema) -> Schema:
+    """Make ``schema`` known to readers. Registering the same name/version twice must be identical."""
+    versions = _REGISTRY.setdefault(schema.name, {})
+    known = versions.get(schema.version)
+    if known is not None and known != schema:
+        raise SchemaError(f"schema {schema.name} v{schema.version} registered twice with different fields")
+    versions[schema.version] = schema
+    return schema
+
+
+def get_schema(name: str, version: int) -> Schema:
+    """The registered schema; :class:`UnknownSchemaVersionError` for an unknown name or version."""
+    versions = _REGISTRY.get(name)
+    if versions is None:
+        raise UnknownSchemaVersionError(f"unknown schema {name!r} (known: {sorted(_REGISTRY)})")
+    if version not in versions:
+        raise UnknownSchemaVersionError(
+            f"schema {name!r} version {version} is not known to this vtonpipe "
+            f"(known versions: {sorted(versions)}); upgrade vtonpipe or rebuild the shards"
+        )
+    return versions[version]
+
+
+def known_schemas() -> dict[str, list[int]]:
+    return {name: sorted(v) for name, v in sorted(_REGISTRY.items())}
