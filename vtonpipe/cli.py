@@ -107,7 +107,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     dependency order. Work already done (same image bytes, backend, version and params) is
     skipped, so an interrupted run resumes; per-item failures go to annotations/<name>/failures/.
     """
-    from .annotators import BackendUnavailableError, get_annotator
+    from .annotators import BackendUnavailableError
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
@@ -117,7 +117,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     if (backend or param_kv) and len(names) != 1:
         _fail("--backend and --param need exactly one annotator")
     try:
-        names = _dependency_order([get_annotator(n) for n in names])
+        names = _dependency_order(names, {n: backend or annotator_params(params, n).get("backend") for n in names})
     except KeyError as e:
         _fail(str(e.args[0]))
     defaults = params.get("annotate") or {}
@@ -146,8 +146,9 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
         )
 
 
-def _dependency_order(specs: list[Any]) -> list[str]:
-    from .annotators import get_annotator
+def _dependency_order(names: list[str], backends: dict[str, str | None]) -> list[str]:
+    """``names`` sorted so that each annotator comes after the upstream ones its backend reads."""
+    from .annotators import get_backend
 
     order: list[str] = []
 
@@ -156,14 +157,13 @@ def _dependency_order(specs: list[Any]) -> list[str]:
             return
         if name in chain:
             raise KeyError(f"annotator dependency cycle: {' -> '.join(chain + (name,))}")
-        for dep in get_annotator(name).requires:
-            if dep in wanted:
+        for dep in get_backend(name, backends.get(name)).requires:
+            if dep in backends:
                 visit(dep, chain + (name,))
         order.append(name)
 
-    wanted = {s.name for s in specs}
-    for s in specs:
-        visit(s.name, ())
+    for n in names:
+        visit(n, ())
     return order
 
 

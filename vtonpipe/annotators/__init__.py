@@ -1,6 +1,9 @@
-"""Built-in annotators. Importing this package registers every annotator and backend."""
+"""Built-in annotators. Importing this package imports every module in it, which registers each
+annotator spec and backend (one module per annotator or backend family)."""
 
-from . import garment_mask  # noqa: F401
+import importlib
+import pkgutil
+
 from .base import (
     AnnotationFailure,
     AnnotatorSpec,
@@ -18,6 +21,10 @@ from .base import (
     register_annotator,
     register_backend,
 )
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "AnnotationFailure",

@@ -122,7 +122,6 @@ class AnnotatorSpec:
     schema: Schema
     default_backend: str
     kinds: tuple[str, ...] = ("person",)
-    requires: tuple[str, ...] = ()
     doc: str = ""
 
 
@@ -197,6 +196,8 @@ class Backend(ABC):
     def annotate(self, items: Sequence[Any], ctx: "AnnotationContext") -> list[dict[str, Any] | AnnotationFailure]:
         """One record dict or AnnotationFailure per item, in order."""
 
+    #: upstream annotators this backend reads through ``ctx.annotation`` (they must run first)
+    requires: ClassVar[tuple[str, ...]] = ()
     #: pair-level backends: the pairs-table columns an item must have (others are not covered)
     pair_roles: ClassVar[tuple[str, ...]] = ("source_image_id",)
 

@@ -63,12 +63,12 @@ class StageResult:
         return self.failed / self.total if self.total else 0.0
 
 
-def upstream_fingerprint(ctx: AnnotationContext, spec: AnnotatorSpec) -> dict[str, list[str]]:
-    """params_hash of every upstream stage this annotator reads; part of its own params_hash."""
+def upstream_fingerprint(ctx: AnnotationContext, backend: type[Backend]) -> dict[str, list[str]]:
+    """params_hash of every upstream stage a backend reads; part of its own params_hash."""
     out = {}
-    for name in spec.requires:
+    for name in backend.requires:
         if not ctx.has(name):
-            raise StageError(f"{spec.name} needs the {name!r} annotations: run `vtonpipe annotate {name}` first")
+            raise StageError(f"{backend.annotator}/{backend.name} needs the {name!r} annotations: run `vtonpipe annotate {name}` first")
         out[name] = sorted({p["params_hash"] for p in ctx.provenance(name)})
     return out
 
@@ -184,7 +184,7 @@ def run_stage(
     cls.check_available()
     layout = BuildLayout(build)
     ctx = AnnotationContext(build, dataset_root)
-    upstream = upstream_fingerprint(ctx, spec)
+    upstream = upstream_fingerprint(ctx, cls)
     phash = params_hash({"params": b.params, "upstream": upstream})
     config = {"annotator": spec.name, "backend": cls.name, "version": cls.version, "params_hash": phash}
     id_col = spec.schema.key[0]

@@ -1,0 +1,1 @@
+"""Converters between representations: keypoint layouts, label sets, IUV."""

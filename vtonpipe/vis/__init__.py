@@ -1,0 +1,1 @@
+"""Drawing annotations (kept apart from computing them)."""
