@@ -60,6 +60,29 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: datasets.sample.root).")
+@click.option("--people", type=int, help="Number of people (default: sample.people).")
+@click.option("--seed", type=int, help="Random seed (default: sample.seed).")
+@click.option("--size", help="HEIGHTxWIDTH, e.g. 256x192, 512x384, 1024x768 (default: sample.size).")
+@click.pass_context
+def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None) -> None:
+    """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
+    and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
+    from .synth import parse_size, write_sample
+
+    params = _params(ctx)
+    conf = params.get("sample") or {}
+    out = out or _dataset_conf(params, "sample").get("root")
+    if not out:
+        _fail("pass --out or set datasets.sample.root in params.yaml")
+    try:
+        summary = write_sample(out, people or conf.get("people", 8), seed if seed is not None else conf.get("seed", 0), parse_size(size or conf.get("size", "256x192")))
+    except ValueError as e:
+        _fail(str(e))
+    click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")
+
+
+@main.command()
 @click.option("--dataset", required=True, help="Dataset name; params.yaml datasets.<name> gives layout and root.")
 @click.option("--root", type=click.Path(file_okay=False), help="Dataset root (default: datasets.<name>.root).")
 @click.option("--layout", help="Adapter: mpv, deepfashion, viton, dresscode (default: datasets.<name>.layout or the name).")
@@ -165,6 +188,54 @@ def _dependency_order(names: list[str], backends: dict[str, str | None]) -> list
     for n in names:
         visit(n, ())
     return order
+
+
+@main.command()
+@click.option("--dataset", required=True, help="Dataset name (build directory DATA_ROOT/DATASET).")
+@click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
+@click.option("--rows-per-shard", type=int, help="Pairs per packed shard.")
+@click.option("--no-images", is_flag=True, help="Do not copy the image bytes into the packed shards.")
+@click.pass_context
+def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: int | None, no_images: bool) -> None:
+    """Join ingest tables and every complete annotation stage into training shards of pair samples:
+    BUILD/packed/<split>/ shards and BUILD/packed/manifest.json (schema versions, shard sha256s,
+    provenance of every annotation)."""
+    from .pipeline.pack import pack as run_pack
+
+    params = _params(ctx)
+    conf = params.get("pack") or {}
+    try:
+        res = run_pack(
+            _build_dir(params, dataset, build),
+            annotators=conf.get("annotators"),
+            rows_per_shard=rows_per_shard or conf.get("rows_per_shard", 64),
+            include_images=not no_images and conf.get("include_images", True),
+        )
+    except FileNotFoundError as e:
+        _fail(str(e))
+    click.echo(f"packed {res.rows} pairs (dropped: {res.dropped or 'none'}); manifest {res.manifest}")
+
+
+@main.command()
+@click.argument("item_id")
+@click.option("--dataset", required=True, help="Dataset name (build directory DATA_ROOT/DATASET).")
+@click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (default: show-<id>.png).")
+@click.option("--height", default=384, show_default=True, help="Panel height in pixels.")
+@click.pass_context
+def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out: str | None, height: int) -> None:
+    """Write one PNG with every annotation of ITEM_ID (an image id such as
+    all/X=person_half_front.jpg, or a pair id) drawn side by side."""
+    from .io import write_image
+    from .pipeline.show import render_show
+
+    try:
+        picture = render_show(_build_dir(_params(ctx), dataset, build), item_id, height=height)
+    except KeyError as e:
+        _fail(str(e.args[0]))
+    out = out or f"show-{item_id.replace('/', '_').rsplit('.', 1)[0]}.png"
+    write_image(out, picture)
+    click.echo(out)
 
 
 @main.command()

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..io import atomic_path, sha256_file, write_json_atomic
-from ..schemas import Schema, get_schema
+from ..schemas import Schema, get_schema, packed
 
 MANIFEST = "manifest.json"
 FORMAT = "vtonpipe-shards"
@@ -66,8 +66,11 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 
 
 def schema_of(manifest: Mapping[str, Any]) -> Schema:
-    """The registered schema a manifest names; UnknownSchemaVersionError if unknown."""
+    """The schema a manifest names (composed from its ``components`` for packed shards);
+    UnknownSchemaVersionError if this vtonpipe does not know it."""
     s = manifest["schema"]
+    if s["name"] == packed.NAME:
+        return packed.packed_schema(manifest.get("components", {}), int(s["version"]))
     return get_schema(s["name"], int(s["version"]))
 
 

@@ -10,7 +10,6 @@ name and an integer version; readers refuse versions they do not know
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -69,11 +68,9 @@ class Field:
 
     def arrow_type(self) -> pa.DataType:
         scalar = _ARROW_SCALARS[self.dtype]
-        if not self.shape:
-            return scalar
-        if self.shape[0] == "N":
-            return pa.list_(scalar)
-        return pa.list_(scalar, math.prod(self.shape))
+        # Arrays are flattened into variable-size lists (the shape is in the field metadata):
+        # Parquet does not round-trip nulls of fixed-size lists.
+        return pa.list_(scalar) if self.shape else scalar
 
     def coerce(self, value: Any) -> Any:
         """Check ``value`` against the field and return it in canonical form (numpy for arrays)."""
