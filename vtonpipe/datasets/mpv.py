@@ -38,7 +38,7 @@ class MPVAdapter(DatasetAdapter):
                     scan.problems.append(Problem("bad_line", where, f"expected 'personA personB cloth train|test', got {' '.join(fields)!r}"))
                     continue
                 split = fields[3].lower()
-                rel = [f if f.startswith("all/") else f"all/{f}" for f in fields[:3]]
+                rel = [f if f.startswith(("all/", "/")) else f"all/{f}" for f in fields[:3]]
                 a = images.add(rel[0], "person", split, where)
                 b = images.add(rel[1], "person", split, where)
                 g = images.add(rel[2], "garment", split, where)

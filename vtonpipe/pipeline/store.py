@@ -277,9 +277,11 @@ class ShardReader:
                 raise StoreError(f"schema {self.schema.name} has no key column to index by")
             idx: dict[str, tuple[int, int]] = {}
             for i, s in enumerate(self.shards):
-                if self._verify:
+                try:  # checksums are verified when a shard's rows are read, not to index it
+                    ids = pq.read_table(self.directory / s.file, columns=[self.id_column]).column(0).to_pylist()
+                except (OSError, pa.ArrowException):
                     self._check(s.file, s.sha256)
-                ids = pq.read_table(self.directory / s.file, columns=[self.id_column]).column(0).to_pylist()
+                    raise
                 for r, key in enumerate(ids):
                     idx[key] = (i, r)
             self._index = idx

@@ -1,0 +1,194 @@
+"""The stage runner: resume after a kill, incremental work, failures, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builders import garment_image, make_build, person_image, simple_build, write_mpv_tree
+from vtonpipe.annotators import AnnotationFailure, Backend, BackendUnavailableError, Requirements, WeightFile, register_backend
+from vtonpipe.pipeline.ingest import ingest
+from vtonpipe.pipeline.runner import StageError, run_stage
+from vtonpipe.pipeline.store import ShardReader
+
+GM = "garment_mask"
+
+
+def _rows(build: Path, name: str = GM) -> list[dict]:
+    return list(ShardReader(build / "annotations" / name))
+
+
+def _failures(build: Path, name: str = GM) -> list[dict]:
+    return list(ShardReader(build / "annotations" / name / "failures"))
+
+
+def test_rows_carry_key_and_provenance(tmp_path):
+    build = simple_build(tmp_path, 3)
+    res = run_stage(build, GM, show_progress=False)
+    assert (res.total, res.computed, res.failed) == (3, 3, 0)
+    rows = _rows(build)
+    assert len(rows) == 3
+    for r in rows:
+        assert (r["annotator"], r["backend"], r["version"]) == (GM, "classical", "1")
+        assert len(r["params_hash"]) == 16 and json.loads(r["params"])["border"] == 4
+        assert r["mask"].shape == (256, 192) and r["mask"].dtype == np.uint8
+    manifest = json.loads((build / "annotations" / GM / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["provenance"][0]["params_hash"] == rows[0]["params_hash"]
+    assert manifest["provenance"][0]["params"]["border"] == 4
+
+
+def test_rerun_skips_and_added_images_cost_only_their_own_work(tmp_path):
+    people = [(person_image(i), person_image(i + 50), garment_image(i)) for i in range(4)]
+    build = make_build(tmp_path, people)
+    assert run_stage(build, GM, show_progress=False).computed == 4
+    again = run_stage(build, GM, show_progress=False)
+    assert (again.computed, again.skipped) == (0, 4)
+    # two more people appear in the dataset
+    people += [(person_image(i), person_image(i + 50), garment_image(i)) for i in range(4, 6)]
+    write_mpv_tree(tmp_path / "raw", people)
+    ingest("t", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
+    more = run_stage(build, GM, show_progress=False)
+    assert (more.computed, more.skipped) == (2, 4)
+    ids = [r["image_id"] for r in _rows(build)]
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_param_change_recomputes_and_drops_stale_shards(tmp_path):
+    build = simple_build(tmp_path, 2)
+    run_stage(build, GM, show_progress=False)
+    res = run_stage(build, GM, params={"border": 6}, show_progress=False)
+    assert res.computed == 2
+    rows = _rows(build)
+    assert len(rows) == 2 and all(json.loads(r["params"])["border"] == 6 for r in rows)
+    assert len(list((build / "annotations" / GM).glob("shard-*.parquet"))) == 1
+
+
+def test_identical_inputs_are_computed_once(tmp_path):
+    g = garment_image(7)
+    build = make_build(tmp_path, [(person_image(i), person_image(i + 1), g) for i in range(3)])
+    res = run_stage(build, GM, show_progress=False)
+    assert (res.computed, res.reused) == (1, 2)
+    rows = _rows(build)
+    assert len({r["image_id"] for r in rows}) == 3 and len({r["input_sha256"] for r in rows}) == 1
+
+
+def test_failures_are_recorded_and_skipped_on_rerun(tmp_path):
+    blank = np.full((256, 192, 3), 250, np.uint8)
+    build = make_build(tmp_path, [(person_image(0), person_image(1), garment_image(0)), (person_image(2), person_image(3), blank)])
+    res = run_stage(build, GM, show_progress=False)
+    assert (res.computed, res.failed, res.failures_by_reason) == (1, 1, {"no_garment": 1})
+    fails = _failures(build)
+    assert [(f["item_id"], f["error"]) for f in fails] == [("all/P0001@1=cloth_front.jpg", "no_garment")]
+    again = run_stage(build, GM, show_progress=False)
+    assert (again.computed, again.skipped, again.failed) == (0, 2, 1)
+    retried = run_stage(build, GM, retry_failed=True, show_progress=False)
+    assert (retried.computed, retried.failed) == (0, 1)
+    assert len(_failures(build)) == 1
+    with pytest.raises(StageError, match="no_garment"):
+        run_stage(build, GM, retry_failed=True, max_failure_rate=0.25, show_progress=False)
+
+
+def test_image_corrupted_after_ingest_is_a_recorded_failure(tmp_path):
+    build = simple_build(tmp_path, 2)
+    (tmp_path / "raw" / "all" / "P0000@1=cloth_front.jpg").write_bytes(b"\xff\xd8 not a jpeg any more")
+    res = run_stage(build, GM, show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"decode_error": 1})
+
+
+@register_backend
+class _Flaky(Backend):
+    """Test backend: fails hard on images whose id contains 'P0001', a clean failure on 'P0002'."""
+
+    annotator = GM
+    name = "test-flaky"
+    default_params = {}
+
+    def annotate(self, items, ctx):
+        out = []
+        for item in items:
+            if "P0001" in item.image_id:
+                raise ZeroDivisionError("boom")
+            if "P0002" in item.image_id:
+                out.append(AnnotationFailure("no_garment", "clean failure"))
+                continue
+            m = np.ones(item.image.shape[:2], np.uint8)
+            out.append({"mask": m, "area_fraction": 1.0, "bbox": np.array([0, 0, m.shape[1], m.shape[0]]), "background_rgb": np.zeros(3, np.uint8)})
+        return out
+
+
+def test_an_exception_is_isolated_to_its_item(tmp_path):
+    build = simple_build(tmp_path, 4)
+    res = run_stage(build, GM, "test-flaky", batch_size=4, show_progress=False)
+    assert (res.computed, res.failed) == (2, 2)
+    assert res.failures_by_reason == {"error:ZeroDivisionError": 1, "no_garment": 1}
+
+
+@register_backend
+class _NeedsWeights(Backend):
+    annotator = GM
+    name = "test-weights"
+    requirements = Requirements(packages=("no_such_package_xyz",), weights=(WeightFile("test/model.pth", "https://example.org/model.pth", "ab" * 32, "test model"),))
+
+    def annotate(self, items, ctx):
+        raise AssertionError("never called")
+
+
+def test_unavailable_backend_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "w"))
+    build = simple_build(tmp_path, 1)
+    with pytest.raises(BackendUnavailableError) as e:
+        run_stage(build, GM, "test-weights", show_progress=False)
+    msg = str(e.value)
+    assert "no_such_package_xyz" in msg
+    assert str(tmp_path / "w" / "test" / "model.pth") in msg and "ab" * 32 in msg and "https://example.org/model.pth" in msg
+    assert not (build / "annotations" / GM).exists()
+
+
+def test_unknown_params_are_refused(tmp_path):
+    build = simple_build(tmp_path, 1)
+    with pytest.raises(ValueError, match="unknown params"):
+        run_stage(build, GM, params={"bordr": 3}, show_progress=False)
+
+
+def test_worker_processes_give_the_same_rows(tmp_path):
+    build = simple_build(tmp_path, 4)
+    run_stage(build, GM, workers=2, batch_size=1, show_progress=False)
+    parallel = {r["image_id"]: r["mask"] for r in _rows(build)}
+    (build / "annotations" / GM / "manifest.json").unlink()
+    run_stage(build, GM, workers=1, show_progress=False)
+    serial = {r["image_id"]: r["mask"] for r in _rows(build)}
+    assert parallel.keys() == serial.keys() and all(np.array_equal(parallel[k], serial[k]) for k in serial)
+
+
+@pytest.mark.slow
+def test_resume_after_the_stage_process_is_killed(tmp_path):
+    n = 24
+    people = [(person_image(i, (64, 48)), person_image(i, (64, 48)), garment_image(i, (768, 576))) for i in range(n)]
+    build = make_build(tmp_path, people)
+    (tmp_path / "params.yaml").write_text("annotators:\n  garment_mask:\n    batch_size: 1\n    rows_per_shard: 2\n")
+    cmd = [sys.executable, "-m", "vtonpipe.cli", "annotate", GM, "--dataset", "t", "--build", str(build)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = build / "annotations" / GM / "manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if manifest.exists() and len(json.loads(manifest.read_text())["shards"]) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the stage finished before it could be killed: make it slower"
+    before = json.loads(manifest.read_text())
+    assert not before["complete"] and 0 < before["rows"] < n
+
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert f"{n - before['rows']} computed" in out and f"{before['rows']} already done" in out
+    ids = [r["image_id"] for r in _rows(build)]
+    assert len(ids) == n and len(set(ids)) == n
+    assert json.loads(manifest.read_text())["complete"]
