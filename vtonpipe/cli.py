@@ -197,9 +197,9 @@ def _dependency_order(names: list[str], backends: dict[str, str | None]) -> list
 @click.option("--no-images", is_flag=True, help="Do not copy the image bytes into the packed shards.")
 @click.pass_context
 def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: int | None, no_images: bool) -> None:
-    """Join ingest tables and every complete annotation stage into training shards of pair samples:
-    BUILD/packed/<split>/ shards and BUILD/packed/manifest.json (schema versions, shard sha256s,
-    provenance of every annotation)."""
+    """Join the ingest tables and every complete annotation stage into training shards of pair
+    samples; writes BUILD/packed/<split>/ shards and BUILD/packed/manifest.json (schema versions,
+    shard sha256s, provenance of every annotation)."""
     from .pipeline.pack import pack as run_pack
 
     params = _params(ctx)
