@@ -1,0 +1,22 @@
+"""``smpl_flow``: per-pair flow and visibility between two fitted bodies (pair level).
+
+For each target body pixel, the same surface point (triangle + barycentrics) on the source body,
+projected into the source image, gives the flow (target -> source). Backend ``render`` (own
+module) reads the ``body`` annotations of both images.
+"""
+
+from __future__ import annotations
+
+from ..schemas.smpl_flow import SCHEMA
+from .base import AnnotatorSpec, register_annotator
+
+SPEC = register_annotator(
+    AnnotatorSpec(
+        name="smpl_flow",
+        level="pair",
+        schema=SCHEMA,
+        default_backend="render",
+        kinds=("person",),
+        doc="Target -> source body flow and 3-state visibility.",
+    )
+)
