@@ -65,3 +65,19 @@ def test_errors_are_clear(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "unknown annotator" in res.output
     res = runner.invoke(main, ["sample", "--out", "s", "--size", "12x8"])
     assert res.exit_code == 1 and "too small" in res.output
+
+
+def test_verify_flags_a_corrupted_shard(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("data_root: d\ndatasets:\n  sample: {layout: mpv, root: d/sample/raw}\n")
+    runner = CliRunner()
+    for args in (["sample", "--people", "2", "--size", "64x48"], ["ingest", "--dataset", "sample"], ["annotate", "garment_mask", "--dataset", "sample"]):
+        assert runner.invoke(main, args).exit_code == 0
+    ok = runner.invoke(main, ["verify", "--dataset", "sample"])
+    assert ok.exit_code == 0 and "annotations/garment_mask: ok (2 rows" in ok.output
+    shard = tmp_path / "d/sample/annotations/garment_mask/shard-00000.npz"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    bad = runner.invoke(main, ["verify", "--dataset", "sample"])
+    assert bad.exit_code == 1 and "annotations/garment_mask: error: checksum mismatch" in bad.output

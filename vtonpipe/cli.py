@@ -239,6 +239,24 @@ def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out:
 
 
 @main.command()
+@click.option("--dataset", required=True, help="Dataset name (build directory DATA_ROOT/DATASET).")
+@click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
+@click.pass_context
+def verify(ctx: click.Context, dataset: str, build: str | None) -> None:
+    """Check every shard of a build against the sha256 and schema version in its manifest;
+    prints one line per shard directory and writes nothing. Exits 1 on any mismatch."""
+    from .pipeline.verify import verify_build
+
+    results = verify_build(_build_dir(_params(ctx), dataset, build))
+    if not results:
+        _fail("no shard directories found")
+    for directory, status in results.items():
+        click.echo(f"{directory}: {status}")
+    if any(s.startswith("error") for s in results.values()):
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Print which annotator backends are usable here and, for the rest, what to install or
