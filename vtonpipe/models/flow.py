@@ -1,0 +1,112 @@
+"""Dense correspondence between two posed bodies of the same mesh topology.
+
+For every target-image pixel on the body, the surface point under it (triangle + barycentrics)
+is found on the source body, projected into the source image, and checked against the source
+raster: this gives 3D-GCL's SMPL flow and DIAF's three-state visibility. Flows follow
+docs/CONVENTIONS.md: on the target grid, ``flow[y, x] = (x_s - x, y_s - y)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .camera import PinholeCamera
+from .raster import Raster
+
+VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
+
+
+def _faces_sharing_a_vertex(faces: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise: do faces ``a`` and ``b`` (same shape, ints >= 0) share at least one vertex?"""
+    fa, fb = faces[a], faces[b]  # (..., 3)
+    return (fa[..., :, None] == fb[..., None, :]).any(axis=(-1, -2))
+
+
+def body_flow(
+    target: Raster,
+    faces: np.ndarray,
+    source_vertices: np.ndarray,
+    source_camera: PinholeCamera,
+    source: Raster,
+    *,
+    depth_tolerance: float = 0.03,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flow (H, W, 2) float32 and visibility (H, W) uint8 from the target image to the source.
+
+    ``target``: raster of the target body in the target image; ``source_vertices`` (V, 3): the
+    source body's vertices in the source camera frame (same topology ``faces`` (F, 3));
+    ``source``: the raster of the source image (face ids ``>= F`` are other objects). A target pixel's surface point is *visible* in the
+    source when it projects inside the source image onto a pixel whose visible face is the same
+    face or shares a vertex with it, or lies within ``depth_tolerance`` (relative) of the source
+    depth there; otherwise it is *hidden* (self-occluded or outside). Background pixels get
+    visibility 2 and zero flow.
+    """
+    h, w = target.face_id.shape
+    hit = target.mask
+    f = target.face_id[hit]
+    points = np.einsum("nk,nkd->nd", target.bary[hit].astype(np.float64), source_vertices[faces[f]].astype(np.float64))
+    z = points[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xs = source_camera.fx * points[:, 0] / z + source_camera.cx
+        ys = source_camera.fy * points[:, 1] / z + source_camera.cy
+    yy, xx = np.nonzero(hit)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[hit] = np.stack([xs - xx, ys - yy], axis=1)
+
+    sh, sw = source.face_id.shape
+    ix, iy = np.rint(xs), np.rint(ys)
+    inside = (z > 0) & (ix >= 0) & (ix < sw) & (iy >= 0) & (iy < sh)
+    ix, iy = ix[inside].astype(np.int64), iy[inside].astype(np.int64)
+    seen_face = source.face_id[iy, ix]
+    seen_depth = source.depth[iy, ix]
+    on_body = (seen_face >= 0) & (seen_face < len(faces))  # faces beyond the body's: other objects
+    same = np.zeros(len(ix), bool)
+    same[on_body] = _faces_sharing_a_vertex(faces, f[inside][on_body], seen_face[on_body])
+    close = np.abs(seen_depth - z[inside]) <= depth_tolerance * z[inside]
+    visible = np.zeros(len(f), bool)
+    visible[inside] = same | close
+
+    visibility = np.full((h, w), BACKGROUND, np.uint8)
+    visibility[hit] = np.where(visible, VISIBLE, HIDDEN)
+    return flow, visibility
+
+
+def correspondence_ground_truth(flow: np.ndarray, visibility: np.ndarray, stride: int = 8) -> torch.Tensor:
+    """3D-GCL's pseudo ground-truth global correspondence ``o_gt`` (its Eq. 4), sparse (N, N).
+
+    Target and source grids are the full-resolution grid downsampled by ``stride`` (N = H/s x W/s,
+    row-major). For each low-resolution target cell ``i`` whose centre lies on a visible body pixel,
+    the flow there, scaled by ``1/stride``, gives its source position; the four source cells around
+    it receive their bilinear interpolation weights ``w_j`` at ``o[i, j]`` (weights of cells
+    outside the grid are dropped), so that ``o @ G`` warps a downsampled source image ``G``
+    (N x C) as bilinear sampling with the flow would. Rows of other cells are empty.
+    """
+    h, w = visibility.shape
+    if h % stride or w % stride:
+        raise ValueError(f"image size {h}x{w} is not a multiple of the stride {stride}")
+    hs, ws = h // stride, w // stride
+    # centre of low-res cell (r, c) in full-res pixel coordinates
+    cy = (np.arange(hs) + 0.5) * stride - 0.5
+    cx = (np.arange(ws) + 0.5) * stride - 0.5
+    py, px = np.rint(cy).astype(int), np.rint(cx).astype(int)
+    grid_y, grid_x = np.meshgrid(py, px, indexing="ij")
+    vis = visibility[grid_y, grid_x] == VISIBLE
+    target_cell = np.nonzero(vis.ravel())[0]
+    f = flow[grid_y, grid_x][vis]  # (M, 2) full-res px
+    ty, tx = np.meshgrid(cy, cx, indexing="ij")
+    sx = (tx[vis] + f[:, 0] + 0.5) / stride - 0.5  # source position in low-res cell coordinates
+    sy = (ty[vis] + f[:, 1] + 0.5) / stride - 0.5
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    ax, ay = sx - x0, sy - y0
+    rows, cols, vals = [], [], []
+    for dx, dy, weight in ((0, 0, (1 - ax) * (1 - ay)), (1, 0, ax * (1 - ay)), (0, 1, (1 - ax) * ay), (1, 1, ax * ay)):
+        xj, yj = x0 + dx, y0 + dy
+        ok = (xj >= 0) & (xj < ws) & (yj >= 0) & (yj < hs) & (weight > 0)
+        rows.append(target_cell[ok])
+        cols.append((yj * ws + xj)[ok])
+        vals.append(weight[ok])
+    n = hs * ws
+    indices = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)])).long()
+    values = torch.from_numpy(np.concatenate(vals)).float()
+    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True).coalesce()
