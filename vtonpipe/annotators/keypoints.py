@@ -1,0 +1,167 @@
+"""``keypoints``: OpenPose COCO-18 body keypoints of the main person in each person image.
+
+Backends:
+
+- ``mediapipe`` (default, offline): MediaPipe Pose (one person), its 33 landmarks mapped to
+  COCO-18 (:func:`~vtonpipe.converters.keypoints.mp33_to_coco18`); confidence is MediaPipe's
+  visibility. Points with visibility below ``min_visibility`` (default 0.5, the threshold
+  MediaPipe's own drawing uses) or outside the image are reported undetected (0, 0, 0); the raw
+  landmarks are kept in ``landmarks_mp33`` whatever their visibility.
+- ``openpose-caffe``: CMU's COCO model through OpenCV DNN (user brings the prototxt + caffemodel).
+- ``openpose-torch``: the PyTorch port's ``body_pose_model.pth`` (user brings it).
+  Both OpenPose backends decode several people with part affinity fields
+  (:func:`~vtonpipe.models.openpose.decode_people`); confidence is the heatmap value at the
+  peak. Single scale by default (``scales: [1.0]`` at ``input_height`` 368); CMU's demo averages
+  ``[0.5, 1.0, 1.5, 2.0]``.
+
+Several people: the main one maximises :func:`~vtonpipe.models.openpose.main_person_score`
+(size x centrality); ``people`` holds all of them, the main first. No person ->
+``AnnotationFailure("no_person")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..converters.keypoints import clear_outside, keypoint_bbox, mp33_to_coco18
+from ..models.mediapipe_models import PoseLandmarker
+from ..models.openpose import CaffePoseNet, PoseNet, TorchPoseNet, decode_people, pose_maps, rank_people
+from ..schemas.keypoints import SCHEMA
+from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, WeightFile, register_annotator, register_backend
+
+SPEC = register_annotator(
+    AnnotatorSpec(
+        name="keypoints",
+        level="image",
+        schema=SCHEMA,
+        default_backend="mediapipe",
+        kinds=("person",),
+        doc="OpenPose COCO-18 keypoints (x, y px, confidence) of the main person, and the people count.",
+    )
+)
+
+OPENPOSE_PROTOTXT = WeightFile(
+    "openpose/pose_deploy_linevec.prototxt",
+    "https://raw.githubusercontent.com/CMU-Perceptual-Computing-Lab/openpose/master/models/pose/coco/pose_deploy_linevec.prototxt",
+    "17051b87f709aa094e09c5da7b78e9016a1f37b2b452ed1f190fe74cce70b1ad",
+    "OpenPose COCO network definition (Caffe prototxt)",
+)
+OPENPOSE_CAFFEMODEL = WeightFile(
+    "openpose/pose_iter_440000.caffemodel",
+    "the COCO model of CMU OpenPose's models/getModels.sh (github.com/CMU-Perceptual-Computing-Lab/openpose; "
+    "its original host posefs1.perception.cs.cmu.edu is offline, the script lists the current mirror)",
+    "b4cf475576abd7b15d5316f1ee65eb492b5c9f5865e70a2e7882ed31fb682549",
+    "OpenPose COCO body weights (Caffe, 200 MB)",
+)
+OPENPOSE_TORCH = WeightFile(
+    "openpose/body_pose_model.pth",
+    "https://huggingface.co/lllyasviel/Annotators/resolve/main/body_pose_model.pth (the pytorch-openpose port, github.com/Hzzone/pytorch-openpose)",
+    "25a948c16078b0f08e236bda51a385d855ef4c153598947c28c0d47ed94bb746",
+    "OpenPose COCO body weights (PyTorch port, 200 MB)",
+)
+
+
+def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | None = None) -> dict[str, Any]:
+    """Schema record of ranked poses (main first)."""
+    main = people[0]
+    return {
+        "keypoints": main,
+        "people": np.stack(people),
+        "num_people": len(people),
+        "score": score,
+        "bbox": keypoint_bbox(main),
+        "landmarks_mp33": landmarks,
+    }
+
+
+@register_backend
+class MediaPipeKeypoints(Backend):
+    annotator = "keypoints"
+    name = "mediapipe"
+    version = "1"
+    requirements = Requirements(packages=("mediapipe",))
+    default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5}
+    doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence."
+
+    def setup(self) -> None:
+        self._pose = PoseLandmarker(min_detection_confidence=self.params["min_detection_confidence"])
+
+    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        out: list[dict[str, Any] | AnnotationFailure] = []
+        for item in items:
+            res = self._pose(item.image)
+            if res is None:
+                out.append(AnnotationFailure("no_person", "MediaPipe Pose found no person"))
+                continue
+            kp = mp33_to_coco18(res.landmarks[:, [0, 1, 3]], self.params["min_visibility"])
+            kp = clear_outside(kp, item.image.shape[:2])
+            found = kp[:, 2] > 0
+            if not found.any():
+                out.append(AnnotationFailure("no_person", f"no COCO-18 point inside the image with visibility >= {self.params['min_visibility']}"))
+                continue
+            out.append(_record([kp], float(kp[found, 2].mean()), res.landmarks))
+        return out
+
+
+class _OpenPoseBackend(Backend):
+    """The OpenPose backends: a 57-channel PoseNet + the shared PAF decoder."""
+
+    default_params: ClassVar[dict[str, Any]] = {
+        "input_height": 368,
+        "scales": [1.0],
+        "peak_threshold": 0.1,
+        "peak_sigma": 3.0,
+        "paf_threshold": 0.05,
+        "min_parts": 4,
+        "min_mean_score": 0.4,
+    }
+    _net: PoseNet
+
+    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        p = self.params
+        out: list[dict[str, Any] | AnnotationFailure] = []
+        for item in items:
+            heatmaps, pafs = pose_maps(item.image, self._net, input_height=p["input_height"], scales=p["scales"])
+            people = decode_people(
+                heatmaps,
+                pafs,
+                peak_threshold=p["peak_threshold"],
+                peak_sigma=p["peak_sigma"],
+                paf_threshold=p["paf_threshold"],
+                min_parts=p["min_parts"],
+                min_mean_score=p["min_mean_score"],
+            )
+            if not people:
+                out.append(AnnotationFailure("no_person", "OpenPose found no person"))
+                continue
+            people = rank_people(people, item.image.shape[:2])
+            out.append(_record([q.keypoints for q in people], people[0].score))
+        return out
+
+
+@register_backend
+class OpenPoseCaffe(_OpenPoseBackend):
+    annotator = "keypoints"
+    name = "openpose-caffe"
+    version = "1"
+    requirements = Requirements(packages=("cv2",), weights=(OPENPOSE_PROTOTXT, OPENPOSE_CAFFEMODEL))
+    doc = "OpenPose COCO (CMU's Caffe model via OpenCV DNN), multi-person PAF decoding."
+
+    def setup(self) -> None:
+        prototxt, caffemodel = (w.require() for w in self.requirements.weights)
+        self._net = CaffePoseNet(prototxt, caffemodel)
+
+
+@register_backend
+class OpenPoseTorch(_OpenPoseBackend):
+    annotator = "keypoints"
+    name = "openpose-torch"
+    version = "1"
+    requirements = Requirements(packages=("torch",), weights=(OPENPOSE_TORCH,))
+    doc = "OpenPose COCO (pytorch-openpose's body_pose_model.pth), multi-person PAF decoding."
+
+    def setup(self) -> None:
+        (weights,) = self.requirements.weights
+        self._net = TorchPoseNet(weights.require(), self.device)

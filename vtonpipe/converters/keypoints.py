@@ -1,0 +1,221 @@
+"""Keypoint layouts and encodings: OpenPose COCO-18 and BODY_25, MediaPipe Pose 33, pose maps, OpenPose JSON.
+
+A pose is a float32 ``(K, 3)`` array of rows ``(x, y, confidence)`` in the pixel frame of
+docs/CONVENTIONS.md (pixel centres at integer coordinates, x right, y down); an undetected point
+is ``(0, 0, 0)``. Functions taking poses also accept a stack ``(N, K, 3)`` where noted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from ..io import write_bytes_atomic
+
+COCO18_NAMES = (
+    "nose", "neck",
+    "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+)  # fmt: skip
+
+BODY25_NAMES = (
+    *COCO18_NAMES[:8],
+    "mid_hip",
+    *COCO18_NAMES[8:],
+    "left_big_toe", "left_small_toe", "left_heel",
+    "right_big_toe", "right_small_toe", "right_heel",
+)  # fmt: skip
+
+MP33_NAMES = (
+    "nose",
+    "left_eye_inner", "left_eye", "left_eye_outer",
+    "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+#: MediaPipe landmark of each COCO-18 point; ``None`` for the neck (midpoint of 11 and 12)
+MP33_TO_COCO18: tuple[int | None, ...] = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+#: BODY_25 index of each COCO-18 point (MidHip is inserted at 8, the feet are 19..24)
+COCO18_TO_BODY25 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+
+#: the 17 bones OpenPose draws for COCO-18 (the first 17 of its 19 PAF limbs), as point index pairs
+COCO18_SKELETON = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
+#: OpenPose's rendering colours (RGB), one per COCO-18 point and one per bone of COCO18_SKELETON
+OPENPOSE_COLOURS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)  # fmt: skip
+
+Layout = Literal["coco18", "body25"]
+LAYOUT_SIZES: dict[str, int] = {"coco18": 18, "body25": 25}
+
+
+def _midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3) midpoint of two point rows, confidence the min; (0, 0, 0) unless both are detected."""
+    both = (a[..., 2] > 0) & (b[..., 2] > 0)
+    mid = np.concatenate([(a[..., :2] + b[..., :2]) / 2, np.minimum(a[..., 2:], b[..., 2:])], axis=-1)
+    return np.where(both[..., None], mid, 0).astype(np.float32)
+
+
+def clear_undetected(keypoints: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+    """Copy of ``keypoints`` (..., K, 3) with rows of confidence <= 0 or < ``min_confidence`` set to (0, 0, 0)."""
+    out = np.array(keypoints, dtype=np.float32)
+    c = out[..., 2]
+    out[(c <= 0) | (c < min_confidence)] = 0
+    return out
+
+
+def clear_outside(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Copy of ``keypoints`` (..., K, 3) with points outside the image ``size`` = (H, W) set to (0, 0, 0).
+
+    The image spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` (pixel centres at integers).
+    """
+    h, w = size
+    out = np.array(keypoints, dtype=np.float32)
+    x, y = out[..., 0], out[..., 1]
+    out[(x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5)] = 0
+    return out
+
+
+def mp33_to_coco18(landmarks: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+    """MediaPipe Pose ``(..., 33, 3)`` rows (x, y, confidence) -> COCO-18 ``(..., 18, 3)``.
+
+    The neck is the midpoint of the shoulders (11, 12) with the smaller confidence. Points whose
+    confidence is below ``min_confidence`` (or zero) become (0, 0, 0).
+    """
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if lm.shape[-2:] != (33, 3):
+        raise ValueError(f"expected MediaPipe landmarks (..., 33, 3), got {lm.shape}")
+    lm = clear_undetected(lm)
+    idx = [0 if i is None else i for i in MP33_TO_COCO18]
+    out = lm[..., idx, :]
+    out[..., 1, :] = _midpoint(lm[..., 11, :], lm[..., 12, :])
+    return clear_undetected(out, min_confidence)
+
+
+def coco18_to_body25(keypoints: np.ndarray) -> np.ndarray:
+    """COCO-18 ``(..., 18, 3)`` -> BODY_25 ``(..., 25, 3)``.
+
+    MidHip (8) is the midpoint of the hips with the smaller confidence ((0, 0, 0) unless both
+    hips are detected); the foot points 19..24 are unknown, so (0, 0, 0).
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.shape[-2:] != (18, 3):
+        raise ValueError(f"expected COCO-18 keypoints (..., 18, 3), got {kp.shape}")
+    out = np.zeros((*kp.shape[:-2], 25, 3), np.float32)
+    out[..., COCO18_TO_BODY25, :] = kp
+    out[..., 8, :] = _midpoint(kp[..., 8, :], kp[..., 11, :])
+    return out
+
+
+def body25_to_coco18(keypoints: np.ndarray) -> np.ndarray:
+    """BODY_25 ``(..., 25, 3)`` -> COCO-18 ``(..., 18, 3)`` (drops MidHip and the feet)."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.shape[-2:] != (25, 3):
+        raise ValueError(f"expected BODY_25 keypoints (..., 25, 3), got {kp.shape}")
+    return kp[..., COCO18_TO_BODY25, :].copy()
+
+
+def keypoint_bbox(keypoints: np.ndarray) -> np.ndarray | None:
+    """float32 ``(x0, y0, x1, y1)`` px around the detected points of one pose (K, 3); None if none is."""
+    kp = np.asarray(keypoints)
+    found = kp[kp[:, 2] > 0, :2]
+    if not len(found):
+        return None
+    return np.concatenate([found.min(0), found.max(0)]).astype(np.float32)
+
+
+# -- dense encodings ---------------------------------------------------------------------------
+def gaussian_heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 6.0) -> np.ndarray:
+    """float32 ``(K, H, W)``: ``exp(-d^2 / (2 sigma^2))`` around each detected point, 0 for undetected ones.
+
+    ``d`` is the distance in px from the pixel centre ``(x=j, y=i)`` to the point; ``size`` = (H, W).
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    h, w = size
+    found = kp[:, 2] > 0
+    gx = np.exp(-((np.arange(w, dtype=np.float32)[None, :] - kp[:, :1]) ** 2) / (2 * sigma**2))  # (K, W)
+    gy = np.exp(-((np.arange(h, dtype=np.float32)[None, :] - kp[:, 1:2]) ** 2) / (2 * sigma**2))  # (K, H)
+    maps = gy[:, :, None] * gx[:, None, :]
+    maps[~found] = 0
+    return maps.astype(np.float32)
+
+
+def pose_disks(keypoints: np.ndarray, size: tuple[int, int], radius: float = 4.0) -> np.ndarray:
+    """float32 ``(K, H, W)``: 1 on pixels whose centre is within ``radius`` px of the point (SPG-VTON's pose maps).
+
+    Undetected points give an all-zero channel; ``size`` = (H, W).
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    h, w = size
+    dx2 = (np.arange(w, dtype=np.float32)[None, :] - kp[:, :1]) ** 2  # (K, W)
+    dy2 = (np.arange(h, dtype=np.float32)[None, :] - kp[:, 1:2]) ** 2  # (K, H)
+    maps = (dy2[:, :, None] + dx2[:, None, :] <= radius**2) & (kp[:, 2] > 0)[:, None, None]
+    return maps.astype(np.float32)
+
+
+# -- OpenPose JSON -----------------------------------------------------------------------------
+def to_openpose_json(people: np.ndarray | Sequence[np.ndarray], layout: Layout = "coco18") -> dict[str, Any]:
+    """OpenPose's JSON (format 1.3) of COCO-18 poses ``(N, 18, 3)``, written in ``layout``.
+
+    ``{"version": 1.3, "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, ...]}, ...]}``; values
+    rounded to 1e-3. ``"body25"`` converts with :func:`coco18_to_body25` (what VITON-HD and
+    HR-VITON's loaders index: MidHip at 8, hips at 9 and 12).
+    """
+    poses = np.asarray(people, dtype=np.float32).reshape(-1, 18, 3)
+    if layout == "body25":
+        poses = coco18_to_body25(poses)
+    elif layout != "coco18":
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(LAYOUT_SIZES)}")
+    return {
+        "version": 1.3,
+        "people": [{"pose_keypoints_2d": [round(float(v), 3) for v in p.reshape(-1)]} for p in poses],
+    }
+
+
+def from_openpose_json(obj: Mapping[str, Any], layout: Layout = "coco18") -> np.ndarray:
+    """Poses ``(N, K, 3)`` float32 in ``layout`` from an OpenPose JSON dict in either layout.
+
+    The file's layout is told by its length (18 or 25 points); older files' ``pose_keypoints``
+    key is read too.
+    """
+    if layout not in LAYOUT_SIZES:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(LAYOUT_SIZES)}")
+    poses = []
+    for n, person in enumerate(obj.get("people", [])):
+        values = person.get("pose_keypoints_2d", person.get("pose_keypoints"))
+        if values is None:
+            raise ValueError(f"person {n} has no pose_keypoints_2d")
+        kp = np.asarray(values, dtype=np.float32)
+        if kp.size not in (18 * 3, 25 * 3):
+            raise ValueError(f"person {n}: {kp.size} values is neither COCO-18 (54) nor BODY_25 (75)")
+        kp = kp.reshape(-1, 3)
+        if len(kp) != LAYOUT_SIZES[layout]:
+            kp = body25_to_coco18(kp) if layout == "coco18" else coco18_to_body25(kp)
+        poses.append(kp)
+    return np.stack(poses) if poses else np.zeros((0, LAYOUT_SIZES[layout], 3), np.float32)
+
+
+def write_openpose_json(path: str | os.PathLike, people: np.ndarray | Sequence[np.ndarray], layout: Layout = "coco18") -> None:
+    """Write :func:`to_openpose_json` of COCO-18 ``people`` to ``path`` (atomically, compact)."""
+    write_bytes_atomic(path, json.dumps(to_openpose_json(people, layout)).encode())
+
+
+def read_openpose_json(path: str | os.PathLike, layout: Layout = "coco18") -> np.ndarray:
+    """Poses ``(N, K, 3)`` in ``layout`` from an OpenPose JSON file (see :func:`from_openpose_json`)."""
+    return from_openpose_json(json.loads(Path(path).read_text()), layout)
