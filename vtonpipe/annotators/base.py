@@ -90,10 +90,14 @@ class Requirements:
     packages: tuple[str, ...] = ()
     weights: tuple[WeightFile, ...] = ()
 
+    def package_problems(self) -> list[str]:
+        return [f"missing Python package {p!r} (pip install {p})" for p in self.packages if importlib.util.find_spec(p) is None]
+
+    def weight_problems(self) -> list[str]:
+        return [p for w in self.weights if (p := w.problem())]
+
     def problems(self) -> list[str]:
-        out = [f"missing Python package {p!r} (pip install {p})" for p in self.packages if importlib.util.find_spec(p) is None]
-        out += [p for w in self.weights if (p := w.problem())]
-        return out
+        return self.package_problems() + self.weight_problems()
 
 
 def params_hash(obj: Any) -> str:
@@ -179,9 +183,10 @@ class Backend(ABC):
     @classmethod
     def check_available(cls) -> None:
         """Raise :class:`BackendUnavailableError` listing every missing requirement."""
-        problems = cls.requirements.problems()
-        if problems:
-            raise BackendUnavailableError(f"backend {cls.annotator}/{cls.name} is not usable:\n  - " + "\n  - ".join(problems))
+        packages, weights = cls.requirements.package_problems(), cls.requirements.weight_problems()
+        if packages or weights:
+            error = BackendUnavailableError if packages else MissingWeightsError
+            raise error(f"backend {cls.annotator}/{cls.name} is not usable:\n  - " + "\n  - ".join(packages + weights))
 
     def ensure_setup(self) -> None:
         if not self._ready:
