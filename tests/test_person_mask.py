@@ -11,7 +11,8 @@ from PIL import Image
 
 from builders import garment_image, make_build, write_mpv_tree
 from vtonpipe.annotators import ImageItem
-from vtonpipe.annotators.person_mask import MediaPipePoseMask, SelfieMask, mask_bbox
+from vtonpipe.annotators.person_mask import MediaPipePoseMask, SelfieMask
+from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.io import read_image
 from vtonpipe.models import mediapipe_models
 from vtonpipe.models.mediapipe_models import SelfieSegmenter, fill_polygon

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 
+from ..converters.masks import mask_bbox
 from ..models.garment_mask import segment_garment
 from ..schemas.garment_mask import SCHEMA
 from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, register_annotator, register_backend
@@ -41,12 +41,11 @@ class ClassicalGarmentMask(Backend):
             if area < p["min_area_fraction"]:
                 out.append(AnnotationFailure("no_garment", f"garment covers {area:.2%} of the image (< {p['min_area_fraction']:.0%})"))
                 continue
-            ys, xs = np.nonzero(seg.mask)
             out.append(
                 {
                     "mask": seg.mask,
                     "area_fraction": area,
-                    "bbox": np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.int32),
+                    "bbox": mask_bbox(seg.mask),
                     "background_rgb": seg.background_rgb,
                 }
             )

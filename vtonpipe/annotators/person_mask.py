@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..converters.masks import mask_bbox
 from ..models.mediapipe_models import FaceOval, PoseLandmarker, SelfieSegmenter, fill_polygon
 from ..schemas.person_mask import SCHEMA
 from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, register_annotator, register_backend
@@ -32,14 +33,6 @@ SPEC = register_annotator(
         doc="Person foreground {0, 1} mask and its box; face-oval mask and box (null without a face).",
     )
 )
-
-
-def mask_bbox(mask: np.ndarray) -> np.ndarray | None:
-    """int32 (x0, y0, x1, y1) px around the 1s of a (H, W) mask, x1/y1 exclusive; None if empty."""
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.int32)
 
 
 class _PersonMaskBackend(Backend):
