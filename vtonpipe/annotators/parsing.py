@@ -1,0 +1,99 @@
+"""``parsing``: human parsing of person images, stored in LIP's 20 labels.
+
+Backends: ``schp`` (SCHP's AugmentCE2P with the official LIP or ATR checkpoint; ATR output is
+converted to LIP). Every backend returns :func:`parsing_record` so rows agree field for field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..converters.labels import atr_to_lip
+from ..schemas.parsing import NUM_LIP_CLASSES, SCHEMA
+from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, WeightFile, register_annotator, register_backend
+
+SPEC = register_annotator(
+    AnnotatorSpec(
+        name="parsing",
+        level="image",
+        schema=SCHEMA,
+        default_backend="schp",
+        kinds=("person",),
+        doc="Per-pixel LIP labels (20 classes) of the person, with per-class pixel counts and the person box.",
+    )
+)
+
+
+def parsing_record(parsing: np.ndarray, native_label_set: str, min_person_fraction: float) -> dict[str, Any] | AnnotationFailure:
+    """The schema fields of a LIP label map ``(H, W)`` uint8, or ``no_person`` below ``min_person_fraction``."""
+    person = parsing > 0
+    fraction = float(person.mean())
+    if fraction < min_person_fraction or not person.any():
+        return AnnotationFailure("no_person", f"person pixels cover {fraction:.2%} of the image (< {min_person_fraction:.0%})")
+    rows = np.flatnonzero(person.any(axis=1))
+    cols = np.flatnonzero(person.any(axis=0))
+    return {
+        "parsing": parsing,
+        "native_label_set": native_label_set,
+        "class_pixels": np.bincount(parsing.ravel(), minlength=NUM_LIP_CLASSES).astype(np.int32),
+        "person_fraction": fraction,
+        "bbox": np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.int32),
+    }
+
+
+_SCHP_README = "the SCHP README (github.com/GoGoDuck912/Self-Correction-Human-Parsing#trained-models): "
+SCHP_WEIGHTS = {
+    "lip": WeightFile(
+        "schp/exp-schp-201908261155-lip.pth",
+        _SCHP_README + "https://drive.google.com/file/d/1ZrTiadzAOM332d896fw7JZQ2lWALedDB/view",
+        sha256=None,
+        description="SCHP ResNet-101 trained on LIP (20 classes)",
+    ),
+    "atr": WeightFile(
+        "schp/exp-schp-201908301523-atr.pth",
+        _SCHP_README + "https://drive.google.com/file/d/1klCtqx51orBkFKdkvYwM4qao_vEFbJ_z/view",
+        sha256=None,
+        description="SCHP ResNet-101 trained on ATR (18 classes)",
+    ),
+}
+
+
+@register_backend
+class SCHPParsing(Backend):
+    annotator = "parsing"
+    name = "schp"
+    version = "1"
+    requirements = Requirements(packages=("torch", "cv2"), weights=tuple(SCHP_WEIGHTS.values()))
+    default_params = {"dataset": "lip", "input_size": None, "flip": False, "min_person_fraction": 0.01}
+    doc = "SCHP (AugmentCE2P, ResNet-101) with the official LIP or ATR checkpoint; ATR labels converted to LIP."
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, device: str = "cpu"):
+        super().__init__(params, device=device)
+        if self.params["dataset"] not in SCHP_WEIGHTS:
+            raise ValueError(f"parsing/schp: dataset must be one of {sorted(SCHP_WEIGHTS)}, not {self.params['dataset']!r}")
+        size = self.params["input_size"]
+        if size is not None and (not isinstance(size, int) or size < 32):
+            raise ValueError(f"parsing/schp: input_size must be an integer >= 32 px or null (SCHP's), not {size!r}")
+
+    @property
+    def weight_file(self) -> WeightFile:
+        return SCHP_WEIGHTS[self.params["dataset"]]
+
+    def weight_files(self) -> tuple[WeightFile, ...]:
+        return (self.weight_file,)
+
+    def setup(self) -> None:
+        from ..models.schp import SCHPParser, load_schp
+
+        dataset = self.params["dataset"]
+        model = load_schp(self.weight_file.require(), dataset)
+        self.parser = SCHPParser(model, dataset, self.params["input_size"], self.params["flip"], self.device)
+
+    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        dataset = self.params["dataset"]
+        maps = self.parser([item.image for item in items])
+        if dataset == "atr":
+            maps = [atr_to_lip(m) for m in maps]
+        return [parsing_record(m, dataset, self.params["min_person_fraction"]) for m in maps]
