@@ -270,7 +270,7 @@ def doctor(as_json: bool) -> None:
     rows = []
     for name, spec in sorted(annotator_specs().items()):
         for bname, cls in backends_of(name).items():
-            problems = cls.requirements.problems()
+            problems = cls().problems()  # with the backend's default params
             rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems})
     if as_json:
         click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows}, indent=2))

@@ -180,13 +180,23 @@ class Backend(ABC):
         self.device = device
         self._ready = False
 
-    @classmethod
-    def check_available(cls) -> None:
-        """Raise :class:`BackendUnavailableError` listing every missing requirement."""
-        packages, weights = cls.requirements.package_problems(), cls.requirements.weight_problems()
-        if packages or weights:
+    def weight_files(self) -> tuple[WeightFile, ...]:
+        """The weight files this configuration loads (default: all of ``requirements.weights``);
+        override when the params choose among several."""
+        return self.requirements.weights
+
+    def problems(self) -> list[str]:
+        """Every missing requirement of this configuration, as sentences (empty when usable)."""
+        return self.requirements.package_problems() + [p for w in self.weight_files() if (p := w.problem())]
+
+    def check_available(self) -> None:
+        """Raise :class:`BackendUnavailableError` listing every missing requirement
+        (:class:`MissingWeightsError` when only weight files are missing)."""
+        packages = self.requirements.package_problems()
+        problems = self.problems()
+        if problems:
             error = BackendUnavailableError if packages else MissingWeightsError
-            raise error(f"backend {cls.annotator}/{cls.name} is not usable:\n  - " + "\n  - ".join(packages + weights))
+            raise error(f"backend {self.annotator}/{self.name} is not usable:\n  - " + "\n  - ".join(problems))
 
     def ensure_setup(self) -> None:
         if not self._ready:
@@ -219,7 +229,7 @@ class Backend(ABC):
 
     def weights_sha256(self) -> dict[str, str]:
         """sha256 of each weight file this backend loads (recorded as provenance)."""
-        return {w.relpath: (w.sha256 or sha256_file(w.path)) for w in self.requirements.weights if w.path.exists()}
+        return {w.relpath: (w.sha256 or sha256_file(w.path)) for w in self.weight_files() if w.path.exists()}
 
     def packages(self) -> dict[str, str]:
         """Versions of the required packages (provenance)."""

@@ -181,7 +181,7 @@ def run_stage(
     spec = get_annotator(annotator)
     cls = get_backend(annotator, backend)
     b = cls(params, device=device)
-    cls.check_available()
+    b.check_available()
     layout = BuildLayout(build)
     ctx = AnnotationContext(build, dataset_root)
     upstream = upstream_fingerprint(ctx, cls)
