@@ -256,6 +256,46 @@ def verify(ctx: click.Context, dataset: str, build: str | None) -> None:
         sys.exit(1)
 
 
+@main.group()
+def bench() -> None:
+    """Measure annotations: `bench accuracy` prints (and can write) their accuracy against the
+    sample dataset's ground truth. Speed benchmarks are scripts in benchmarks/."""
+
+
+@bench.command("accuracy")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory of a sample dataset, e.g. data/sample.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the scores (with per-joint and per-class details) here.")
+def bench_accuracy(run_dir: str, json_out: str | None) -> None:
+    """Score every annotation stage of RUN against the exact ground truth of the sample dataset;
+    prints a table (keypoint PCK and px error, parsing mIoU, IUV part accuracy and UV error, body
+    joint error, flow EPE and visibility IoU, landmark error) and optionally writes it as JSON."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench.accuracy import evaluate
+    from .io import write_json_atomic
+
+    try:
+        scores = evaluate(run_dir)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    table = Table(title=f"accuracy of {run_dir} against the sample ground truth")
+    for col in ("annotator", "backend", "items", "missing", "metric", "value"):
+        table.add_column(col)
+    for s in scores:
+        for i, (metric, value) in enumerate(s.metrics.items()):
+            head = (s.annotator, s.backend, str(s.items), str(s.missing)) if i == 0 else ("", "", "", "")
+            table.add_row(*head, metric, f"{value:.4f}")
+    Console().print(table)
+    for s in scores:
+        if "per_class_iou" in s.details:
+            click.echo(f"{s.annotator} per-class IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in s.details["per_class_iou"].items()))
+    if json_out:
+        write_json_atomic(json_out, [asdict(s) for s in scores])
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:

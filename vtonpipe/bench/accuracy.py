@@ -1,0 +1,176 @@
+"""``vtonpipe bench accuracy``: score a build's annotations against the sample's ground truth.
+
+A *run* is a build directory of a dataset written by ``vtonpipe sample`` (its ``gt/`` holds the
+exact priors, docs/SAMPLE.md). Every complete annotation stage of the build is scored with the
+metric that suits it; images or pairs without a row (the annotator failed on them) count as
+misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..converters.keypoints import COCO18_NAMES
+from ..pipeline.context import AnnotationContext
+from ..pipeline.pack import stages_present
+from ..pipeline.store import ShardReader
+from ..schemas.parsing import NUM_LIP_CLASSES
+from ..synth.groundtruth import GT_DIR, image_truth_path, pair_truth_path, read_truth
+from .metrics import FlowAccuracy, IUVAccuracy, KeypointAccuracy, LandmarkAccuracy, PointError, SegmentationIoU
+
+LIP_NAMES = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
+    "jumpsuits", "scarf", "skirt", "face", "left-arm", "right-arm", "left-leg", "right-leg", "left-shoe", "right-shoe",
+)  # fmt: skip
+
+
+@dataclass
+class StageScore:
+    annotator: str
+    backend: str
+    items: int
+    missing: int
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _image_rows(reader: ShardReader, ctx: AnnotationContext, kind: str):
+    """(row or None, ground truth) for every image of ``kind`` with a GT file."""
+    for image_id, image in sorted(ctx.images.items()):
+        if image["kind"] != kind:
+            continue
+        path = image_truth_path(ctx.dataset_root, image["path"])
+        if path.exists():
+            yield (reader.get(image_id) if image_id in reader else None), read_truth(path)
+
+
+def _keypoints(reader: ShardReader, ctx: AnnotationContext) -> tuple[dict[str, float], int, int, dict[str, Any]]:
+    acc, n, missing = KeypointAccuracy(), 0, 0
+    offsets: list[np.ndarray] = []
+    for row, gt in _image_rows(reader, ctx, "person"):
+        n += 1
+        if row is None:
+            missing += 1
+            acc.update(np.zeros((18, 3), np.float32), gt["coco18"])  # an image without keypoints misses them all
+            continue
+        acc.update(row["keypoints"], gt["coco18"])
+        both = (row["keypoints"][:, 2] > 0) & (gt["coco18"][:, 2] > 0)
+        offsets.append(np.where(both[:, None], row["keypoints"][:, :2] - gt["coco18"][:, :2], np.nan))
+    per_joint = acc.per_joint_pck()
+    mean_offset = np.nanmean(np.stack(offsets), axis=0) if offsets else np.full((18, 2), np.nan)
+    details = {
+        "per_joint": {
+            name: {"pck": float(per_joint[i]), "mean_offset_xy": [float(v) for v in mean_offset[i]]} for i, name in enumerate(COCO18_NAMES)
+        }
+    }
+    return acc.result(), n, missing, details
+
+
+def _mask(kind: str, field_name: str, gt_key: str):
+    def score(reader: ShardReader, ctx: AnnotationContext):
+        iou, n, missing = SegmentationIoU(2), 0, 0
+        for row, gt in _image_rows(reader, ctx, kind):
+            n += 1
+            if row is None:
+                missing += 1
+                continue
+            iou.update(row[field_name].astype(bool), gt[gt_key].astype(bool))
+        return {"iou": float(iou.per_class_iou()[1])}, n, missing, {}
+
+    return score
+
+
+def _parsing(reader: ShardReader, ctx: AnnotationContext):
+    iou, n, missing = SegmentationIoU(NUM_LIP_CLASSES), 0, 0
+    for row, gt in _image_rows(reader, ctx, "person"):
+        n += 1
+        if row is None:
+            missing += 1
+            continue
+        iou.update(row["parsing"], gt["parsing"])
+    per_class = iou.per_class_iou()
+    return iou.result(), n, missing, {"per_class_iou": {LIP_NAMES[c]: float(per_class[c]) for c in range(NUM_LIP_CLASSES) if np.isfinite(per_class[c])}}
+
+
+def _densepose(reader: ShardReader, ctx: AnnotationContext):
+    acc, n, missing = IUVAccuracy(), 0, 0
+    for row, gt in _image_rows(reader, ctx, "person"):
+        n += 1
+        if row is None:
+            missing += 1
+            continue
+        acc.update(row["iuv"], gt["iuv"])
+    return acc.result(), n, missing, {}
+
+
+def _body(reader: ShardReader, ctx: AnnotationContext):
+    err, n, missing = PointError(), 0, 0
+    for row, gt in _image_rows(reader, ctx, "person"):
+        n += 1
+        if row is None:
+            missing += 1
+            continue
+        used = row["joints_2d"][:, 2] > 0
+        err.update(row["joints_2d"][used, :2], gt["coco18"][used])
+    return {"joint_px_error": err.result()["mean_px_error"]}, n, missing, {}
+
+
+def _landmarks(reader: ShardReader, ctx: AnnotationContext):
+    acc, n, missing = LandmarkAccuracy(), 0, 0
+    for kind in ("person", "garment"):
+        for row, gt in _image_rows(reader, ctx, kind):
+            n += 1
+            if row is None:
+                missing += 1
+                continue
+            acc.update(row["landmarks"], gt["landmarks"])
+    return acc.result(), n, missing, {}
+
+
+def _smpl_flow(reader: ShardReader, ctx: AnnotationContext):
+    acc, n, missing = FlowAccuracy(), 0, 0
+    for p in ctx.pairs:
+        if not p["target_image_id"]:
+            continue
+        path = pair_truth_path(ctx.dataset_root, ctx.images[p["source_image_id"]]["path"], ctx.images[p["target_image_id"]]["path"])
+        if not path.exists():
+            continue
+        n += 1
+        if p["pair_id"] not in reader:
+            missing += 1
+            continue
+        row, gt = reader.get(p["pair_id"]), read_truth(path)
+        acc.update(row["flow"], row["visibility"], gt["flow"], gt["visibility"])
+    return acc.result(), n, missing, {}
+
+
+EVALUATORS: dict[str, Callable[[ShardReader, AnnotationContext], tuple[dict[str, float], int, int, dict[str, Any]]]] = {
+    "keypoints": _keypoints,
+    "person_mask": _mask("person", "mask", "person_mask"),
+    "garment_mask": _mask("garment", "mask", "garment_mask"),
+    "parsing": _parsing,
+    "densepose": _densepose,
+    "body": _body,
+    "smpl_flow": _smpl_flow,
+    "landmarks": _landmarks,
+}
+
+
+def evaluate(build: str | Path) -> list[StageScore]:
+    """Scores of every complete annotation stage of ``build`` that has a metric."""
+    ctx = AnnotationContext(build)
+    if not (ctx.dataset_root / GT_DIR).is_dir():
+        raise FileNotFoundError(f"{ctx.dataset_root} has no {GT_DIR}/: accuracy needs a dataset written by `vtonpipe sample`")
+    scores = []
+    for name in stages_present(ctx.layout):
+        if name not in EVALUATORS:
+            continue
+        reader = ctx.reader(name)
+        backends = sorted({p["backend"] for p in reader.manifest.get("provenance", [])})
+        metrics, n, missing, details = EVALUATORS[name](reader, ctx)
+        scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details))
+    return scores
