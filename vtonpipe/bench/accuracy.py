@@ -38,28 +38,33 @@ class StageScore:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _image_rows(reader: ShardReader, ctx: AnnotationContext, kind: str):
-    """(row or None, ground truth) for every image of ``kind`` with a GT file."""
+def _score_images(reader: ShardReader, ctx: AnnotationContext, kinds: tuple[str, ...], update: Callable[[dict[str, Any] | None, dict[str, Any]], None]) -> tuple[int, int]:
+    """Call ``update(row or None, ground truth)`` for every image of ``kinds`` that has a GT file;
+    returns (images, images without a row)."""
+    n = missing = 0
     for image_id, image in sorted(ctx.images.items()):
-        if image["kind"] != kind:
-            continue
         path = image_truth_path(ctx.dataset_root, image["path"])
-        if path.exists():
-            yield (reader.get(image_id) if image_id in reader else None), read_truth(path)
-
-
-def _keypoints(reader: ShardReader, ctx: AnnotationContext) -> tuple[dict[str, float], int, int, dict[str, Any]]:
-    acc, n, missing = KeypointAccuracy(), 0, 0
-    offsets: list[np.ndarray] = []
-    for row, gt in _image_rows(reader, ctx, "person"):
-        n += 1
-        if row is None:
-            missing += 1
-            acc.update(np.zeros((18, 3), np.float32), gt["coco18"])  # an image without keypoints misses them all
+        if image["kind"] not in kinds or not path.exists():
             continue
+        row = reader.get(image_id) if image_id in reader else None
+        n, missing = n + 1, missing + (row is None)
+        update(row, read_truth(path))
+    return n, missing
+
+
+def _keypoints(reader: ShardReader, ctx: AnnotationContext):
+    acc = KeypointAccuracy()
+    offsets: list[np.ndarray] = []
+
+    def update(row, gt):
+        if row is None:  # an image without keypoints misses them all
+            acc.update(np.zeros((18, 3), np.float32), gt["coco18"])
+            return
         acc.update(row["keypoints"], gt["coco18"])
         both = (row["keypoints"][:, 2] > 0) & (gt["coco18"][:, 2] > 0)
         offsets.append(np.where(both[:, None], row["keypoints"][:, :2] - gt["coco18"][:, :2], np.nan))
+
+    n, missing = _score_images(reader, ctx, ("person",), update)
     per_joint = acc.per_joint_pck()
     mean_offset = np.nanmean(np.stack(offsets), axis=0) if offsets else np.full((18, 2), np.nan)
     details = {
@@ -70,64 +75,47 @@ def _keypoints(reader: ShardReader, ctx: AnnotationContext) -> tuple[dict[str, f
     return acc.result(), n, missing, details
 
 
+def _present(update: Callable[[dict[str, Any], dict[str, Any]], None]) -> Callable[[dict[str, Any] | None, dict[str, Any]], None]:
+    """``update`` applied only to images that have a row."""
+    return lambda row, gt: None if row is None else update(row, gt)
+
+
 def _mask(kind: str, field_name: str, gt_key: str):
     def score(reader: ShardReader, ctx: AnnotationContext):
-        iou, n, missing = SegmentationIoU(2), 0, 0
-        for row, gt in _image_rows(reader, ctx, kind):
-            n += 1
-            if row is None:
-                missing += 1
-                continue
-            iou.update(row[field_name].astype(bool), gt[gt_key].astype(bool))
+        iou = SegmentationIoU(2)
+        n, missing = _score_images(reader, ctx, (kind,), _present(lambda row, gt: iou.update(row[field_name].astype(bool), gt[gt_key].astype(bool))))
         return {"iou": float(iou.per_class_iou()[1])}, n, missing, {}
 
     return score
 
 
 def _parsing(reader: ShardReader, ctx: AnnotationContext):
-    iou, n, missing = SegmentationIoU(NUM_LIP_CLASSES), 0, 0
-    for row, gt in _image_rows(reader, ctx, "person"):
-        n += 1
-        if row is None:
-            missing += 1
-            continue
-        iou.update(row["parsing"], gt["parsing"])
+    iou = SegmentationIoU(NUM_LIP_CLASSES)
+    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: iou.update(row["parsing"], gt["parsing"])))
     per_class = iou.per_class_iou()
     return iou.result(), n, missing, {"per_class_iou": {LIP_NAMES[c]: float(per_class[c]) for c in range(NUM_LIP_CLASSES) if np.isfinite(per_class[c])}}
 
 
 def _densepose(reader: ShardReader, ctx: AnnotationContext):
-    acc, n, missing = IUVAccuracy(), 0, 0
-    for row, gt in _image_rows(reader, ctx, "person"):
-        n += 1
-        if row is None:
-            missing += 1
-            continue
-        acc.update(row["iuv"], gt["iuv"])
+    acc = IUVAccuracy()
+    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: acc.update(row["iuv"], gt["iuv"])))
     return acc.result(), n, missing, {}
 
 
 def _body(reader: ShardReader, ctx: AnnotationContext):
-    err, n, missing = PointError(), 0, 0
-    for row, gt in _image_rows(reader, ctx, "person"):
-        n += 1
-        if row is None:
-            missing += 1
-            continue
+    err = PointError()
+
+    def update(row, gt):
         used = row["joints_2d"][:, 2] > 0
         err.update(row["joints_2d"][used, :2], gt["coco18"][used])
+
+    n, missing = _score_images(reader, ctx, ("person",), _present(update))
     return {"joint_px_error": err.result()["mean_px_error"]}, n, missing, {}
 
 
 def _landmarks(reader: ShardReader, ctx: AnnotationContext):
-    acc, n, missing = LandmarkAccuracy(), 0, 0
-    for kind in ("person", "garment"):
-        for row, gt in _image_rows(reader, ctx, kind):
-            n += 1
-            if row is None:
-                missing += 1
-                continue
-            acc.update(row["landmarks"], gt["landmarks"])
+    acc = LandmarkAccuracy()
+    n, missing = _score_images(reader, ctx, ("person", "garment"), _present(lambda row, gt: acc.update(row["landmarks"], gt["landmarks"])))
     return acc.result(), n, missing, {}
 
 
