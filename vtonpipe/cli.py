@@ -130,7 +130,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     dependency order. Work already done (same image bytes, backend, version and params) is
     skipped, so an interrupted run resumes; per-item failures go to annotations/<name>/failures/.
     """
-    from .annotators import BackendUnavailableError
+    from .annotators import BackendUnavailableError, get_backend
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
@@ -140,8 +140,12 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     if (backend or param_kv) and len(names) != 1:
         _fail("--backend and --param need exactly one annotator")
     try:
-        names = _dependency_order(names, {n: backend or annotator_params(params, n).get("backend") for n in names})
-    except KeyError as e:
+        configured = {
+            n: get_backend(n, backend or annotator_params(params, n).get("backend"))({**(annotator_params(params, n).get("params") or {}), **_parse_kv(param_kv)})
+            for n in names
+        }
+        names = _dependency_order(names, configured)
+    except (KeyError, ValueError) as e:
         _fail(str(e.args[0]))
     defaults = params.get("annotate") or {}
     build_dir = _build_dir(params, dataset, build)
@@ -169,10 +173,9 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
         )
 
 
-def _dependency_order(names: list[str], backends: dict[str, str | None]) -> list[str]:
-    """``names`` sorted so that each annotator comes after the upstream ones its backend reads."""
-    from .annotators import get_backend
-
+def _dependency_order(names: list[str], backends: dict[str, Any]) -> list[str]:
+    """``names`` sorted so that each annotator comes after the upstream ones its backend reads;
+    ``backends``: annotator -> configured backend instance."""
     order: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
@@ -180,7 +183,7 @@ def _dependency_order(names: list[str], backends: dict[str, str | None]) -> list
             return
         if name in chain:
             raise KeyError(f"annotator dependency cycle: {' -> '.join(chain + (name,))}")
-        for dep in get_backend(name, backends.get(name)).requires:
+        for dep in backends[name].requires:
             if dep in backends:
                 visit(dep, chain + (name,))
         order.append(name)

@@ -211,8 +211,9 @@ class Backend(ABC):
     def annotate(self, items: Sequence[Any], ctx: "AnnotationContext") -> list[dict[str, Any] | AnnotationFailure]:
         """One record dict or AnnotationFailure per item, in order."""
 
-    #: upstream annotators this backend reads through ``ctx.annotation`` (they must run first)
-    requires: ClassVar[tuple[str, ...]] = ()
+    #: upstream annotators this backend reads through ``ctx.annotation`` (they must run first);
+    #: a backend whose needs depend on its params may override it with a property
+    requires: tuple[str, ...] = ()
     #: pair-level backends: the pairs-table columns an item must have (others are not covered)
     pair_roles: ClassVar[tuple[str, ...]] = ("source_image_id",)
 

@@ -63,7 +63,7 @@ class StageResult:
         return self.failed / self.total if self.total else 0.0
 
 
-def upstream_fingerprint(ctx: AnnotationContext, backend: type[Backend]) -> dict[str, list[str]]:
+def upstream_fingerprint(ctx: AnnotationContext, backend: Backend) -> dict[str, list[str]]:
     """params_hash of every upstream stage a backend reads; part of its own params_hash."""
     out = {}
     for name in backend.requires:
@@ -184,7 +184,7 @@ def run_stage(
     b.check_available()
     layout = BuildLayout(build)
     ctx = AnnotationContext(build, dataset_root)
-    upstream = upstream_fingerprint(ctx, cls)
+    upstream = upstream_fingerprint(ctx, b)
     phash = params_hash({"params": b.params, "upstream": upstream})
     config = {"annotator": spec.name, "backend": cls.name, "version": cls.version, "params_hash": phash}
     id_col = spec.schema.key[0]
