@@ -8,8 +8,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from vtonpipe.annotators.base import AnnotationFailure, Backend, register_backend
+from vtonpipe.converters.keypoints import keypoint_bbox
 from vtonpipe.io import write_image
 from vtonpipe.pipeline.ingest import ingest
+from vtonpipe.pipeline.runner import run_stage
 
 
 def person_image(seed: int = 0, size: tuple[int, int] = (256, 192)) -> np.ndarray:
@@ -65,3 +68,28 @@ def make_build(tmp_path: Path, people: Sequence[tuple[np.ndarray, np.ndarray, np
 def simple_build(tmp_path: Path, n: int = 3) -> Path:
     """A build of ``n`` crude people (images not detectable as persons) and garments."""
     return make_build(tmp_path, [(person_image(i), person_image(i + 100), garment_image(i)) for i in range(n)])
+
+
+@register_backend
+class KeypointsFromFile(Backend):
+    """Test upstream: keypoints rows from an NPZ (``ids``, ``keypoints``); other images fail."""
+
+    annotator = "keypoints"
+    name = "test-from-file"
+    default_params = {"path": ""}
+
+    def annotate(self, items, ctx):
+        with np.load(self.params["path"]) as z:
+            rows = dict(zip(z["ids"].tolist(), z["keypoints"]))
+        return [
+            AnnotationFailure("no_person", "not in the test file") if i.image_id not in rows else
+            {"keypoints": rows[i.image_id], "people": rows[i.image_id][None], "num_people": 1, "score": 1.0,
+             "bbox": keypoint_bbox(rows[i.image_id]), "landmarks_mp33": None}
+            for i in items
+        ]  # fmt: skip
+
+
+def write_keypoints(tmp: Path, build: Path, keypoints: dict[str, np.ndarray]) -> None:
+    """Run the ``keypoints`` stage of ``build`` with the given rows (other images fail)."""
+    np.savez(tmp / "kp.npz", ids=np.array(list(keypoints)), keypoints=np.stack(list(keypoints.values())).astype(np.float32))
+    run_stage(build, "keypoints", "test-from-file", {"path": str(tmp / "kp.npz")}, show_progress=False)

@@ -1,7 +1,7 @@
 """``body``: a parametric 3D body fitted to each person image (the "SMPL regression" stage).
 
 Backends (own modules): ``anny-fit`` (default; the Apache-2.0 anny model fitted to the
-keypoints), ``smpl-fit`` (SMPL through smplx, with the user's model file), ``frankmocap``.
+keypoints), ``smpl-fit`` (SMPL with the user's model file, ``vtonpipe.models.smpl_body``), ``frankmocap``.
 """
 
 from __future__ import annotations

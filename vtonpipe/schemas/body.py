@@ -1,7 +1,7 @@
 """Schema of the ``body`` annotation: a parametric 3D body fitted to the image (per person image).
 
 Vertices are not stored: they are recomputed from the parameters with the model named in
-``model`` (``vtonpipe.models.anny_body`` for anny, smplx for SMPL), then mapped to the camera
+``model`` (``vtonpipe.models.anny_body`` for anny, ``vtonpipe.models.smpl_body`` for SMPL), then mapped to the camera
 frame by ``rotation``/``translation`` and projected with ``camera``.
 """
 
@@ -13,7 +13,7 @@ SCHEMA = annotation_schema(
     1,
     "image",
     (
-        Field("model", "string", doc="anny | smpl"),
+        Field("model", "string", doc="anny | smpl | smpl-male | smpl-female"),
         Field("pose", "float32", ("N", 3), doc="per-bone (anny, 104 in its bone order) or per-joint (SMPL body, 23) axis-angle, radians"),
         Field("shape", "float32", ("N",), doc="anny phenotype (6: gender, age, muscle, weight, height, proportions) or SMPL betas"),
         Field("rotation", "float32", (3,), doc="axis-angle of the body frame -> camera frame rotation"),

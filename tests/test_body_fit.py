@@ -1,0 +1,174 @@
+"""The body fitter on anny: keypoints without the mesh, recovery of known bodies, batching, early
+stopping, front/back facing, the ``anny-fit`` backend through ``run_stage`` (failures recorded),
+``posed_mesh`` of fitted rows and the drawing."""
+
+from __future__ import annotations
+
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from builders import simple_build, write_keypoints
+from vtonpipe.models.bodies import posed_mesh
+from vtonpipe.models.body_fit import AnnyFitModel, FitConfig, _freeze, _Params, camera_of, fit_bodies, synthetic_bodies
+from vtonpipe.models.raster import rasterize
+from vtonpipe.pipeline.context import AnnotationContext
+from vtonpipe.pipeline.layout import BuildLayout
+from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.vis import drawers
+
+W, H = 192, 256
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def model() -> AnnyFitModel:
+    return AnnyFitModel()
+
+
+def clean_error(fit, truth) -> np.ndarray:
+    """(B, 18) px distance between the fit's projected joints and the noiseless keypoints."""
+    return np.linalg.norm(fit.joints_2d[:, :, :2] - truth.clean, axis=-1)
+
+
+def facing_z(model, rotation: np.ndarray) -> np.ndarray:
+    """Camera z of each fitted body's facing direction: < 0 facing the camera, > 0 facing away."""
+    return Rotation.from_rotvec(rotation).apply(np.asarray(model.front))[:, 2]
+
+
+def test_keypoints_without_the_mesh_match_the_full_forward(model):
+    g = torch.Generator().manual_seed(0)
+    pose, phenotype = 0.3 * torch.randn(3, 104, 3, generator=g), torch.rand(3, 6, generator=g)
+    with torch.no_grad():
+        joints = model.keypoints(pose, phenotype)
+        np.testing.assert_allclose(joints.numpy(), model.body.openpose18(model.body(pose, phenotype)).numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("noise_px, mean_px, max_px", [(0.0, 1.0, 4.0), (2.0, 3.0, 10.0)])
+def test_recovers_known_bodies(model, noise_px, mean_px, max_px):
+    truth = synthetic_bodies(model, 6, seed=1, size=(W, H), noise_px=noise_px)
+    fit = fit_bodies(model, truth.keypoints, truth.sizes)
+    assert fit.failure == [None] * 6
+    err = clean_error(fit, truth)
+    assert err.mean() < mean_px and err.max() < max_px, (err.mean(), err.max())
+    assert fit.residual_px.max() < noise_px + 1.0
+    np.testing.assert_array_equal(fit.camera, np.tile(camera_of(W, H, 20.0), (6, 1)))
+    assert fit.camera[0, 2] == (W - 1) / 2 and fit.camera[0, 3] == (H - 1) / 2
+    # bones outside the fitted set stay at zero, phenotypes in [0, 1], bodies in front of the camera
+    others = np.setdiff1d(np.arange(104), model.fit_bones)
+    assert not fit.pose[:, others].any() and fit.pose[:, list(model.fit_bones)].any()
+    assert ((fit.shape >= 0) & (fit.shape <= 1)).all() and (fit.translation[:, 2] > 1).all()
+    assert (facing_z(model, fit.rotation) < -0.5).all()
+    # depth within 25 % (height and distance trade off) and yaw within 30 degrees: what 2D keypoints determine
+    np.testing.assert_allclose(fit.translation[:, 2], truth.translation[:, 2], rtol=0.25)
+    dR = (Rotation.from_rotvec(fit.rotation).inv() * Rotation.from_rotvec(truth.rotation)).magnitude()
+    assert np.degrees(dR).max() < 30
+
+
+def test_batched_fit_equals_one_image_at_a_time(model):
+    truth = synthetic_bodies(model, 3, seed=2, size=(W, H), noise_px=1.0)
+    batched = fit_bodies(model, truth.keypoints, truth.sizes)
+    for b in range(3):
+        alone = fit_bodies(model, truth.keypoints[b : b + 1], truth.sizes[b : b + 1])
+        assert abs(int(alone.iterations[0]) - int(batched.iterations[b])) <= 2
+        np.testing.assert_allclose(alone.joints_2d[0], batched.joints_2d[b], atol=0.05)
+        np.testing.assert_allclose(alone.pose[0], batched.pose[b], atol=0.01)
+        np.testing.assert_allclose(alone.translation[0], batched.translation[b], rtol=2e-3)
+
+
+def test_early_stopping_freezes_each_image(model):
+    truth = synthetic_bodies(model, 4, seed=3, size=(W, H))
+    config = FitConfig(patience=5)
+    fit = fit_bodies(model, truth.keypoints, truth.sizes, config)
+    steps = fit.iterations - config.rigid_iters
+    assert len(set(steps.tolist())) > 1 and (steps < config.max_iters).all()
+    capped = fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(patience=5, max_iters=int(steps.min()) - 1))
+    np.testing.assert_array_equal(capped.iterations, config.rigid_iters + steps.min() - 1)
+
+    # a frozen image keeps its parameters while Adam goes on moving the others
+    params = _Params(model, torch.eye(3, dtype=torch.float64).expand(2, 3, 3), torch.tensor([[0.0, 0.0, 5.0]] * 2), 3)
+    opt = torch.optim.Adam(params.groups(0.05))
+    for _ in range(3):
+        opt.zero_grad()
+        (params.pose**2 - params.pose).sum().backward()
+        opt.step()
+    best = {k: v.detach().clone() for k, v in params.named_parameters()}
+    _freeze(params, opt, best, torch.tensor([0]))
+    for _ in range(3):
+        opt.zero_grad()
+        (params.pose[1:] ** 2 - params.pose[1:]).sum().backward()
+        opt.step()
+    np.testing.assert_array_equal(params.pose[0].detach().numpy(), best["pose"][0].numpy())
+    assert not torch.equal(params.pose[1], best["pose"][1])
+
+
+def test_a_person_seen_from_behind_is_fitted_facing_away(model):
+    """From the back the person's left is on the image's left and the face is hidden."""
+    truth = synthetic_bodies(model, 4, seed=4, size=(W, H), back=True, max_yaw_deg=30.0)
+    truth.keypoints[:, [0, 14, 15], 2] = 0.0  # nose and eyes not seen
+    fit = fit_bodies(model, truth.keypoints, truth.sizes)
+    assert (facing_z(model, fit.rotation) > 0.5).all() and (facing_z(model, truth.rotation) > 0.5).all()
+    err = clean_error(fit, truth)[:, [k for k in range(18) if k not in (0, 14, 15)]]
+    assert err.mean() < 1.5, err.mean()
+
+
+# -- the backend through run_stage -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory, model):
+    """A build of 3 people (6 person images) whose keypoints rows are: 2 synthetic bodies, 4
+    points only, a body with 7 wild points, and none for 2 images (they fail upstream)."""
+    tmp = tmp_path_factory.mktemp("body")
+    build = simple_build(tmp, n=3)
+    ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+    truth = synthetic_bodies(model, 3, seed=5, size=(W, H), noise_px=0.5)
+    few = truth.keypoints[2].copy()
+    few[4:, 2] = 0.0
+    wild = truth.keypoints[2].copy()
+    wild[[3, 4, 6, 7, 9, 10, 13], :2] = [[5, 5], [186, 5], [5, 250], [186, 250], [96, 5], [5, 128], [186, 128]]
+    write_keypoints(tmp, build, {ids[0]: truth.keypoints[0], ids[1]: truth.keypoints[1], ids[2]: few, ids[3]: wild})
+    result = run_stage(build, "body", show_progress=False)
+    return build, ids, truth, result
+
+
+def test_anny_fit_backend_records_fits_and_failures(stage, model):
+    build, ids, truth, result = stage
+    assert (result.total, result.computed, result.failed) == (6, 2, 4)
+    assert result.failures_by_reason == {"too_few_keypoints": 1, "fit_failed": 1, "missing_upstream": 2}
+    failures = {r["item_id"]: r["error"] for r in ShardReader(BuildLayout(build).failures("body"))}
+    assert failures == {ids[2]: "too_few_keypoints", ids[3]: "fit_failed", ids[4]: "missing_upstream", ids[5]: "missing_upstream"}
+    rows = ShardReader(build / "annotations" / "body")
+    for b, image_id in enumerate(ids[:2]):
+        row = rows.get(image_id)
+        assert row["model"] == "anny" and row["backend"] == "anny-fit" and row["pose"].shape == (104, 3) and row["shape"].shape == (6,)
+        np.testing.assert_allclose(row["camera"], camera_of(W, H, 20.0))
+        assert row["iterations"] > FitConfig.rigid_iters and row["residual_px"] < 1.5
+        np.testing.assert_array_equal(row["joints_2d"][:, 2], 1.0)
+        assert np.abs(row["joints_2d"][:, :2] - truth.clean[b]).mean() < 1.5
+        # posed_mesh of the row reproduces the stored projected joints
+        mesh = posed_mesh(row, W, H)
+        with torch.no_grad():
+            joints = model.body.openpose18(torch.as_tensor(mesh.vertices)[None])[0].double().numpy()
+        np.testing.assert_allclose(mesh.camera.project(joints), row["joints_2d"][:, :2], atol=0.02)
+        assert mesh.project().shape == (model.body.num_vertices, 2)
+
+
+def test_drawing_shows_the_fitted_silhouette_and_joints(stage):
+    build, ids, _, _ = stage
+    row = ShardReader(build / "annotations" / "body").get(ids[0])
+    mesh = posed_mesh(row, W, H)
+    body = rasterize(mesh.vertices, mesh.faces, mesh.camera).mask
+    image = np.full((H, W, 3), 255, np.uint8)
+    picture = drawers()["body"](image, row)
+    assert picture.shape == image.shape and body.mean() > 0.1
+    changed = (picture != 255).any(-1)
+    assert changed[body].all()  # the silhouette is tinted
+    joints = np.round(row["joints_2d"][:, :2]).astype(int)
+    assert changed[joints[:, 1], joints[:, 0]].all()  # joints drawn where they project
+    far = cv2.dilate(body.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert not changed[far].any()  # nothing drawn away from the body

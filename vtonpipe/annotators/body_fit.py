@@ -1,0 +1,240 @@
+"""``body`` backends: ``anny-fit`` (default), ``smpl-fit`` and ``frankmocap``.
+
+- ``anny-fit``: anny (Apache-2.0, no user files) fitted to the image's COCO-18 keypoints by
+  :func:`vtonpipe.models.body_fit.fit_bodies`; the whole batch is one optimisation problem.
+- ``smpl-fit``: the same optimiser on SMPL (``gender`` neutral | male | female), from the user's
+  model file read by the safe loader of :mod:`vtonpipe.models.smpl_body`. Rows have ``model``
+  ``smpl`` (neutral), ``smpl-male`` or ``smpl-female``; ``pose`` the 23 body joints.
+- ``frankmocap``: FrankMocap's body regressor (github.com/facebookresearch/frankmocap, not on
+  PyPI: put its checkout on ``PYTHONPATH`` so that ``bodymocap`` imports, and its
+  ``extra_data`` under ``<weights>/frankmocap/``), its weak-perspective output converted to the
+  perspective camera and rigid transform of the other backends (:func:`frankmocap_to_body`).
+  FrankMocap's own SMPL layer unpickles its SMPL file with ``pickle`` and chumpy (its code, not
+  vtonpipe's); vtonpipe reads the same file with its safe loader.
+
+All read the ``keypoints`` annotation only (``requires``; the fitter has no silhouette term, see
+:mod:`vtonpipe.models.body_fit`). Params (see
+:class:`~vtonpipe.models.body_fit.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
+principal point at the image centre), optimiser settings, prior weights and the failure
+thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
+``fit_failed`` (mean keypoint error above ``max_residual`` x person size, or a diverged fit),
+``missing_upstream`` (no keypoints row: the keypoints stage failed on the image).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from ..models.anny_body import AnnyBody
+from ..models.body_fit import AnnyFitModel, FitConfig, FitModel, SMPLFitModel, camera_of, fit_bodies, keypoint_problem, person_size
+from ..models.smpl_body import SMPLBody
+from .base import AnnotationFailure, Backend, ImageItem, Requirements, WeightFile, register_backend
+
+SMPL_SOURCE = (
+    "https://smpl.is.tue.mpg.de (registration required): SMPL 1.1's basicmodel_{neutral,m,f}_lbs_10_207_0_v1.1.0.pkl "
+    "renamed to SMPL_{NEUTRAL,MALE,FEMALE}.pkl (smplx's naming)"
+)
+SMPL_MODEL_FILES = {
+    gender: WeightFile(f"smpl/SMPL_{gender.upper()}.pkl", SMPL_SOURCE, None, f"SMPL {gender} body model")
+    for gender in ("neutral", "male", "female")
+}
+#: body row ``model`` of each SMPL gender (vtonpipe.models.bodies.posed_mesh reads it back)
+SMPL_MODEL_NAMES = {"neutral": "smpl", "male": "smpl-male", "female": "smpl-female"}
+
+FRANKMOCAP_SOURCE = "FrankMocap's scripts/install_frankmocap.md and download_data_body_module.sh (github.com/facebookresearch/frankmocap)"
+FRANKMOCAP_CHECKPOINT = WeightFile(
+    "frankmocap/extra_data/body_module/pretrained_weights/2020_05_31-00_50_43-best-51.749683916568756.pt",
+    FRANKMOCAP_SOURCE,
+    None,
+    "FrankMocap body regressor (SPIN's HMR, trained with EFT fits)",
+)
+FRANKMOCAP_MEAN_PARAMS = WeightFile(
+    "frankmocap/extra_data/body_module/data_from_spin/smpl_mean_params.npz", FRANKMOCAP_SOURCE, None, "SPIN's SMPL mean parameters"
+)
+FRANKMOCAP_SMPL = WeightFile(
+    "frankmocap/extra_data/smpl/basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
+    "SMPLify's neutral SMPL model (https://smplify.is.tue.mpg.de, registration required), as FrankMocap's install notes say",
+    None,
+    "neutral SMPL model of FrankMocap",
+)
+HMR_INPUT_HALF = 112.0  # half of the regressor's 224 px input crop
+
+
+class _FitBackend(Backend):
+    """Shared: read the keypoints, fit the whole batch at once, one record or failure each."""
+
+    annotator = "body"
+    requires = ("keypoints",)
+    _model: FitModel
+
+    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        out: dict[int, dict[str, Any] | AnnotationFailure] = {}
+        keypoints: dict[int, np.ndarray] = {}
+        for i, item in enumerate(items):
+            try:
+                keypoints[i] = ctx.annotation("keypoints", item.image_id)["keypoints"]
+            except AnnotationFailure as f:
+                out[i] = f
+        if keypoints:
+            sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
+            fit = fit_bodies(self._model, np.stack(list(keypoints.values())), sizes, FitConfig.from_params(self.params))
+            for j, i in enumerate(keypoints):
+                out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else fit.record(j)
+        return [out[i] for i in range(len(items))]
+
+
+@register_backend
+class AnnyFit(_FitBackend):
+    name = "anny-fit"
+    version = "1"
+    requirements = Requirements(packages=("torch", "anny"))
+    default_params = asdict(FitConfig())
+    doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing)."
+
+    def setup(self) -> None:
+        self._model = AnnyFitModel(AnnyBody(self.device))
+
+
+@register_backend
+class SMPLFit(_FitBackend):
+    name = "smpl-fit"
+    version = "1"
+    requirements = Requirements(packages=("torch",), weights=tuple(SMPL_MODEL_FILES.values()))
+    default_params = {**asdict(FitConfig()), "gender": "neutral", "num_betas": 10}
+    doc = "SMPL (user's model file, gender param) fitted to the COCO-18 keypoints by the anny-fit optimiser."
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, device: str = "cpu"):
+        super().__init__(params, device=device)
+        if self.params["gender"] not in SMPL_MODEL_FILES:
+            raise ValueError(f"body/smpl-fit: gender must be one of {sorted(SMPL_MODEL_FILES)}, not {self.params['gender']!r}")
+
+    def weight_files(self) -> tuple[WeightFile, ...]:
+        return (SMPL_MODEL_FILES[self.params["gender"]],)
+
+    def setup(self) -> None:
+        (model_file,) = self.weight_files()
+        body = SMPLBody.from_file(model_file.require(), self.params["num_betas"], self.device)
+        self._model = SMPLFitModel(body, SMPL_MODEL_NAMES[self.params["gender"]])
+
+
+def frankmocap_to_body(output: dict[str, Any], smpl: SMPLBody, width: int, height: int, fov_y_deg: float) -> dict[str, Any]:
+    """A FrankMocap body output (``BodyMocap.regress`` key names) as ``body`` fields.
+
+    FrankMocap places SMPL (smplx, ``global_orient`` about the pelvis joint ``J_0``, no
+    translation) in the image by a weak-perspective camera ``(s, tx, ty)`` on its 224 px crop:
+    ``x_img = (112 / k) (s X + tx + 1) + x_topleft`` (``convert_smpl_to_bbox`` then
+    ``convert_bbox_to_oriIm``; ``k`` is ``bbox_scale_ratio``, crop px per image px), i.e. ``a X +
+    b`` with ``a = 112 s / k`` px/m. With the fitter's perspective camera (``f`` from
+    ``fov_y_deg``, centre ``c``) the body goes at depth ``Z = f / a`` (its keypoints' mean depth),
+    shifted by ``(b - c) / a``, so that both projections agree on that depth plane. FrankMocap's
+    image coordinates are taken as the pixel-centre frame of docs/CONVENTIONS.md.
+
+    Returns ``model``, ``pose`` (23, 3), ``shape`` (betas), ``rotation``, ``translation``, ``camera``.
+    """
+    rotmat = np.asarray(output["pred_rotmat"], np.float64).reshape(24, 3, 3)
+    aa = Rotation.from_matrix(rotmat).as_rotvec()
+    betas = np.asarray(output["pred_betas"], np.float64).reshape(-1)
+    s, tx, ty = (float(v) for v in np.asarray(output["pred_camera"]).ravel())
+    k = float(output["bbox_scale_ratio"])
+    top_left = np.asarray(output["bbox_top_left"], np.float64).ravel()
+    a = HMR_INPUT_HALF * s / k
+    b = top_left + HMR_INPUT_HALF * (np.array([tx, ty]) + 1) / k
+    camera = camera_of(width, height, fov_y_deg)
+    f, c = float(camera[0]), camera[2:].astype(np.float64)
+    with torch.no_grad():
+        _, offset = smpl.rigid_from_global_orient(aa[0], np.zeros(3), betas)  # smplx's output: x -> R x + offset
+        body_keypoints = smpl.openpose18(aa[1:], betas)[0].double().cpu().numpy()
+    offset = offset[0].double().cpu().numpy()
+    keypoints = Rotation.from_rotvec(aa[0]).apply(body_keypoints) + offset
+    shift = np.array([*(b - c) / a, f / a - keypoints[:, 2].mean()])
+    return {
+        "model": "smpl",
+        "pose": aa[1:].astype(np.float32),
+        "shape": betas.astype(np.float32),
+        "rotation": aa[0].astype(np.float32),
+        "translation": (offset + shift).astype(np.float32),
+        "camera": camera,
+    }
+
+
+@register_backend
+class FrankMocap(Backend):
+    annotator = "body"
+    name = "frankmocap"
+    version = "1"
+    requirements = Requirements(packages=("bodymocap",), weights=(FRANKMOCAP_CHECKPOINT, FRANKMOCAP_MEAN_PARAMS, FRANKMOCAP_SMPL))
+    default_params = {"fov_y_deg": FitConfig.fov_y_deg, "bbox_margin": 0.1, "min_keypoints": 6, "min_confidence": 0.05, "max_residual": 0.1}
+    requires = ("keypoints",)
+    doc = "FrankMocap's body regressor on the keypoints' box; weak perspective converted to the fitter's camera."
+
+    def setup(self) -> None:
+        from bodymocap.body_mocap_api import BodyMocap
+
+        root = FRANKMOCAP_CHECKPOINT.path.parents[3]
+        with contextlib.chdir(root):  # BodyMocap reads ./extra_data/body_module/data_from_spin/smpl_mean_params.npz
+            self._mocap = BodyMocap(str(FRANKMOCAP_CHECKPOINT.path), str(FRANKMOCAP_SMPL.path.parent), device=torch.device(self.device))
+        self._smpl = SMPLBody.from_file(FRANKMOCAP_SMPL.path, device=self.device)
+
+    def _regress(self, image: np.ndarray, box: np.ndarray) -> dict[str, Any] | None:
+        """FrankMocap's body output for the RGB image's person in ``box`` (x, y, w, h), or None."""
+        from bodymocap.utils.imutils import process_image_bbox
+
+        crop, norm_img, scale_ratio, top_left, _ = process_image_bbox(np.ascontiguousarray(image[..., ::-1]), box, input_res=224)
+        if crop is None:
+            return None
+        with torch.no_grad():
+            rotmat, betas, camera = self._mocap.model_regressor(norm_img.to(self._mocap.device))
+        return {
+            "pred_rotmat": rotmat.cpu().numpy(),
+            "pred_betas": betas.cpu().numpy(),
+            "pred_camera": camera.cpu().numpy().ravel(),
+            "bbox_top_left": np.asarray(top_left),
+            "bbox_scale_ratio": scale_ratio,
+        }
+
+    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        p = self.params
+        out: list[dict[str, Any] | AnnotationFailure] = []
+        for item in items:
+            try:
+                kp = ctx.annotation("keypoints", item.image_id)["keypoints"]
+            except AnnotationFailure as f:
+                out.append(f)
+                continue
+            problem = keypoint_problem(kp, p["min_keypoints"], p["min_confidence"])
+            if problem:
+                out.append(AnnotationFailure("too_few_keypoints", problem))
+                continue
+            found = kp[:, 2] > p["min_confidence"]
+            lo, hi = kp[found, :2].min(0), kp[found, :2].max(0)
+            margin = p["bbox_margin"] * (hi - lo).max()
+            box = np.array([*(lo - margin), *(hi - lo + 2 * margin)])
+            h, w = item.image.shape[:2]
+            output = self._regress(item.image, box)
+            if output is None:
+                out.append(AnnotationFailure("fit_failed", "FrankMocap could not crop the person box"))
+                continue
+            record = frankmocap_to_body(output, self._smpl, w, h, p["fov_y_deg"])
+            out.append(self._with_joints(record, kp, found))
+        return out
+
+    def _with_joints(self, record: dict[str, Any], kp: np.ndarray, found: np.ndarray) -> dict[str, Any] | AnnotationFailure:
+        """``record`` with its projected COCO-18 joints and residual against the keypoints."""
+        with torch.no_grad():
+            joints = self._smpl.openpose18(record["pose"], record["shape"])[0].double().cpu().numpy()
+        cam = Rotation.from_rotvec(record["rotation"]).apply(joints) + record["translation"]
+        fx, fy, cx, cy = record["camera"]
+        pixels = np.stack([fx * cam[:, 0] / cam[:, 2] + cx, fy * cam[:, 1] / cam[:, 2] + cy], 1)
+        conf = np.where(found, kp[:, 2], 0.0)
+        residual = float((conf * np.linalg.norm(pixels - kp[:, :2], axis=1)).sum() / conf.sum())
+        size = person_size(kp, self.params["min_confidence"])
+        if not residual <= self.params["max_residual"] * size:
+            return AnnotationFailure("fit_failed", f"mean keypoint error {residual:.1f} px > {self.params['max_residual']:g} x person size {size:.0f} px")
+        joints_2d = np.concatenate([pixels, found[:, None]], 1).astype(np.float32)
+        return {**record, "joints_2d": joints_2d, "residual_px": residual, "iterations": 0}
