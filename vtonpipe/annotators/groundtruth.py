@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..converters.keypoints import keypoint_bbox
-from ..converters.masks import mask_bbox
+from ..converters.masks import mask_bbox, mask_box_edges
 from ..synth.groundtruth import image_truth_path, pair_truth_path, read_truth
 from .base import AnnotationFailure, Backend, ImageItem, PairItem, register_backend
 
@@ -68,8 +68,10 @@ def _parsing(gt: dict[str, Any], item: ImageItem) -> dict[str, Any]:
 
 def _densepose(gt: dict[str, Any], item: ImageItem) -> dict[str, Any]:
     iuv = gt["iuv"]
-    box = mask_bbox(iuv[..., 0] > 0)
-    return {"iuv": iuv, "bbox": box.astype(np.float32) - np.float32([0, 0, 1, 1]) if box is not None else np.zeros(4, np.float32), "score": 1.0, "num_people": 1}
+    box = mask_box_edges(iuv[..., 0] > 0)
+    if box is None:
+        raise AnnotationFailure("no_person", "no body pixel in the ground truth")
+    return {"iuv": iuv, "bbox": box, "score": 1.0, "num_people": 1}
 
 
 def _body(gt: dict[str, Any], item: ImageItem) -> dict[str, Any]:

@@ -1,0 +1,262 @@
+"""Speed and accuracy of the rendered priors: ``smpl_flow/render`` and ``densepose/render``.
+
+    python benchmarks/bench_flow.py speed [--device cpu] [--pairs 8] [--repeats 3] [--threads N]
+    python benchmarks/bench_flow.py accuracy [--people 16] [--size 256x192] [--seed 0]
+    python benchmarks/bench_flow.py visibility [--people 16] [--seed 0]
+
+Bodies are random anny people (phenotype, arm/leg/spine/head poses, camera azimuth within 45
+degrees of the front, framed as fashion photos by ``frame_body``); a pair is one person in two
+poses (source A, target B), as in MPV.
+
+- ``speed``: flow pairs per second of what the backend computes per pair (two ``posed_mesh``,
+  two rasterisations, ``body_flow``) at 256 x 192 and 1024 x 768, with the ``embree`` and the
+  ``torch`` rasteriser (on ``--device``) in one process, and their ratio; each figure is the
+  best of ``--repeats`` rounds over the same ``--pairs`` pairs (steadier on a shared machine).
+- ``accuracy``: ground truth (IUV, flow, visibility) rendered from the exact parameters, the
+  backends' output from parameters with Gaussian noise, as a fitter would give: ``pose`` radians
+  on each axis-angle component of the main bones (spine, neck, head, arms, legs), ``shape`` on
+  each phenotype value (clipped to [0, 1]), ``transl`` metres on each axis of the body-to-camera
+  translation. Scores: ``vtonpipe.bench.metrics.IUVAccuracy`` over both images of each pair and
+  ``FlowAccuracy`` over the pairs (its EPE counts every pixel visible in the ground truth, the
+  ones the perturbed target body misses with their zero flow included); ``EPE on``: the EPE over
+  the ground truth's visible pixels that the perturbed target body covers.
+- ``visibility``: ``body_flow``'s visibility (a lookup in the source raster at the rounded
+  projection, with a relative ``depth_tolerance``) against exact visibility by ray casting (Embree)
+  to each target pixel's surface point at its exact source projection, for several tolerances at
+  both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from vtonpipe.annotators.densepose_render import render, render_iuv
+from vtonpipe.annotators.smpl_flow_render import pair_flow
+from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy
+from vtonpipe.models.anny_body import AnnyBody
+from vtonpipe.models.bodies import PosedMesh, posed_mesh
+from vtonpipe.models.camera import frame_body
+from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, body_flow
+
+MAIN_BONES = (
+    "spine01", "spine03", "neck01", "head", "upperarm01.L", "upperarm01.R", "lowerarm01.L", "lowerarm01.R",
+    "upperleg01.L", "upperleg01.R", "lowerleg01.L", "lowerleg01.R",
+)  # fmt: skip
+SIZES = ((256, 192), (1024, 768))
+
+
+@dataclass
+class Person:
+    """A body row (:mod:`vtonpipe.schemas.body` fields) per pose, A (source) and B (target), in
+    images of ``size`` (H, W)."""
+
+    a: dict
+    b: dict
+    size: tuple[int, int]
+
+    def meshes(self, a: dict | None = None, b: dict | None = None) -> tuple[PosedMesh, PosedMesh]:
+        """The posed meshes of rows ``a`` and ``b`` (this person's own by default)."""
+        h, w = self.size
+        return posed_mesh(a or self.a, w, h), posed_mesh(b or self.b, w, h)
+
+
+def _rotvec(*steps: tuple[tuple[float, float, float], float]) -> np.ndarray:
+    """Axis-angle of the product of rotations (axis, angle radians), applied right to left."""
+    m = np.eye(3)
+    for axis, angle in steps:
+        m = m @ Rotation.from_rotvec(np.asarray(axis, float) / np.linalg.norm(axis) * angle).as_matrix()
+    return Rotation.from_matrix(m).as_rotvec()
+
+
+def random_pose(body: AnnyBody, rng: np.random.Generator) -> np.ndarray:
+    """(104, 3) float32: random arm, leg, spine and head poses (anny_body's documented axes)."""
+    u = rng.uniform
+    named = {"spine03": (u(-0.15, 0.25), 0.0, u(-0.3, 0.3)), "head": (u(-0.2, 0.3), 0.0, u(-0.5, 0.5))}
+    for side, s in (("L", 1.0), ("R", -1.0)):  # mirroring negates Y and Z
+        raise_ = u(-0.5, 0.6)
+        named[f"upperarm01.{side}"] = _rotvec(((-1, 0, 0), u(-0.3, 1.2)), ((0, 0, -s), u(-0.4, 1.2)), ((0, -s, 0), raise_))
+        a = 0.73 + raise_  # the upper arm's angle from the vertical
+        named[f"lowerarm01.{side}"] = np.array([-np.cos(a), 0.0, -s * np.sin(a)]) * u(0.0, 1.8)
+        named[f"upperleg01.{side}"] = _rotvec(((-1, 0, 0), u(-0.3, 0.6)), ((0, -s, 0), u(-0.1, 0.3)))
+        named[f"lowerleg01.{side}"] = (u(0.0, 0.9), 0.0, 0.0)
+    return body.pose_from_named(named)[0].numpy()
+
+
+def body_row(body: AnnyBody, pose: np.ndarray, phenotype: np.ndarray, azimuth_deg: float, size: tuple[int, int]) -> dict:
+    """A ``body`` row of an anny body framed whole in a ``size`` (H, W) image."""
+    with torch.no_grad():
+        vertices = body(pose, phenotype)[0].numpy()
+    camera, rigid = frame_body(vertices, width=size[1], height=size[0], azimuth_deg=azimuth_deg)
+    return {
+        "model": "anny",
+        "pose": pose.astype(np.float32),
+        "shape": phenotype.astype(np.float32),
+        "rotation": Rotation.from_matrix(rigid.R).as_rotvec().astype(np.float32),
+        "translation": rigid.t.astype(np.float32),
+        "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
+    }
+
+
+def random_people(body: AnnyBody, n: int, size: tuple[int, int], seed: int) -> list[Person]:
+    rng = np.random.default_rng(seed)
+    people = []
+    for _ in range(n):
+        phenotype = rng.uniform(0.2, 0.8, 6)
+        a, b = (body_row(body, random_pose(body, rng), phenotype, rng.uniform(-45, 45), size) for _ in range(2))
+        people.append(Person(a, b, size))
+    return people
+
+
+def perturbed(row: dict, body: AnnyBody, rng: np.random.Generator, pose: float, shape: float, transl: float) -> dict:
+    """``row`` with Gaussian noise of the given sigmas (see the module docstring)."""
+    out = dict(row)
+    noisy_pose = row["pose"].copy()
+    bones = [body.bone_index[b] for b in MAIN_BONES]
+    noisy_pose[bones] += rng.normal(0.0, pose, (len(bones), 3))
+    out["pose"] = noisy_pose.astype(np.float32)
+    out["shape"] = np.clip(row["shape"] + rng.normal(0.0, shape, 6), 0.0, 1.0).astype(np.float32)
+    out["translation"] = (row["translation"] + rng.normal(0.0, transl, 3)).astype(np.float32)
+    return out
+
+
+def speed(args: argparse.Namespace) -> None:
+    body = AnnyBody()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"flow pairs/s (posing + 2 rasterisations + body_flow) over {args.pairs} pairs, best of {args.repeats} rounds; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, torch raster on {device}")  # fmt: skip
+    print(f"{'size (HxW)':>11} {'posing only':>12} {'embree':>10} {'torch':>10} {'torch/embree':>13}")
+    for size in SIZES:
+        people = random_people(body, args.pairs, size, seed=1)
+        rates = {}
+        for raster in (None, "embree", "torch"):
+            best = float("inf")
+            for repeat in range(args.repeats + 1):  # the first round warms up
+                start = time.perf_counter()
+                for p in people:
+                    source, target = p.meshes()
+                    if raster:
+                        pair_flow(source, target, raster, str(device))
+                sync()
+                if repeat:
+                    best = min(best, time.perf_counter() - start)
+            rates[raster] = args.pairs / best
+        print(f"{size[0]:>5}x{size[1]:<5} {rates[None]:12.1f} {rates['embree']:10.2f} {rates['torch']:10.2f} "
+              f"{rates['torch'] / rates['embree']:12.2f}x")  # fmt: skip
+
+
+NOISE = (
+    ("exact", 0.0, 0.0, 0.0),
+    ("pose", 0.02, 0.0, 0.0), ("pose", 0.05, 0.0, 0.0), ("pose", 0.1, 0.0, 0.0),
+    ("shape", 0.0, 0.05, 0.0), ("shape", 0.0, 0.1, 0.0),
+    ("transl", 0.0, 0.0, 0.005), ("transl", 0.0, 0.0, 0.01), ("transl", 0.0, 0.0, 0.02),
+    ("all", 0.02, 0.05, 0.005), ("all", 0.05, 0.05, 0.01), ("all", 0.1, 0.1, 0.02),
+)  # fmt: skip
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    body = AnnyBody()
+    size = tuple(int(v) for v in args.size.split("x"))
+    people = random_people(body, args.people, size, args.seed)
+    truth = []
+    for p in people:
+        a, b = p.meshes()
+        truth.append((render_iuv(a), render_iuv(b), *pair_flow(a, b)))
+    print(f"{args.people} pairs at {size[0]}x{size[1]}, embree raster, depth_tolerance 0.002 (the flow backend default)")
+    print(f"{'noise':>6} {'pose rad':>8} {'shape':>6} {'transl m':>8} | {'part acc':>8} {'UV err':>7} {'false body':>10} | "
+          f"{'EPE px':>7} {'EPE on':>7} {'IoU vis':>8} {'IoU hid':>8} {'mIoU':>6}")  # fmt: skip
+    for name, pose, shape, transl in NOISE:
+        rng = np.random.default_rng(args.seed + 1)
+        iuv_acc, flow_acc = IUVAccuracy(), FlowAccuracy()
+        both_error, both_count = 0.0, 0
+        for p, (iuv_a, iuv_b, flow, visibility) in zip(people, truth):
+            a, b = p.meshes(*(perturbed(r, body, rng, pose, shape, transl) for r in (p.a, p.b)))
+            iuv_acc.update(render_iuv(a), iuv_a)
+            iuv_acc.update(render_iuv(b), iuv_b)
+            pred_flow, pred_visibility = pair_flow(a, b)
+            flow_acc.update(pred_flow, pred_visibility, flow, visibility)
+            both = (visibility == VISIBLE) & (pred_visibility != BACKGROUND)
+            both_error += float(np.linalg.norm(pred_flow[both] - flow[both], axis=1).sum())
+            both_count += int(both.sum())
+        i, f = iuv_acc.result(), flow_acc.result()
+        print(f"{name:>6} {pose:8.3f} {shape:6.2f} {transl:8.3f} | {i['part_accuracy']:8.4f} {i['uv_error']:7.4f} "
+              f"{i['false_body_rate']:10.4f} | {f['epe_visible']:7.3f} {both_error / both_count:7.3f} "
+              f"{f['visibility_iou_visible']:8.4f} {f['visibility_iou_hidden']:8.4f} {f['visibility_miou']:6.4f}")  # fmt: skip
+
+
+def exact_visibility(target: PosedMesh, source: PosedMesh) -> np.ndarray:
+    """(H, W) uint8 visibility states by ray casting: a target pixel's surface point is visible
+    when it projects inside the source image and the source camera's ray to it hits nothing
+    before it (0.1 mm slack)."""
+    from embreex import rtcore_scene
+    from embreex.mesh_construction import TriangleMesh
+
+    raster = render(target, target.faces)
+    hit = raster.mask
+    corners = source.vertices[target.faces[raster.face_id[hit]]].astype(np.float64)
+    points = np.einsum("nk,nkd->nd", raster.bary[hit].astype(np.float64), corners)
+    scene = rtcore_scene.EmbreeScene()
+    TriangleMesh(scene, source.vertices.astype(np.float32), source.faces)
+    directions = (points / points[:, 2:]).astype(np.float32)  # unit Z: the hit distance is the depth
+    first = scene.run(np.zeros_like(directions), directions, output=1)["tfar"]
+    cam = source.camera
+    x, y = cam.fx * directions[:, 0] + cam.cx, cam.fy * directions[:, 1] + cam.cy
+    inside = (points[:, 2] > 0) & (x >= -0.5) & (x < cam.width - 0.5) & (y >= -0.5) & (y < cam.height - 0.5)
+    visible = inside & (first >= points[:, 2] - 1e-4)
+    out = np.full(hit.shape, BACKGROUND, np.uint8)
+    out[hit] = np.where(visible, VISIBLE, HIDDEN)
+    return out
+
+
+def visibility(args: argparse.Namespace) -> None:
+    body = AnnyBody()
+    tolerances = (0.03, 0.01, 0.003, 0.002, 0.001)
+    print(f"body_flow visibility vs exact ray casting, {args.people} pairs; per size and depth_tolerance: "
+          "IoU of the hidden state, pixels wrongly visible / wrongly hidden (share of body pixels)")
+    for size in SIZES:
+        scores = {t: [FlowAccuracy(), 0, 0, 0] for t in tolerances}
+        for p in random_people(body, args.people, size, args.seed):
+            source, target = p.meshes()
+            exact = exact_visibility(target, source)
+            source_raster, target_raster = render(source, source.faces), render(target, target.faces)
+            for t in tolerances:
+                flow, vis = body_flow(target_raster, target.faces, source.vertices, source.camera, source_raster, depth_tolerance=t)
+                s = scores[t]
+                s[0].update(flow, vis, flow, exact)
+                s[1] += int(((vis == VISIBLE) & (exact == HIDDEN)).sum())
+                s[2] += int(((vis == HIDDEN) & (exact == VISIBLE)).sum())
+                s[3] += int((exact != BACKGROUND).sum())
+        for t, (acc, wrong_visible, wrong_hidden, n) in scores.items():
+            print(f"{size[0]:>5}x{size[1]:<5} tol {t:<7g} hidden IoU {acc.result()['visibility_iou_hidden']:.4f}  "
+                  f"wrongly visible {wrong_visible / n:.4f}  wrongly hidden {wrong_hidden / n:.4f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("speed")
+    p.add_argument("--device", default="cpu", help="where the torch rasteriser runs (cpu, cuda)")
+    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p = sub.add_parser("accuracy")
+    p.add_argument("--people", type=int, default=16)
+    p.add_argument("--size", default="256x192", help="HxW")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("visibility")
+    p.add_argument("--people", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    {"speed": speed, "accuracy": accuracy, "visibility": visibility}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""densepose/render: IUV of the fitted body in DensePose's conventions, through the stage runner."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from builders import garment_image, make_build, person_image
+from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
+from vtonpipe.annotators.densepose_render import raster_backend, render_iuv
+from vtonpipe.converters.masks import mask_box_edges
+from vtonpipe.bench.metrics import IUVAccuracy
+from vtonpipe.models.anny_body import AnnyBody
+from vtonpipe.models.bodies import posed_mesh
+from vtonpipe.models.camera import PinholeCamera, frame_body
+from vtonpipe.models.iuv import anny_charts, iuv_from_raster, part_id, smpl_charts
+from vtonpipe.models.raster import rasterize
+from vtonpipe.pipeline.context import AnnotationContext
+from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.pipeline.store import ShardReader
+
+H, W = 256, 192
+#: the fields of a ``body`` row that rendering does not read
+FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
+#: image_id -> body row fields, what the test body backend returns (others fail with no_person)
+KNOWN: dict[str, dict] = {}
+
+
+@register_backend
+class KnownBody(Backend):
+    """A ``body`` backend returning the rows of ``KNOWN``."""
+
+    annotator = "body"
+    name = "test-known-densepose"
+
+    def annotate(self, items, ctx):
+        return [dict(KNOWN[i.image_id]) if i.image_id in KNOWN else AnnotationFailure("no_person") for i in items]
+
+
+@pytest.fixture(scope="module")
+def body():
+    return AnnyBody()
+
+
+def anny_row(body: AnnyBody, pose=None, azimuth_deg: float = 0.0, shift=(0.0, 0.0, 0.0)) -> dict:
+    """A ``body`` row of the default anny body in ``pose`` (named bones), framed in a W x H image by
+    ``frame_body`` and then moved by ``shift`` metres in the camera frame."""
+    pose = body.pose_from_named(pose or {})[0].numpy()
+    with torch.no_grad():
+        vertices = body(pose)[0].numpy()
+    camera, rigid = frame_body(vertices, width=W, height=H, azimuth_deg=azimuth_deg)
+    return {
+        "model": "anny",
+        "pose": pose,
+        "shape": np.full(6, 0.5, np.float32),
+        "rotation": Rotation.from_matrix(rigid.R).as_rotvec().astype(np.float32),
+        "translation": (rigid.t + shift).astype(np.float32),
+        "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
+        **FIT_FIELDS,
+    }
+
+
+def reference_iuv(body: AnnyBody, row: dict) -> np.ndarray:
+    """IUV of a body row computed here from the model, the camera and the charts."""
+    with torch.no_grad():
+        vertices = body(row["pose"], row["shape"], row["rotation"], row["translation"])[0].numpy()
+    camera = PinholeCamera(*(float(v) for v in row["camera"]), W, H)
+    charts = anny_charts()
+    return iuv_from_raster(rasterize(vertices, body.faces, camera), charts.face_part, charts.face_uv)
+
+
+def test_iuv_conventions_and_the_persons_sides(body):
+    for azimuth in (0.0, 180.0):
+        iuv = render_iuv(posed_mesh(anny_row(body, azimuth_deg=azimuth), W, H))
+        assert iuv.dtype == np.uint8 and iuv.shape == (H, W, 3)
+        i = iuv[..., 0]
+        assert i.max() <= 24 and (iuv[i == 0] == 0).all()  # background is (0, 0, 0)
+        assert iuv[i > 0, 1:].min() == 0 and iuv[i > 0, 1:].max() == 255
+        right_x = np.nonzero(i == part_id("right_hand"))[1].mean()
+        left_x = np.nonzero(i == part_id("left_hand"))[1].mean()
+        front, back = (i == part_id("torso_front")).sum(), (i == part_id("torso_back")).sum()
+        if azimuth == 0.0:  # facing the camera: the person's right hand on the image left
+            assert right_x < W / 2 < left_x and front > 20 * back
+            seen = {"torso_front", "right_upper_arm_front", "left_upper_leg_front", "right_lower_leg_front", "right_head", "left_head"}
+            assert {part_id(p) for p in seen} <= set(np.unique(i))
+        else:
+            assert left_x < W / 2 < right_x and back > 20 * front
+
+
+def test_embree_and_torch_rasterisers_agree(body):
+    mesh = posed_mesh(anny_row(body, {"upperarm01.L": (0.0, -0.6, 0.0), "lowerleg01.R": (0.5, 0.0, 0.0)}, azimuth_deg=30.0), W, H)
+    a, b = render_iuv(mesh, "embree"), render_iuv(mesh, "torch")
+    same = a[..., 0] == b[..., 0]
+    assert (~same).sum() <= 0.0005 * (a[..., 0] > 0).sum()
+    assert np.abs(a[..., 1:].astype(int) - b[..., 1:].astype(int))[same].max() <= 1
+    assert raster_backend("auto", "cpu") == "embree" and raster_backend("auto", "cuda:0") == "torch"
+    assert raster_backend("torch", "cpu") == "torch"
+    with pytest.raises(ValueError, match="raster must be one of"):
+        raster_backend("opengl", "cpu")
+
+
+def test_foreground_box_holds_the_pixel_edges():
+    mask = np.zeros((10, 12), bool)
+    mask[2:5, 3:9] = True
+    np.testing.assert_array_equal(mask_box_edges(mask), [2.5, 1.5, 8.5, 4.5])
+
+
+def _build(tmp_path, people: int = 2):
+    return make_build(tmp_path, [(person_image(i, (H, W)), person_image(i + 50, (H, W)), garment_image(i, (H, W))) for i in range(people)])
+
+
+def _person_ids(build) -> list[str]:
+    return sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+
+
+SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None:
+    """An SMPL model file (official keys and shapes, plain numpy arrays) at ``smpl/SMPL_<GENDER>.pkl``
+    under ``weights`` whose posed mesh is ``v_template`` (6890, 3) for any pose and shape: every
+    vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
+    faces = smpl_charts().smpl_faces
+    skin = np.zeros((6890, 24))
+    skin[:, 0] = 1.0
+    arrays = {
+        "v_template": v_template, "shapedirs": np.zeros((6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207), np.float32),
+        "J_regressor": np.full((24, 6890), 1 / 6890), "weights": skin,
+        "kintree_table": np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(24))], np.int64),
+        "f": np.concatenate([faces, faces[:2]]),
+    }  # fmt: skip
+    path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+
+
+def test_smpl_bodies_render_densepose_s_own_charts(tmp_path, monkeypatch):
+    """A generated SMPL model on which two DensePose parts lie flat at 2 m, facing the camera, each
+    chart vertex at its own (U, V) scaled to 0.2 m: torso front on the image left, right lower leg
+    front on the right; every other vertex 1 m further back, on the optical axis. Rendered through
+    the stage, the U, V of each pixel must be the chart coordinates of its position on the plane."""
+    charts = smpl_charts()
+    size, depth = 0.2, 2.0
+    origins = {part_id("torso_front"): (-0.22, -0.1), part_id("right_lower_leg_front"): (0.02, -0.1)}
+    vertices = np.tile([0.0, 0.0, depth + 1.0], (6890, 1))
+    for part, (x0, y0) in origins.items():
+        corners = np.unique(charts.faces[charts.face_part == part])
+        smpl_ids = charts.vertex_smpl[corners]
+        assert len(np.unique(smpl_ids)) == len(corners)  # one (U, V) per SMPL vertex within the part
+        vertices[smpl_ids] = np.column_stack([(x0, y0) + size * charts.vertex_uv[corners], np.full(len(corners), depth)])
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "weights"))
+    write_smpl_model(tmp_path / "weights", "female", vertices)
+    build = _build(tmp_path, 1)
+    ids = _person_ids(build)
+    camera = PinholeCamera(400.0, 400.0, 95.5, 127.5, W, H)
+    KNOWN.clear()  # the SMPL body frame is the camera frame
+    KNOWN[ids[0]] = {
+        **FIT_FIELDS, "model": "smpl-female", "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32),
+        "rotation": np.zeros(3, np.float32), "translation": np.zeros(3, np.float32),
+        "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
+    }  # fmt: skip
+    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    assert run_stage(build, "densepose", "render", show_progress=False).computed == 1
+    iuv = ShardReader(build / "annotations" / "densepose").get(ids[0])["iuv"]
+
+    on_plane = np.abs(rasterize(vertices, charts.smpl_faces, camera).depth - depth) < 1e-5
+    for part, (x0, y0) in origins.items():
+        side = on_plane & ((np.arange(W) < camera.cx) if x0 < 0 else (np.arange(W) > camera.cx))[None, :]
+        assert side.sum() > 400 and (iuv[side, 0] == part).mean() > 0.99
+        mine = side & (iuv[..., 0] == part)
+        y, x = np.nonzero(mine)
+        u = ((x - camera.cx) * depth / camera.fx - x0) / size
+        v = ((y - camera.cy) * depth / camera.fy - y0) / size
+        np.testing.assert_allclose(iuv[mine, 1:].astype(float), 255 * np.stack([u, v], 1), atol=0.51)
+
+
+def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body):
+    build = _build(tmp_path)
+    ids = _person_ids(build)
+    KNOWN.clear()
+    KNOWN.update({
+        ids[0]: anny_row(body),
+        ids[1]: anny_row(body, {"upperarm01.R": (0.0, 0.8, 0.0)}, azimuth_deg=20.0),
+        ids[2]: anny_row(body, shift=(30.0, 0.0, 0.0)),  # far outside the image
+    })  # ids[3] has no body: missing_upstream
+    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    res = run_stage(build, "densepose", show_progress=False)  # the default backend is render
+    assert (res.backend, res.computed, res.failed) == ("render", 2, 2)
+    assert res.failures_by_reason == {"empty_render": 1, "missing_upstream": 1}
+    rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
+    assert sorted(rows) == ids[:2]
+
+    accuracy = IUVAccuracy()
+    for image_id, row in rows.items():
+        expected = reference_iuv(body, KNOWN[image_id])
+        np.testing.assert_array_equal(row["iuv"], expected)
+        accuracy.update(row["iuv"], expected)
+        cols, lines = np.nonzero((expected[..., 0] > 0).any(0))[0], np.nonzero((expected[..., 0] > 0).any(1))[0]
+        np.testing.assert_array_equal(row["bbox"], [cols[0] - 0.5, lines[0] - 0.5, cols[-1] + 0.5, lines[-1] + 0.5])
+        assert (row["score"], row["num_people"], row["backend"]) == (1.0, 1, "render")
+        assert json.loads(row["params"]) == {"raster": "auto"}
+    assert accuracy.result() == {"part_accuracy": 1.0, "uv_error": 0.0, "false_body_rate": 0.0}
+
+    # a body 1 cm off, as a fitter might give, no longer scores perfectly
+    off = IUVAccuracy()
+    off.update(render_iuv(posed_mesh(anny_row(body, shift=(0.01, 0.0, 0.0)), W, H)), rows[ids[0]]["iuv"])
+    assert 0.8 < off.result()["part_accuracy"] < 0.99
+
+
+def test_rows_follow_the_body_rows(tmp_path, body):
+    build = _build(tmp_path, 1)
+    ids = _person_ids(build)
+    KNOWN.clear()
+    KNOWN[ids[0]] = anny_row(body)
+    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    first = run_stage(build, "densepose", "render", show_progress=False)
+    assert (first.computed, first.failures_by_reason) == (1, {"missing_upstream": 1})
+    again = run_stage(build, "densepose", "render", show_progress=False)
+    assert (again.computed, again.skipped) == (0, 2)
+    # the missing body is fitted later: its densepose is computed without --retry-failed
+    KNOWN[ids[1]] = anny_row(body, azimuth_deg=90.0)
+    assert run_stage(build, "body", "test-known-densepose", retry_failed=True, show_progress=False).computed == 1
+    later = run_stage(build, "densepose", "render", show_progress=False)
+    assert (later.computed, later.skipped, later.failed) == (1, 1, 0)
+    rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
+    np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN[ids[1]]))

@@ -1,0 +1,301 @@
+"""smpl_flow/render: flow and visibility between two rendered anny bodies, exact against independent
+computations; 3D-GCL's o_gt on a rendered pair; the stage, its failures and its drawing."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.spatial.transform import Rotation
+
+from builders import garment_image, make_build, person_image
+from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
+from vtonpipe.annotators.densepose_render import render, render_iuv
+from vtonpipe.annotators.smpl_flow_render import RenderSmplFlow, pair_flow
+from vtonpipe.bench.metrics import FlowAccuracy
+from vtonpipe.models.anny_body import AnnyBody
+from vtonpipe.models.bodies import posed_mesh
+from vtonpipe.models.camera import PinholeCamera, frame_body
+from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, correspondence_ground_truth
+from vtonpipe.models.iuv import part_id, smpl_charts
+from vtonpipe.models.raster import rasterize
+from vtonpipe.pipeline.context import AnnotationContext
+from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.pipeline.show import render_show
+from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.vis.smpl_flow import draw_smpl_flow, flow_to_colour, warp_source
+
+H, W = 256, 192
+#: the fields of a ``body`` row that rendering does not read
+FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
+#: image_id -> body row fields, what the test body backend returns (others fail with no_person)
+KNOWN: dict[str, dict] = {}
+
+
+@register_backend
+class KnownBody(Backend):
+    """A ``body`` backend returning the rows of ``KNOWN``."""
+
+    annotator = "body"
+    name = "test-known-flow"
+
+    def annotate(self, items, ctx):
+        return [dict(KNOWN[i.image_id]) if i.image_id in KNOWN else AnnotationFailure("no_person") for i in items]
+
+
+def _rotvec(*steps) -> np.ndarray:
+    """Axis-angle of the product of (axis, angle) rotations."""
+    m = np.eye(3)
+    for axis, angle in steps:
+        m = m @ Rotation.from_rotvec(np.asarray(axis, float) / np.linalg.norm(axis) * angle).as_matrix()
+    return Rotation.from_matrix(m).as_rotvec()
+
+
+#: the right forearm across the chest: upper arm along the body turned inwards, elbow bent forwards
+ARM_ACROSS = {
+    "upperarm01.R": _rotvec(((0, 0, 1), 1.2), ((0, 1, 0), -0.5)),
+    "lowerarm01.R": 1.5 * np.array([-np.cos(0.73), 0.0, np.sin(0.73)]),
+}
+
+
+@pytest.fixture(scope="module")
+def body():
+    return AnnyBody()
+
+
+def anny_row(body: AnnyBody, pose=None, azimuth_deg: float = 0.0) -> dict:
+    """A ``body`` row of the default anny body in ``pose`` (named bones), framed in a W x H image;
+    the camera is the one that frames the A-pose body, whatever the pose."""
+    with torch.no_grad():
+        rest = body()[0].numpy()
+    camera, rigid = frame_body(rest, width=W, height=H, azimuth_deg=azimuth_deg)
+    return {
+        "model": "anny",
+        "pose": body.pose_from_named(pose or {})[0].numpy(),
+        "shape": np.full(6, 0.5, np.float32),
+        "rotation": Rotation.from_matrix(rigid.R).as_rotvec().astype(np.float32),
+        "translation": rigid.t.astype(np.float32),
+        "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
+        **FIT_FIELDS,
+    }
+
+
+def mesh(row):
+    return posed_mesh(row, W, H)
+
+
+def test_shifted_principal_point_gives_constant_flow(body):
+    target = anny_row(body, azimuth_deg=20.0)
+    source = {**target, "camera": target["camera"] + np.float32([0, 0, 5, -3])}
+    flow, visibility = pair_flow(mesh(source), mesh(target))
+    assert flow.dtype == np.float32 and flow.shape == (H, W, 2) and visibility.dtype == np.uint8
+    on_body = render(mesh(target), mesh(target).faces).mask
+    np.testing.assert_array_equal(visibility, np.where(on_body, VISIBLE, BACKGROUND))
+    np.testing.assert_allclose(flow[on_body], np.tile([5.0, -3.0], (on_body.sum(), 1)), atol=0.01)
+    assert (flow[~on_body] == 0).all()
+
+
+def test_translated_body_flow_matches_the_projection(body):
+    target = anny_row(body, {"upperarm01.L": (0.0, -0.6, 0.0)}, azimuth_deg=-30.0)
+    move = np.float32([0.05, -0.03, 0.4])  # metres in the camera frame
+    source = {**target, "translation": target["translation"] + move}
+    flow, visibility = pair_flow(mesh(source), mesh(target))
+    # independent: back-project each target pixel centre with its rendered depth, move, project
+    raster = render(mesh(target), mesh(target).faces)
+    fx, fy, cx, cy = (float(v) for v in target["camera"])
+    y, x = np.nonzero(raster.mask)
+    z = raster.depth[y, x].astype(np.float64)
+    point = np.stack([(x - cx) * z / fx, (y - cy) * z / fy, z], 1) + move
+    expected = np.stack([fx * point[:, 0] / point[:, 2] + cx - x, fy * point[:, 1] / point[:, 2] + cy - y], 1)
+    np.testing.assert_allclose(flow[y, x], expected, atol=0.01)
+    assert (visibility[raster.mask] == VISIBLE).mean() > 0.97  # only silhouette slivers change
+
+
+def test_arm_in_front_of_the_torso_hides_it(body):
+    source, target = mesh(anny_row(body, ARM_ACROSS)), mesh(anny_row(body))
+    tolerance = RenderSmplFlow.default_params["depth_tolerance"]  # relative: 1 cm at 5 m
+    flow, visibility = pair_flow(source, target, depth_tolerance=tolerance)
+    source_iuv, target_iuv = render_iuv(source), render_iuv(target)
+    source_depth, target_depth = render(source, source.faces).depth, render(target, target.faces).depth
+    torso = np.isin(target_iuv[..., 0], [part_id("torso_front"), part_id("torso_back")])
+    still = torso & (np.abs(flow).max(-1) < 1e-3)  # torso points the arm's pose does not move
+    arm_parts = [part_id(p) for p in ("right_hand", "right_upper_arm_front", "right_upper_arm_back", "right_lower_arm_front", "right_lower_arm_back")]
+    in_front = np.isin(source_iuv[..., 0], arm_parts) & (source_depth < (1 - tolerance) * target_depth)
+    behind_arm = still & in_front
+    assert behind_arm.sum() > 100
+    assert (visibility[behind_arm] == HIDDEN).all()
+    assert (visibility[still & np.isin(source_iuv[..., 0], [part_id("torso_front")])] == VISIBLE).all()
+    # the other way round, nothing covers the torso in the source: all of it that shows is visible
+    flow, visibility = pair_flow(target, source, depth_tolerance=tolerance)
+    still = np.isin(source_iuv[..., 0], [part_id("torso_front"), part_id("torso_back")]) & (np.abs(flow).max(-1) < 1e-3)
+    assert still.sum() > 1000 and (visibility[still] == VISIBLE).all()
+
+
+def _build(tmp_path, people: int):
+    return make_build(tmp_path, [(person_image(i, (H, W)), person_image(i + 50, (H, W)), garment_image(i, (H, W))) for i in range(people)])
+
+
+def _pairs(build) -> list[dict]:
+    return sorted(AnnotationContext(build).pairs, key=lambda p: p["source_image_id"])
+
+
+SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None:
+    """An SMPL model file (official keys and shapes, plain numpy arrays) at ``smpl/SMPL_<GENDER>.pkl``
+    under ``weights`` whose posed mesh is ``v_template`` (6890, 3) for any pose and shape: every
+    vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
+    faces = smpl_charts().smpl_faces
+    skin = np.zeros((6890, 24))
+    skin[:, 0] = 1.0
+    arrays = {
+        "v_template": v_template, "shapedirs": np.zeros((6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207), np.float32),
+        "J_regressor": np.full((24, 6890), 1 / 6890), "weights": skin,
+        "kintree_table": np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(24))], np.int64),
+        "f": np.concatenate([faces, faces[:2]]),
+    }  # fmt: skip
+    path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+
+
+def test_smpl_pairs_of_any_genders(tmp_path, monkeypatch, body):
+    """SMPL bodies flow through SMPL's topology, whatever their model files' genders: a generated
+    model whose mesh lays each DensePose part's chart on a tile of a tilted plane 2 m away, moved
+    in depth and sideways between the pair's images; an SMPL body never pairs with an anny one."""
+    charts = smpl_charts()
+    part = np.zeros(len(charts.vertex_uv), int)
+    part[charts.faces] = charts.face_part[:, None]
+    first = np.unique(charts.vertex_smpl, return_index=True)[1]  # a chart vertex of each SMPL vertex
+    u, v, p = charts.vertex_uv[first, 0], charts.vertex_uv[first, 1], part[first] - 1
+    vertices = np.stack([-0.3 + 0.1 * (p % 6) + 0.09 * u, -0.2 + 0.1 * (p // 6) + 0.09 * v, 2.0 + 0.1 * u], 1)
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "weights"))
+    for gender in ("neutral", "male"):
+        write_smpl_model(tmp_path / "weights", gender, vertices)
+    build = _build(tmp_path, 2)
+    smpl_pair, mixed = _pairs(build)
+    camera = np.float32([300.0, 300.0, 95.5, 127.5])
+    move = np.float32([0.03, 0.01, 0.2])
+    smpl = {**FIT_FIELDS, "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32), "rotation": np.zeros(3, np.float32), "camera": camera}
+    KNOWN.clear()
+    KNOWN.update({
+        smpl_pair["source_image_id"]: {**smpl, "model": "smpl-male", "translation": move},
+        smpl_pair["target_image_id"]: {**smpl, "model": "smpl", "translation": np.zeros(3, np.float32)},
+        mixed["source_image_id"]: {**smpl, "model": "smpl", "translation": np.zeros(3, np.float32)},
+        mixed["target_image_id"]: anny_row(body),
+    })  # fmt: skip
+    run_stage(build, "body", "test-known-flow", show_progress=False)
+    res = run_stage(build, "smpl_flow", "render", show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"model_mismatch": 1})
+    row = ShardReader(build / "annotations" / "smpl_flow").get(smpl_pair["pair_id"])
+    # independent: back-project each target pixel centre with its rendered depth, move, project
+    fx, fy, cx, cy = (float(c) for c in camera)
+    raster = rasterize(vertices, charts.smpl_faces, PinholeCamera(fx, fy, cx, cy, W, H))
+    y, x = np.nonzero(raster.mask)
+    z = raster.depth[y, x].astype(np.float64)
+    point = np.stack([(x - cx) * z / fx, (y - cy) * z / fy, z], 1) + move
+    expected = np.stack([fx * point[:, 0] / point[:, 2] + cx - x, fy * point[:, 1] / point[:, 2] + cy - y], 1)
+    assert len(y) > 4000
+    np.testing.assert_allclose(row["flow"][y, x], expected, atol=0.01)
+    assert (row["visibility"][raster.mask] == VISIBLE).mean() > 0.95
+    assert (row["visibility"][~raster.mask] == BACKGROUND).all()
+    with pytest.raises(ValueError, match="one model"):
+        pair_flow(mesh(KNOWN[mixed["source_image_id"]]), mesh(anny_row(body)))
+
+
+def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
+    build = _build(tmp_path, 3)
+    ok, missing, mixed = _pairs(build)
+    smpl = {**anny_row(body), "model": "smpl", "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32)}
+    KNOWN.clear()
+    KNOWN.update({
+        ok["source_image_id"]: anny_row(body, ARM_ACROSS, azimuth_deg=15.0),
+        ok["target_image_id"]: anny_row(body, {"lowerleg01.L": (0.6, 0.0, 0.0)}),
+        missing["source_image_id"]: anny_row(body),
+        mixed["source_image_id"]: anny_row(body),
+        mixed["target_image_id"]: smpl,
+    })  # missing's target has no body
+    run_stage(build, "body", "test-known-flow", show_progress=False)
+    res = run_stage(build, "smpl_flow", show_progress=False)  # the default backend is render
+    assert (res.backend, res.computed, res.failed) == ("render", 1, 2)
+    assert res.failures_by_reason == {"missing_upstream": 1, "model_mismatch": 1}
+
+    rows = list(ShardReader(build / "annotations" / "smpl_flow"))
+    assert [r["pair_id"] for r in rows] == [ok["pair_id"]]
+    row = rows[0]
+    source, target = mesh(KNOWN[ok["source_image_id"]]), mesh(KNOWN[ok["target_image_id"]])
+    flow, visibility = pair_flow(source, target)
+    np.testing.assert_array_equal(row["flow"], flow)
+    np.testing.assert_array_equal(row["visibility"], visibility)
+    assert row["visible_fraction"] == pytest.approx((visibility == VISIBLE).sum() / (visibility != BACKGROUND).sum())
+    assert 0.7 < row["visible_fraction"] < 1.0
+    accuracy = FlowAccuracy()  # exact parameters: perfect scores
+    accuracy.update(row["flow"], row["visibility"], flow, visibility)
+    assert accuracy.result() == {"epe_visible": 0.0, "visibility_iou_visible": 1.0, "visibility_iou_hidden": 1.0, "visibility_miou": 1.0}
+
+    # the missing target body is fitted later: the pair is computed without --retry-failed
+    KNOWN[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)
+    run_stage(build, "body", "test-known-flow", retry_failed=True, show_progress=False)
+    later = run_stage(build, "smpl_flow", show_progress=False)
+    assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {})
+
+
+def test_correspondence_ground_truth_warps_like_bilinear_sampling(body):
+    """3D-GCL's o_gt (Eq. 4) of a rendered pair (the flow and visibility a smpl_flow row holds) is
+    bilinear sampling of the 1/8-resolution source at each visible target cell's source position."""
+    source = mesh(anny_row(body, ARM_ACROSS, azimuth_deg=25.0))
+    target = mesh(anny_row(body, {"upperarm01.L": (0.0, -0.5, 0.0), "upperleg01.R": (-0.4, 0.0, 0.0)}))
+    flow, visibility = pair_flow(source, target)
+    o = correspondence_ground_truth(flow, visibility, stride=8)
+    hs, ws = H // 8, W // 8
+    assert o.shape == (hs * ws, hs * ws)
+    image = torch.rand(1, 3, hs, ws, generator=torch.Generator().manual_seed(0))
+    warped = (o @ image[0].reshape(3, -1).T).T.reshape(3, hs, ws)
+    # independent: grid_sample at the source position of each cell centre (8 k + 3.5 px), the flow
+    # read at the pixel nearest to it (8 k + 4)
+    ty, tx = np.meshgrid(8 * np.arange(hs) + 3.5, 8 * np.arange(ws) + 3.5, indexing="ij")
+    cell_flow = flow[8 * np.arange(hs) + 4][:, 8 * np.arange(ws) + 4]
+    grid = np.stack([(tx + cell_flow[..., 0] + 0.5) / W, (ty + cell_flow[..., 1] + 0.5) / H], -1) * 2 - 1
+    expected = F.grid_sample(image, torch.from_numpy(grid[None]).float(), mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    cells = visibility[8 * np.arange(hs) + 4][:, 8 * np.arange(ws) + 4] == VISIBLE
+    assert 60 < cells.sum() < hs * ws
+    torch.testing.assert_close(warped[:, cells], expected[:, cells], atol=1e-5, rtol=0)
+    assert (warped[:, ~cells] == 0).all()
+
+
+def test_flow_colours_and_warp():
+    colours = flow_to_colour(np.array([[[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [-2.0, 0.0]]], np.float32))
+    np.testing.assert_array_equal(colours[0, :3], [[255, 255, 255], [255, 0, 0], [255, 128, 128]])  # rest white, +x red
+    assert colours[0, 3, 0] == 0 and colours[0, 3, 2] == 255  # -x: blue-cyan
+    source = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 3.0, -2.0
+    warped = warp_source(source, flow)
+    np.testing.assert_array_equal(warped[2:, :27], source[:18, 3:])
+    assert (warped[:2] == 0).all() and (warped[:, 27:] == 0).all()
+
+
+def test_drawing_of_a_stored_pair(tmp_path, body):
+    build = _build(tmp_path, 1)
+    (pair,) = _pairs(build)
+    KNOWN.clear()
+    KNOWN.update({pair["source_image_id"]: anny_row(body, ARM_ACROSS), pair["target_image_id"]: anny_row(body, azimuth_deg=30.0)})
+    run_stage(build, "body", "test-known-flow", show_progress=False)
+    run_stage(build, "smpl_flow", show_progress=False)
+    ctx = AnnotationContext(build)
+    record = ctx.reader("smpl_flow").get(pair["pair_id"])
+    target = ctx.load_image(pair["target_image_id"])
+    picture = draw_smpl_flow(target, {**record, "_ctx": ctx})
+    assert picture.dtype == np.uint8 and picture.shape == (H, 3 * W, 3)
+    colours, warped, states = np.split(picture, 3, axis=1)
+    vis = record["visibility"]
+    assert (colours[vis == BACKGROUND] == 255).all() and (colours[vis != BACKGROUND] != 255).any(-1).mean() > 0.9
+    moved = warp_source(ctx.load_image(pair["source_image_id"]), record["flow"])
+    np.testing.assert_array_equal(warped[vis == VISIBLE], moved[vis == VISIBLE])
+    np.testing.assert_array_equal(states[vis == HIDDEN], np.tile([220, 40, 40], ((vis == HIDDEN).sum(), 1)))
+    assert render_show(build, pair["pair_id"], height=128).shape[0] == 128 + 20
