@@ -61,6 +61,21 @@ def test_rerun_skips_and_added_images_cost_only_their_own_work(tmp_path):
     assert len(ids) == len(set(ids)) == 6
 
 
+def test_an_image_changed_in_place_is_recomputed_and_its_old_row_dropped(tmp_path):
+    build = simple_build(tmp_path, 3)
+    run_stage(build, GM, rows_per_shard=2, show_progress=False)
+    changed = "all/P0001@1=cloth_front.jpg"
+    write_mpv_tree(tmp_path / "raw", [(person_image(i), person_image(i + 100), garment_image(i + (7 if i == 1 else 0))) for i in range(3)])
+    ingest("t", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
+    res = run_stage(build, GM, rows_per_shard=2, show_progress=False)
+    assert (res.computed, res.skipped) == (1, 2)
+    rows = _rows(build)
+    assert sorted(r["image_id"] for r in rows) == sorted({r["image_id"] for r in rows}) and len(rows) == 3
+    sha = {r["image_id"]: r["sha256"] for r in ShardReader(build / "ingest" / "images")}
+    assert all(r["input_sha256"] == sha[r["image_id"]] for r in rows)
+    assert next(r for r in rows if r["image_id"] == changed)["input_sha256"] == sha[changed]
+
+
 def test_param_change_recomputes_and_drops_stale_shards(tmp_path):
     build = simple_build(tmp_path, 2)
     run_stage(build, GM, show_progress=False)

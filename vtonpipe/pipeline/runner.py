@@ -64,12 +64,12 @@ class StageResult:
 
 
 def upstream_fingerprint(ctx: AnnotationContext, backend: Backend) -> dict[str, list[str]]:
-    """params_hash of every upstream stage a backend reads; part of its own params_hash."""
+    """backend/version/params_hash of every upstream stage a backend reads; part of its own params_hash."""
     out = {}
     for name in backend.requires:
         if not ctx.has(name):
             raise StageError(f"{backend.annotator}/{backend.name} needs the {name!r} annotations: run `vtonpipe annotate {name}` first")
-        out[name] = sorted({p["params_hash"] for p in ctx.provenance(name)})
+        out[name] = sorted({f"{p['backend']}/{p['version']}/{p['params_hash']}" for p in ctx.provenance(name)})
     return out
 
 
@@ -195,15 +195,19 @@ def run_stage(
     writer = ShardWriter(directory, spec.schema, name=annotator)
 
     # What is already there: rows of this configuration, by id and by input.
-    done_ids: set[str] = set()
+    done: set[tuple[str, str]] = set()  # (id, input) rows of this configuration
     stored_inputs: dict[str, tuple[str, int]] = {}
-    stale_files: set[str] = set()
+    stale_files: set[str] = set()  # shards of another configuration
+    stale_rows: dict[str, list[int]] = defaultdict(list)  # rows whose id now has other inputs
     for item_id, key, file, r in _existing_keys(directory, id_col, writer.shards):
-        if {k: key[k] for k in config} == config:
-            done_ids.add(item_id)
-            stored_inputs[key["input_sha256"]] = (file, r)
-        else:
+        if {k: key[k] for k in config} != config:
             stale_files.add(file)
+            continue
+        stored_inputs[key["input_sha256"]] = (file, r)
+        if item_id in inputs and inputs[item_id] != key["input_sha256"]:
+            stale_rows[file].append(r)
+        else:
+            done.add((item_id, key["input_sha256"]))
 
     failures = _load_failures(layout.failures(annotator), config)
     known_failed = {(f["item_id"], f["input_sha256"]) for f in failures}
@@ -215,7 +219,7 @@ def run_stage(
     todo_by_input: dict[str, list[str]] = defaultdict(list)
     reuse: list[str] = []
     for i in ids:
-        if i in done_ids:
+        if (i, inputs[i]) in done:
             result.skipped += 1
         elif (i, inputs[i]) in known_failed:
             result.skipped += 1
@@ -273,6 +277,8 @@ def run_stage(
     flush(force=True)
     if stale_files:
         writer.drop_shards(stale_files)
+    for file, rows in stale_rows.items():
+        writer.rewrite_shard(file, drop_rows=rows)
     weights = b.weights_sha256()
     writer.finish(
         provenance=[{**config, "params": b.params, "upstream": upstream, "weights_sha256": weights, "packages": b.packages()}],

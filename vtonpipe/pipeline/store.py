@@ -168,6 +168,17 @@ class ShardWriter:
         self.manifest["rows"] = sum(s["rows"] for s in keep)
         self._write_manifest()
 
+    def rewrite_shard(self, file: str, *, drop_rows: Sequence[int]) -> None:
+        """Replace shard ``file`` by a new shard without the rows at ``drop_rows``."""
+        reader = ShardReader(self.directory)
+        index = next(i for i, s in enumerate(reader.shards) if s.file == file)
+        drop = set(drop_rows)
+        keep = [row for r, row in enumerate(reader.iter_shard(index)) if r not in drop]
+        reader.close()
+        if keep:
+            self.write_shard(keep, validated=True)
+        self.drop_shards([file])
+
     def finish(self, **extra: Any) -> dict[str, Any]:
         """Mark the directory complete and record ``extra`` (provenance, counts) in the manifest."""
         self.manifest.update(extra)
@@ -259,15 +270,15 @@ class ShardReader:
                 self._npz[i] = np.load(self.directory / s.dense_file, allow_pickle=False)
         return self._npz[i]
 
-    def _row(self, i: int, r: int, dense: bool = True) -> dict[str, Any]:
-        t = self.table(i).slice(r, 1)
-        row = self.schema.rows_from_table(t)[0]
-        if dense and self.schema.dense:
-            npz = self._dense(i)
-            for f in self.schema.dense:
-                key = f"{f.name}/{r}"
-                row[f.name] = npz[key] if npz is not None and key in npz.files else None
+    def _attach_dense(self, row: dict[str, Any], npz: Any, r: int) -> dict[str, Any]:
+        for f in self.schema.dense:
+            key = f"{f.name}/{r}"
+            row[f.name] = npz[key] if npz is not None and key in npz.files else None
         return row
+
+    def _row(self, i: int, r: int, dense: bool = True) -> dict[str, Any]:
+        row = self.schema.rows_from_table(self.table(i).slice(r, 1))[0]
+        return self._attach_dense(row, self._dense(i), r) if dense and self.schema.dense else row
 
     @property
     def index(self) -> dict[str, tuple[int, int]]:
@@ -301,15 +312,15 @@ class ShardReader:
             raise KeyError(f"{item_id!r} not in {self.directory}") from None
         return self._row(i, r, dense=dense)
 
+    def iter_shard(self, i: int) -> Iterator[dict[str, Any]]:
+        """The rows of shard ``i`` in order, dense arrays loaded."""
+        npz = self._dense(i) if self.schema.dense else None
+        for r, row in enumerate(self.schema.rows_from_table(self.table(i))):
+            yield self._attach_dense(row, npz, r)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for i, s in enumerate(self.shards):
-            rows = self.schema.rows_from_table(self.table(i))
-            npz = self._dense(i) if self.schema.dense else None
-            for r, row in enumerate(rows):
-                for f in self.schema.dense:
-                    key = f"{f.name}/{r}"
-                    row[f.name] = npz[key] if npz is not None and key in npz.files else None
-                yield row
+        for i in range(len(self.shards)):
+            yield from self.iter_shard(i)
 
     def read_all(self, columns: Sequence[str] | None = None) -> pa.Table:
         """All Parquet rows as one Arrow table (dense fields excluded)."""
