@@ -1,18 +1,30 @@
-"""The embedded sample dataset (MPV layout), written by ``vtonpipe sample``."""
+"""The embedded sample dataset (MPV layout), written by ``vtonpipe sample`` (docs/SAMPLE.md).
+
+Synthetic dressed people rendered from anny (:mod:`vtonpipe.synth.scene`), each in two poses, and
+their top alone as the in-shop garment, with exact ground truth (:mod:`vtonpipe.synth.groundtruth`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from ..io import write_image
+from ..io import write_bytes_atomic, write_image, write_json_atomic
+from .groundtruth import image_truth_path, pair_truth_path, write_truth
+
+GENERATOR_VERSION = 2
+FLOW_DEPTH_TOLERANCE = 0.02  # m: a source point this close to the visible surface counts as visible
+TEST_EVERY = 4  # person i is in the test split when i % TEST_EVERY == TEST_EVERY - 1
 
 
 @dataclass
 class SampleSummary:
+    """What :func:`write_sample` wrote: ``images`` = 3 per person, ``pairs`` = 1 per person."""
+
     root: Path
     people: int
     images: int
@@ -30,26 +42,62 @@ def parse_size(size: str) -> tuple[int, int]:
     return h, w
 
 
-def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192), test_fraction: float = 0.25) -> SampleSummary:
-    """Write ``people`` (pose A, pose B, garment) triplets in MPV layout under ``out``, deterministically."""
+def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192)) -> SampleSummary:
+    """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
+
+    Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
+    ``...@1=person_whole_<view>.jpg`` (pose B), ``...@2=cloth_front.jpg`` (their top), one line
+    ``A B cloth split`` of ``all_poseA_poseB_clothes.txt``, the GT of the three images and of the
+    pair (A source, B target), and their recipe in ``sample.json``.
+    """
+    from ..models.anny_body import PHENOTYPE_LABELS, AnnyBody
+    from ..models.flow import body_flow
+    from ..models.iuv import anny_charts
+    from .person import DressedBody
+    from .recipes import sample_person, sample_photos
+    from .scene import Renderer
+
     out = Path(out)
-    rng = np.random.default_rng(seed)
-    h, w = size
-    lines = []
+    body = AnnyBody()
+    renderer = Renderer(body, anny_charts())
+    lines, records = [], []
     for i in range(people):
-        colour = tuple(int(c) for c in rng.integers(30, 220, 3))
-        stem = f"S{seed:02d}{i:04d}@0"
-        names = [f"{stem}=person_half_front.jpg", f"{stem}=person_whole_back.jpg", f"{stem}=cloth_front.jpg"]
-        for j, name in enumerate(names[:2]):
-            img = np.full((h, w, 3), 228, np.uint8)
-            cx = w // 2 + int(rng.integers(-w // 10, w // 10 + 1))
-            cv2.ellipse(img, (cx, h // 2), (w // 6, h // 3), 0, 0, 360, colour, -1)
-            cv2.circle(img, (cx, h // 8 + j * 4), h // 14, (170, 130, 110), -1)
-            write_image(out / "all" / name, img)
-        g = np.full((h, w, 3), 250, np.uint8)
-        cv2.rectangle(g, (w // 4, h // 5), (3 * w // 4, 4 * h // 5), colour, -1)
-        write_image(out / "all" / names[2], g)
-        split = "test" if i < round(people * test_fraction) else "train"
+        rng = np.random.default_rng([seed, i])
+        recipe = sample_person(rng)
+        photos = sample_photos(rng)
+        pid = f"S{i:04d}"
+        names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
+        split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"
+        dressed = DressedBody(body, recipe)
+        category = recipe.top.category
+        views = []
+        for name, photo in zip(names, photos):
+            view = renderer.person(dressed, photo.pose, photo.shot, size)
+            views.append(view)
+            write_image(out / "all" / name, view.image)
+            turn = Rotation.from_rotvec([0.0, 0.0, photo.pose.turn])
+            rotation = (Rotation.from_matrix(view.to_camera.R) * turn).as_rotvec()
+            cam = view.camera
+            write_truth(image_truth_path(out, f"all/{name}"), "person", {
+                "coco18": view.coco18, "person_mask": (view.parsing > 0).astype(np.uint8), "parsing": view.parsing,
+                "iuv": view.iuv, "face_id": view.body.face_id, "landmarks": view.landmarks,
+                "body_pose": view.pose.astype(np.float32), "phenotype": np.asarray(recipe.phenotype, np.float32),
+                "body_rotation": rotation.astype(np.float32), "body_translation": view.to_camera.t.astype(np.float32),
+                "camera": np.array([cam.fx, cam.fy, cam.cx, cam.cy], np.float32), "garment_category": category,
+            })  # fmt: skip
+        garment = renderer.garment(dressed, size, seed=int(rng.integers(2**31)))
+        write_image(out / "all" / names[2], garment.image)
+        write_truth(image_truth_path(out, f"all/{names[2]}"), "garment", {"garment_mask": garment.mask, "landmarks": garment.landmarks, "garment_category": category})
+        a, b = views
+        tolerance = FLOW_DEPTH_TOLERANCE / float(np.median(a.vertices[:, 2]))  # body_flow's is relative
+        flow, visibility = body_flow(b.body, body.faces, a.vertices, a.camera, a.body, depth_tolerance=tolerance)
+        write_truth(pair_truth_path(out, f"all/{names[0]}", f"all/{names[1]}"), "pair", {"flow": flow, "visibility": visibility, "garment_category": category})
         lines.append("\t".join([*names, split]))
-    (out / "all_poseA_poseB_clothes.txt").write_text("\n".join(lines) + "\n")
+        records.append({"id": pid, "split": split, "images": names, "recipe": dataclasses.asdict(recipe),
+                        "photos": [dataclasses.asdict(p) for p in photos]})  # fmt: skip
+    write_bytes_atomic(out / "all_poseA_poseB_clothes.txt", ("\n".join(lines) + "\n").encode())
+    write_json_atomic(out / "sample.json", {
+        "generator": "vtonpipe.synth", "version": GENERATOR_VERSION, "seed": seed, "size": list(size),
+        "phenotype_labels": list(PHENOTYPE_LABELS), "people": records,
+    })  # fmt: skip
     return SampleSummary(out, people, 3 * people, people)

@@ -7,8 +7,10 @@ For each image ``<root>/all/<stem>.jpg`` there is ``<root>/gt/<stem>.npz``; for 
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -80,10 +82,15 @@ def validate_truth(kind: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray
 
 
 def write_truth(path: str | Path, kind: str, arrays: Mapping[str, Any]) -> None:
-    """Validate and write one GT file atomically (compressed NPZ)."""
+    """Validate and write one GT file atomically (compressed NPZ, byte-identical for equal arrays:
+    unlike ``np.savez_compressed``, no time stamps)."""
     data = validate_truth(kind, arrays)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **data)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for key, value in data.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, value, allow_pickle=False)
 
 
 def read_truth(path: str | Path) -> dict[str, Any]:

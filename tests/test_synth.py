@@ -1,0 +1,241 @@
+"""The embedded sample dataset: reproducible bytes, MPV layout, and ground truth that agrees with
+the pixels (docs/SAMPLE.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_dilation, binary_erosion
+from scipy.spatial.transform import Rotation
+
+from vtonpipe.bench.metrics import KeypointAccuracy
+from vtonpipe.converters.keypoints import clear_outside, mp33_to_coco18
+from vtonpipe.converters.landmarks import ABSENT, PRESENT, VISIBLE
+from vtonpipe.datasets import get_adapter
+from vtonpipe.io import read_image
+from vtonpipe.models.anny_body import AnnyBody
+from vtonpipe.models.iuv import anny_charts
+from vtonpipe.synth import write_sample
+from vtonpipe.synth.garments import Bottom, Fabric, Hair, Shoes, Top, srgb_to_linear
+from vtonpipe.synth.groundtruth import pair_truth_path, read_truth, validate_truth
+from vtonpipe.synth.person import DressedBody, PersonRecipe
+from vtonpipe.synth.poses import sample_pose
+from vtonpipe.synth.recipes import SKIN_TONES
+from vtonpipe.synth.scene import Renderer, Shot
+
+PEOPLE, SEED, SIZE = 4, 3, (256, 192)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample") / "raw"
+    write_sample(root, PEOPLE, SEED, SIZE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def body() -> AnnyBody:
+    return AnnyBody()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _people(root: Path) -> list[list[str]]:
+    return [line.split() for line in (root / "all_poseA_poseB_clothes.txt").read_text().splitlines()]
+
+
+def _near(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Pixels within ``pixels`` (chessboard distance) of ``mask``."""
+    return binary_dilation(mask.astype(bool), np.ones((3, 3), bool), iterations=pixels)
+
+
+def _pixel(x: float, y: float) -> tuple[int, int]:
+    """(row, column) of the pixel whose centre is nearest to (x, y)."""
+    return int(np.rint(y)), int(np.rint(x))
+
+
+def _truth(root: Path, name: str) -> dict:
+    return read_truth(root / "gt" / f"{Path(name).stem}.npz")
+
+
+def test_same_seed_same_bytes(sample, tmp_path):
+    again = tmp_path / "again"
+    write_sample(again, PEOPLE, SEED, SIZE)
+    first = _files(sample)
+    assert first == _files(again)
+    assert sum(k.endswith(".jpg") for k in first) == 3 * PEOPLE and sum(k.startswith("gt/pairs/") for k in first) == PEOPLE
+    # a person does not depend on how many are drawn; another seed draws other people
+    fewer, other = tmp_path / "fewer", tmp_path / "other"
+    write_sample(fewer, 2, SEED, SIZE)
+    write_sample(other, 2, SEED + 1, SIZE)
+    for name, data in _files(fewer).items():
+        if name.startswith(("all/", "gt/")):
+            assert data == first[name], name
+            assert _files(other).get(name) != data, name
+
+
+def test_mpv_adapter_ingests_the_sample(sample):
+    scan = get_adapter("mpv").scan(sample)
+    assert scan.problems == []
+    assert len(scan.pairs) == PEOPLE and scan.pair_lines == PEOPLE
+    assert sorted(p.split for p in scan.pairs) == ["test"] + ["train"] * (PEOPLE - 1)
+    kinds = {e.path: e.kind for e in scan.images}
+    assert sum(k == "garment" for k in kinds.values()) == PEOPLE and sum(k == "person" for k in kinds.values()) == 2 * PEOPLE
+    for entry in scan.images:
+        assert read_image(sample / entry.path).shape == (*SIZE, 3)
+    meta = json.loads((sample / "sample.json").read_text())
+    assert meta["seed"] == SEED and meta["size"] == list(SIZE) and len(meta["people"]) == PEOPLE
+    for person, (a, b, cloth, split) in zip(meta["people"], _people(sample)):
+        assert person["images"] == [a, b, cloth] and person["split"] == split
+        assert person["photos"][0]["pose"]["name"] != person["photos"][1]["pose"]["name"]
+
+
+def test_ground_truth_files_follow_the_documented_format(sample):
+    for a, b, cloth, _ in _people(sample):
+        for name, kind in ((a, "person"), (b, "person"), (cloth, "garment")):
+            gt = _truth(sample, name)
+            assert gt["kind"] == kind
+            validate_truth(kind, {k: v for k, v in gt.items() if k != "kind"})
+            assert gt["garment_category"] in ("tee", "long_sleeve", "sleeveless")
+        pair = read_truth(pair_truth_path(sample, f"all/{a}", f"all/{b}"))
+        validate_truth("pair", {k: v for k, v in pair.items() if k != "kind"})
+
+
+def test_masks_parsing_iuv_and_face_ids_agree(sample):
+    charts = anny_charts()
+    for a, b, _, _ in _people(sample):
+        for name in (a, b):
+            gt = _truth(sample, name)
+            person = gt["person_mask"].astype(bool)
+            np.testing.assert_array_equal(person, gt["parsing"] > 0)
+            body = gt["face_id"] >= 0
+            np.testing.assert_array_equal(body, gt["iuv"][..., 0] > 0)
+            assert body.sum() > 0.6 * person.sum() and not (body & ~person).any()
+            np.testing.assert_array_equal(charts.face_part[gt["face_id"][body]], gt["iuv"][..., 0][body])
+            # the person stands out from the backdrop: the image differs inside and around the mask
+            image = read_image(sample / "all" / name).astype(float)
+            ring = binary_dilation(person, iterations=4) & ~binary_dilation(person, iterations=2)
+            assert np.abs(image[person].mean(0) - image[ring].mean(0)).max() > 10
+
+
+def test_keypoints_land_on_the_person_and_follow_the_body_parameters(sample, body):
+    for a, b, _, _ in _people(sample):
+        for name in (a, b):
+            gt = _truth(sample, name)
+            kp = gt["coco18"]
+            assert set(np.unique(kp[:, 2])) <= {0.0, 1.0, 2.0} and (kp[:, 2] == 2).sum() >= 12
+            near = _near(gt["person_mask"], 1)
+            for x, y, state in kp:
+                if state > 0:
+                    assert near[_pixel(x, y)], name
+            # body_pose, phenotype, body_rotation/translation and camera reproduce the keypoints
+            with torch.no_grad():
+                v = body(pose=torch.as_tensor(gt["body_pose"]), phenotype=torch.as_tensor(gt["phenotype"]))
+                joints = body.openpose18(v)[0].numpy().astype(np.float64)
+            cam = Rotation.from_rotvec(gt["body_rotation"]).apply(joints) + gt["body_translation"]
+            fx, fy, cx, cy = gt["camera"]
+            np.testing.assert_allclose(np.stack([fx * cam[:, 0] / cam[:, 2] + cx, fy * cam[:, 1] / cam[:, 2] + cy], 1), kp[:, :2], atol=0.05)
+
+
+def test_landmarks_lie_on_the_garment(sample):
+    for a, b, cloth, _ in _people(sample):
+        g = _truth(sample, cloth)
+        category = g["garment_category"]
+        present = np.flatnonzero(g["landmarks"][:, 2] != ABSENT)
+        np.testing.assert_array_equal(present, PRESENT[category])
+        mask = _near(g["garment_mask"], 1)
+        lm = g["landmarks"]
+        for k in present:
+            assert mask[_pixel(*lm[k, :2])], k
+        assert (lm[present, 2] == VISIBLE).mean() > 0.8  # a front view shows nearly all of them
+        # front view: the wearer's left is the image's right
+        for left, right in ((1, 2), (3, 4), (15, 16), (17, 19)):
+            assert lm[left, 0] > lm[right, 0]
+        for name in (a, b):
+            gt = _truth(sample, name)
+            np.testing.assert_array_equal(gt["landmarks"][:, 2] == ABSENT, g["landmarks"][:, 2] == ABSENT)
+            upper = _near(gt["parsing"] == 5, 2)  # boundary points: at most 2 px from upper-clothes pixels
+            seen = np.flatnonzero(gt["landmarks"][:, 2] == VISIBLE)
+            assert len(seen) >= 5
+            for k in seen:
+                assert upper[_pixel(*gt["landmarks"][k, :2])], (name, k)
+
+
+def test_pair_flow_links_the_same_body_points(sample):
+    for a, b, _, _ in _people(sample):
+        pair = read_truth(pair_truth_path(sample, f"all/{a}", f"all/{b}"))
+        source, target = _truth(sample, a), _truth(sample, b)
+        np.testing.assert_array_equal(pair["visibility"] == 2, target["face_id"] < 0)
+        ys, xs = np.nonzero(pair["visibility"] == 0)
+        assert len(ys) > 0.3 * (target["face_id"] >= 0).sum()
+        sx = np.rint(xs + pair["flow"][ys, xs, 0]).astype(int)
+        sy = np.rint(ys + pair["flow"][ys, xs, 1]).astype(int)
+        h, w = SIZE
+        assert ((sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)).all()
+        same_part = source["iuv"][sy, sx, 0] == target["iuv"][ys, xs, 0]
+        assert same_part.mean() > 0.9
+
+
+def _recipe(skin, top_colour=(200, 30, 30), category="tee") -> PersonRecipe:
+    solid = lambda c: Fabric("solid", c, c, 0.05)
+    return PersonRecipe(
+        phenotype=(0.0, 0.7, 0.5, 0.5, 0.5, 0.5),
+        skin=skin,
+        eyes=(60, 38, 24),
+        hair=Hair(50, 8, -28, 0.006, (118, 56, 30)),
+        top=Top(category, "crew", -0.05, {"tee": 0.4, "long_sleeve": 0.95, "sleeveless": 0.0}[category], solid(top_colour)),
+        bottom=Bottom("trousers", 0.09, 0.95, solid((30, 60, 150))),
+        shoes=Shoes(0.03, (40, 130, 60)),
+    )
+
+
+def test_parsing_labels_the_colours_that_were_rendered(body):
+    recipe = _recipe(SKIN_TONES[1])
+    renderer = Renderer(body, anny_charts())
+    view = renderer.person(DressedBody(body, recipe), sample_pose("a_pose", np.random.default_rng(0)), Shot(2.0, 20.0, 0.05, 0), SIZE)
+    linear = srgb_to_linear(view.image.reshape(-1, 3)).reshape(view.image.shape)
+    classes = {"top": [5], "trousers": [9], "skin": [13, 14, 15], "hair": [2], "shoes": [18, 19]}
+    colours = {"top": recipe.top.fabric.colour, "trousers": recipe.bottom.fabric.colour, "skin": recipe.skin,
+               "hair": recipe.hair.colour, "shoes": recipe.shoes.colour}  # fmt: skip
+
+    def chroma(rgb) -> np.ndarray:
+        rgb = np.asarray(rgb, float)
+        return rgb / rgb.sum(-1, keepdims=True)
+
+    for name, labels in classes.items():
+        inner = binary_erosion(np.isin(view.parsing, labels), iterations=1)
+        assert inner.sum() > 20, name
+        measured = chroma(np.median(linear[inner], axis=0))
+        nearest = min(colours, key=lambda c: np.abs(chroma(srgb_to_linear(colours[c])) - measured).sum())
+        assert nearest == name
+    # the top's pixels are its albedo times a grey shading factor
+    top = binary_erosion(view.parsing == 5, iterations=1)
+    ratio = linear[top].mean(0) / srgb_to_linear(recipe.top.fabric.colour)
+    assert 0.4 < ratio.min() and ratio.max() < 1.6 * ratio.min()
+
+
+def test_mediapipe_finds_the_renders_dark_skin_and_arms_overhead_included(body):
+    from vtonpipe.models.mediapipe_models import PoseLandmarker
+
+    renderer = Renderer(body, anny_charts())
+    pose = PoseLandmarker()
+    cases = [
+        (SKIN_TONES[-1], "arms_overhead", 0.0, "long_sleeve"),
+        (SKIN_TONES[-1], "arms_overhead", 0.7, "tee"),
+        (SKIN_TONES[-2], "walking", -0.8, "sleeveless"),
+        (SKIN_TONES[0], "hands_on_hips", 0.6, "tee"),
+    ]
+    for skin, name, turn, category in cases:
+        dressed = DressedBody(body, _recipe(skin, (240, 200, 60), category))
+        view = renderer.person(dressed, sample_pose(name, np.random.default_rng(1), turn), Shot(3.0, 22.0, 0.05, 1), SIZE)
+        result = pose(view.image)
+        assert result is not None, (skin, name)
+        acc = KeypointAccuracy(alpha=0.1)
+        acc.update(clear_outside(mp33_to_coco18(result.landmarks[:, [0, 1, 3]], 0.5), SIZE), view.coco18)
+        assert acc.result()["pck@0.1"] >= 0.8, (skin, name, acc.result())

@@ -1,0 +1,163 @@
+"""The 32 garment landmarks of a top, anchored to points of the body surface.
+
+Each landmark (:mod:`vtonpipe.converters.landmarks`) is a point of the person's rest body, found
+from the top's field (:func:`~vtonpipe.synth.garments.top_field`): on the boundary of the region
+(neckline, hem, cuffs, armholes; exact points where the interpolated field crosses zero on mesh
+edges) or at a vertex (shoulder seam ends, armpits, elbows, waist). An anchor is a blend of two
+vertices ``(1 - t) v_i + t v_j``, so it follows the body into any pose and onto the garment shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ..converters.landmarks import NUM_LANDMARKS, PRESENT
+from .fields import BodyFields
+
+
+@dataclass
+class Anchors:
+    """``i``, ``j`` (32,) int64 vertex ids, ``t`` (32,) float64: landmark k is at ``(1 - t) v_i + t v_j``;
+    ``present`` (32,) bool (absent landmarks have ``i = j = 0``)."""
+
+    i: np.ndarray
+    j: np.ndarray
+    t: np.ndarray
+    present: np.ndarray
+
+    def points(self, vertices: np.ndarray) -> np.ndarray:
+        """(32, 3) landmark positions on a mesh of the body's topology (absent ones included)."""
+        return (1.0 - self.t)[:, None] * vertices[self.i] + self.t[:, None] * vertices[self.j]
+
+
+@dataclass
+class _Boundary:
+    """Zero crossings of a field on mesh edges: edge (a, b), fraction t from a to b, position, and
+    the connected curve each belongs to."""
+
+    a: np.ndarray
+    b: np.ndarray
+    t: np.ndarray
+    pos: np.ndarray
+    curve: np.ndarray
+
+
+def _boundary(vertices: np.ndarray, faces: np.ndarray, field: np.ndarray) -> _Boundary:
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges.sort(1)
+    keys, inverse = np.unique(edges, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    fa, fb = field[keys[:, 0]], field[keys[:, 1]]
+    crossing = (fa > 0) != (fb > 0)
+    ids = np.full(len(keys), -1)
+    ids[crossing] = np.arange(crossing.sum())
+    # a face crossed by the level set has exactly two crossing edges: they form one curve segment
+    per_face = ids[inverse.reshape(3, -1).T]  # (F, 3)
+    seg = per_face[(per_face >= 0).sum(1) == 2]
+    seg = np.sort(seg, 1)[:, 1:]
+    n = int(crossing.sum())
+    graph = coo_matrix((np.ones(len(seg)), (seg[:, 0], seg[:, 1])), shape=(n, n))
+    _, curve = connected_components(graph, directed=False)
+    a, b = keys[crossing, 0], keys[crossing, 1]
+    t = field[a] / (field[a] - field[b])
+    pos = (1 - t)[:, None] * vertices[a] + t[:, None] * vertices[b]
+    return _Boundary(a, b, t, pos, curve)
+
+
+def _natural_waist(fields: BodyFields) -> float:
+    """Height (m) of the natural waist: the narrowest slice of the trunk (arms and head left out)
+    between 20% and 60% of the way from the pelvis to the shoulder joints, in 1 cm slices
+    averaged over 5 cm."""
+    rest, j = fields.rest, fields.joints
+    trunk = (fields.arm < 0.5) & (fields.head + fields.neck < 0.5)
+    lo, hi = j["root"][2], j["upperarm01.L"][2]
+    slice_of = np.floor((rest[:, 2] - lo) / 0.01).astype(int)
+    count = int(np.ceil((hi - lo) / 0.01))
+    use = trunk & (slice_of >= 0) & (slice_of < count)
+    right, left = np.full(count, np.inf), np.full(count, -np.inf)
+    np.minimum.at(right, slice_of[use], rest[use, 0])
+    np.maximum.at(left, slice_of[use], rest[use, 0])
+    width = left - right
+    ok = np.isfinite(width)  # slices holding no vertex take their neighbours' width
+    width = np.convolve(np.interp(np.arange(count), np.flatnonzero(ok), width[ok]), np.ones(5) / 5, mode="same")
+    first, last = int(0.2 * count), int(0.6 * count)
+    return float(lo + 0.01 * (first + np.argmin(width[first:last]) + 0.5))
+
+
+def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, category: str) -> Anchors:
+    """Anchors of the 32 landmarks of a top of ``category`` (tee, long_sleeve, sleeveless) with
+    signed per-vertex ``field`` (m) on the rest body of ``fields``."""
+    rest, j = fields.rest, fields.joints
+    bd = _boundary(rest, faces, field)
+    curves, sizes = np.unique(bd.curve, return_counts=True)
+    curves = curves[sizes >= 6]  # ignore specks
+    if len(curves) != 4:
+        raise ValueError(f"the {category}'s boundary has {len(curves)} curves, expected 4 (neckline, hem, two arm openings)")
+    centroid = np.array([bd.pos[bd.curve == c].mean(0) for c in curves])
+    neck_curve = curves[np.argmax(np.where(np.abs(centroid[:, 0]) < 0.06, centroid[:, 2], -np.inf))]
+    hem_curve = curves[np.argmin(np.where(np.abs(centroid[:, 0]) < 0.06, centroid[:, 2], np.inf))]
+    arm_curve = {s: curves[np.argmax(s * centroid[:, 0])] for s in (1, -1)}  # cuff or armhole per side
+
+    i, jj, t = np.zeros(NUM_LANDMARKS, np.int64), np.zeros(NUM_LANDMARKS, np.int64), np.zeros(NUM_LANDMARKS)
+
+    def on_curve(k: int, curve: int, score: np.ndarray) -> None:
+        """Landmark k := the point of ``curve`` maximising ``score`` (evaluated on all crossings)."""
+        m = np.flatnonzero(bd.curve == curve)
+        best = m[np.argmax(score[m])]
+        i[k], jj[k], t[k] = bd.a[best], bd.b[best], bd.t[best]
+
+    def at_vertex(k: int, candidates: np.ndarray, score: np.ndarray) -> None:
+        """Landmark k := the vertex among ``candidates`` (V,) bool maximising ``score`` (V,)."""
+        v = np.flatnonzero(candidates)
+        best = v[np.argmax(score[v])]
+        i[k] = jj[k] = best
+
+    x, y, z = bd.pos.T
+    front = y < j["neck01"][1]  # points on the front half, as a front view shows them
+    on_curve(0, neck_curve, np.where(front, -z, -np.inf))
+    on_curve(1, neck_curve, np.where(front, x, -np.inf))
+    on_curve(2, neck_curve, np.where(front, -x, -np.inf))
+    hem_front = np.where(y < j["root"][1], -np.abs(x), -np.inf)
+    on_curve(17, hem_curve, x)
+    on_curve(18, hem_curve, hem_front)
+    on_curve(19, hem_curve, -x)
+
+    inside = field > 0
+    torso = (fields.arm < 0.15) & (fields.leg < 0.15) & (fields.head + fields.neck < 0.15)
+    waist_band = torso & inside & (np.abs(rest[:, 2] - _natural_waist(fields)) < 0.01)
+    at_vertex(15, waist_band, rest[:, 0])
+    at_vertex(16, waist_band, -rest[:, 0])
+
+    a0 = fields.arm_rest_angle()
+    for s, side in ((1, "L"), (-1, "R")):
+        left = s == 1
+        shoulder, armpit = (3, 5) if left else (4, 6)
+        outward = np.array([s * np.cos(a0), 0.0, np.sin(a0)])  # perpendicular to the arm, up and out
+        if category == "sleeveless":
+            on_curve(shoulder, arm_curve[s], z)
+            on_curve(armpit, arm_curve[s], np.where(front, -z, -np.inf))
+            continue
+        seam = inside & (np.abs(fields.arm - 0.5) < 0.15) & (fields.side == s)
+        at_vertex(shoulder, seam, rest[:, 2])
+        at_vertex(armpit, seam & (rest[:, 1] < j["upperarm01.L"][1]), -rest[:, 2])
+        cuff_outer, cuff_inner = (9, 10) if left else (13, 14)
+        cuff = bd.pos @ outward
+        on_curve(cuff_outer, arm_curve[s], cuff)
+        on_curve(cuff_inner, arm_curve[s], -cuff)
+        if category == "long_sleeve":
+            elbow_outer, elbow_inner = (7, 8) if left else (11, 12)
+            t_elbow = np.linalg.norm(j[f"lowerarm01.{side}"] - j[f"upperarm01.{side}"])
+            ring = (fields.side == s) & (fields.arm > 0.9) & (np.abs(fields.arm_t - t_elbow) < 0.012)
+            across = rest @ outward
+            at_vertex(elbow_outer, ring, across)
+            at_vertex(elbow_inner, ring, -across)
+
+    present = np.zeros(NUM_LANDMARKS, bool)
+    present[list(PRESENT[category])] = True
+    i[~present] = jj[~present] = 0
+    t[~present] = 0.0
+    return Anchors(i, jj, t, present)

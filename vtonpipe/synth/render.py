@@ -1,0 +1,80 @@
+"""Shading, backdrops and sRGB output of the synthetic renders.
+
+Lighting (linear light, camera frame): ``AMBIENT`` + a key light from the upper left, in front of
+the person (``KEY_DIRECTION``) + a light at the camera, Lambert diffuse and Blinn-Phong specular
+(exponent ``SHININESS``, strength per material); images are supersampled (``SUPERSAMPLE`` x
+``SUPERSAMPLE`` rays per pixel, averaged in linear light), encoded to sRGB, and given Gaussian
+noise of ``NOISE``. With a near-neutral backdrop this is what MediaPipe Pose reliably detects
+people in, dark skin included (benchmarks/bench_sample.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models.camera import PinholeCamera
+
+AMBIENT, KEY, HEADLIGHT = 0.25, 0.75, 0.35
+KEY_DIRECTION = np.array([-0.55, -0.65, -0.52]) / np.linalg.norm([-0.55, -0.65, -0.52])  # towards the light
+SHININESS = 24.0
+SUPERSAMPLE = 2
+NOISE = 3.0 / 255.0
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """Linear light 0..1 -> sRGB 0..1 (IEC 61966-2-1), clipped."""
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+
+
+def shade(albedo: np.ndarray, specular: np.ndarray, normal: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """Linear RGB (N, 3) of surface points: ``albedo`` (N, 3) linear, ``specular`` (N,) strength,
+    ``normal`` (N, 3) unit (flipped here to face the viewer), ``view`` (N, 3) unit towards the camera."""
+    normal = np.where((np.einsum("nc,nc->n", normal, view) < 0)[:, None], -normal, normal)
+    n_key = np.clip(normal @ KEY_DIRECTION, 0.0, None)
+    n_view = np.clip(np.einsum("nc,nc->n", normal, view), 0.0, None)
+    half = KEY_DIRECTION + view
+    half /= np.linalg.norm(half, axis=1, keepdims=True)
+    n_half = np.clip(np.einsum("nc,nc->n", normal, half), 0.0, None)
+    diffuse = AMBIENT + KEY * n_key + HEADLIGHT * n_view
+    highlight = specular * (KEY * n_half**SHININESS + HEADLIGHT * n_view**SHININESS)
+    return albedo * diffuse[:, None] + highlight[:, None]
+
+
+def view_directions(camera: PinholeCamera, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(N, 3) unit camera-frame directions from the pixels ``(xs, ys)`` towards the camera."""
+    d = np.stack([-(xs - camera.cx) / camera.fx, -(ys - camera.cy) / camera.fy, -np.ones(len(xs))], 1)
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def studio_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) linear near-neutral backdrop: a random tint, a slight vertical gradient and a faint
+    low-frequency texture."""
+    import cv2
+
+    base = rng.uniform(0.55, 0.82) * (1.0 + rng.uniform(-0.04, 0.04, 3))
+    y = np.linspace(-1.0, 1.0, height)[:, None, None]
+    gradient = 1.0 + rng.uniform(0.03, 0.08) * y - 0.04 * y**2
+    small = rng.normal(0.0, 1.0, (max(4, height // 24), max(3, width // 24))).astype(np.float32)
+    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
+    return (base * gradient * (1.0 + 0.012 * texture)).astype(np.float32)
+
+
+def soft_shadow(height: int, width: int, centre: tuple[float, float], radii: tuple[float, float], strength: float = 0.3) -> np.ndarray:
+    """(H, W) multiplicative darkening (<= 1) of a soft elliptic contact shadow at ``centre`` (x, y)
+    px with ``radii`` (rx, ry) px."""
+    gx = np.exp(-2.0 * ((np.arange(width) - centre[0]) / radii[0]) ** 2)
+    gy = np.exp(-2.0 * ((np.arange(height) - centre[1]) / radii[1]) ** 2)
+    return (1.0 - strength * np.outer(gy, gx)).astype(np.float32)
+
+
+def downsample(image: np.ndarray, k: int) -> np.ndarray:
+    """Average ``k x k`` blocks of an (H k, W k, C) image."""
+    h, w = image.shape[0] // k, image.shape[1] // k
+    return image.reshape(h, k, w, k, -1).mean((1, 3))
+
+
+def to_uint8(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Linear RGB -> sRGB uint8 with Gaussian sensor noise of ``NOISE``."""
+    srgb = linear_to_srgb(linear) + rng.normal(0.0, NOISE, linear.shape)
+    return np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
