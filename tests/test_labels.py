@@ -55,7 +55,7 @@ def test_cihp_lip_tables():
     lip_from_cihp = L.cihp_to_lip(everything)[0]
     cihp_from_lip = L.lip_to_cihp(everything)[0]
     for i in range(20):
-        assert lip_from_cihp[i] == (0 if i == 10 else i)  # torso-skin -> background
+        assert lip_from_cihp[i] == (13 if i == 10 else i)  # torso-skin/neck -> face
         assert cihp_from_lip[i] == (6 if i == 10 else i)  # jumpsuits -> dress
 
 

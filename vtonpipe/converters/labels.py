@@ -62,7 +62,7 @@ LR_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
 _ATR_TO_LIP = (0, 1, 2, 4, 5, 12, 9, 6, -1, 18, 19, 13, 16, 17, 14, 15, 0, 11)  # belt -1, bag -> background
 _LIP_TO_ATR = (0, 1, 2, -1, 3, 4, 7, 4, -1, 6, 7, 17, 5, 11, 14, 15, 12, 13, 9, 10)  # coat -> upper, jumpsuits -> dress
 _LIP_TO_CIHP = tuple(range(10)) + (6,) + tuple(range(11, 20))  # jumpsuits -> dress
-_CIHP_TO_LIP = tuple(range(10)) + (0,) + tuple(range(11, 20))  # torso-skin -> background (LIP has no skin class)
+_CIHP_TO_LIP = tuple(range(10)) + (13,) + tuple(range(11, 20))  # torso-skin/neck -> face: LIP's only bare-skin class above the arms
 # VITON-HD datasets.py / HR-VITON cp_dataset.py `labels`, from CIHP ids.
 _CIHP_TO_VITON13 = (0, 1, 1, 12, 2, 3, 3, 3, 11, 4, 0, 12, 4, 2, 5, 6, 7, 8, 9, 10)
 
@@ -133,7 +133,8 @@ def lip_to_cihp(parsing: np.ndarray) -> np.ndarray:
 
 
 def cihp_to_lip(parsing: np.ndarray) -> np.ndarray:
-    """CIHP ids -> LIP ids: identical except torso-skin/neck (10) -> background."""
+    """CIHP ids -> LIP ids: identical except torso-skin/neck (10) -> face (13), as the sample's
+    ground truth labels the neck (VITON-HD's 13-class merge, :func:`to_viton13`, drops it instead)."""
     return _convert(parsing, "cihp", "lip", _CIHP_TO_LIP)
 
 
