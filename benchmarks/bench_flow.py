@@ -2,14 +2,13 @@
 
     python benchmarks/bench_flow.py speed [--device cpu] [--pairs 8] [--repeats 3] [--threads N]
     python benchmarks/bench_flow.py accuracy [--people 16] [--size 256x192] [--seed 0]
-    python benchmarks/bench_flow.py visibility [--people 16] [--seed 0]
 
 Bodies are random anny people (phenotype, arm/leg/spine/head poses, camera azimuth within 45
 degrees of the front, framed as fashion photos by ``frame_body``); a pair is one person in two
 poses (source A, target B), as in MPV.
 
 - ``speed``: flow pairs per second of what the backend computes per pair (two ``posed_mesh``,
-  two rasterisations, ``body_flow``) at 256 x 192 and 1024 x 768, with the ``embree`` and the
+  the target's rasterisation, ``body_flow``'s ray casting against the source body) at 256 x 192 and 1024 x 768, with the ``embree`` and the
   ``torch`` rasteriser (on ``--device``) in one process, and their ratio; each figure is the
   best of ``--repeats`` rounds over the same ``--pairs`` pairs (steadier on a shared machine).
 - ``accuracy``: ground truth (IUV, flow, visibility) rendered from the exact parameters, the
@@ -20,10 +19,6 @@ poses (source A, target B), as in MPV.
   ``FlowAccuracy`` over the pairs (its EPE counts every pixel visible in the ground truth, the
   ones the perturbed target body misses with their zero flow included); ``EPE on``: the EPE over
   the ground truth's visible pixels that the perturbed target body covers.
-- ``visibility``: ``body_flow``'s visibility (a lookup in the source raster at the rounded
-  projection, with a relative ``depth_tolerance``) against exact visibility by ray casting (Embree)
-  to each target pixel's surface point at its exact source projection, for several tolerances at
-  both sizes.
 """
 
 from __future__ import annotations
@@ -36,13 +31,13 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from vtonpipe.annotators.densepose_render import render, render_iuv
+from vtonpipe.annotators.densepose_render import render_iuv
 from vtonpipe.annotators.smpl_flow_render import pair_flow
 from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy
 from vtonpipe.models.anny_body import AnnyBody
 from vtonpipe.models.bodies import PosedMesh, posed_mesh
 from vtonpipe.models.camera import frame_body
-from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, body_flow
+from vtonpipe.models.flow import BACKGROUND, VISIBLE
 
 MAIN_BONES = (
     "spine01", "spine03", "neck01", "head", "upperarm01.L", "upperarm01.R", "lowerarm01.L", "lowerarm01.R",
@@ -129,7 +124,7 @@ def speed(args: argparse.Namespace) -> None:
     body = AnnyBody()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"flow pairs/s (posing + 2 rasterisations + body_flow) over {args.pairs} pairs, best of {args.repeats} rounds; "
+    print(f"flow pairs/s (posing + target raster + body_flow) over {args.pairs} pairs, best of {args.repeats} rounds; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, torch raster on {device}")  # fmt: skip
     print(f"{'size (HxW)':>11} {'posing only':>12} {'embree':>10} {'torch':>10} {'torch/embree':>13}")
     for size in SIZES:
@@ -168,7 +163,7 @@ def accuracy(args: argparse.Namespace) -> None:
     for p in people:
         a, b = p.meshes()
         truth.append((render_iuv(a), render_iuv(b), *pair_flow(a, b)))
-    print(f"{args.people} pairs at {size[0]}x{size[1]}, embree raster, depth_tolerance 0.002 (the flow backend default)")
+    print(f"{args.people} pairs at {size[0]}x{size[1]}, embree raster")
     print(f"{'noise':>6} {'pose rad':>8} {'shape':>6} {'transl m':>8} | {'part acc':>8} {'UV err':>7} {'false body':>10} | "
           f"{'EPE px':>7} {'EPE on':>7} {'IoU vis':>8} {'IoU hid':>8} {'mIoU':>6}")  # fmt: skip
     for name, pose, shape, transl in NOISE:
@@ -190,53 +185,6 @@ def accuracy(args: argparse.Namespace) -> None:
               f"{f['visibility_iou_visible']:8.4f} {f['visibility_iou_hidden']:8.4f} {f['visibility_miou']:6.4f}")  # fmt: skip
 
 
-def exact_visibility(target: PosedMesh, source: PosedMesh) -> np.ndarray:
-    """(H, W) uint8 visibility states by ray casting: a target pixel's surface point is visible
-    when it projects inside the source image and the source camera's ray to it hits nothing
-    before it (0.1 mm slack)."""
-    from embreex import rtcore_scene
-    from embreex.mesh_construction import TriangleMesh
-
-    raster = render(target, target.faces)
-    hit = raster.mask
-    corners = source.vertices[target.faces[raster.face_id[hit]]].astype(np.float64)
-    points = np.einsum("nk,nkd->nd", raster.bary[hit].astype(np.float64), corners)
-    scene = rtcore_scene.EmbreeScene()
-    TriangleMesh(scene, source.vertices.astype(np.float32), source.faces)
-    directions = (points / points[:, 2:]).astype(np.float32)  # unit Z: the hit distance is the depth
-    first = scene.run(np.zeros_like(directions), directions, output=1)["tfar"]
-    cam = source.camera
-    x, y = cam.fx * directions[:, 0] + cam.cx, cam.fy * directions[:, 1] + cam.cy
-    inside = (points[:, 2] > 0) & (x >= -0.5) & (x < cam.width - 0.5) & (y >= -0.5) & (y < cam.height - 0.5)
-    visible = inside & (first >= points[:, 2] - 1e-4)
-    out = np.full(hit.shape, BACKGROUND, np.uint8)
-    out[hit] = np.where(visible, VISIBLE, HIDDEN)
-    return out
-
-
-def visibility(args: argparse.Namespace) -> None:
-    body = AnnyBody()
-    tolerances = (0.03, 0.01, 0.003, 0.002, 0.001)
-    print(f"body_flow visibility vs exact ray casting, {args.people} pairs; per size and depth_tolerance: "
-          "IoU of the hidden state, pixels wrongly visible / wrongly hidden (share of body pixels)")
-    for size in SIZES:
-        scores = {t: [FlowAccuracy(), 0, 0, 0] for t in tolerances}
-        for p in random_people(body, args.people, size, args.seed):
-            source, target = p.meshes()
-            exact = exact_visibility(target, source)
-            source_raster, target_raster = render(source, source.faces), render(target, target.faces)
-            for t in tolerances:
-                flow, vis = body_flow(target_raster, target.faces, source.vertices, source.camera, source_raster, depth_tolerance=t)
-                s = scores[t]
-                s[0].update(flow, vis, flow, exact)
-                s[1] += int(((vis == VISIBLE) & (exact == HIDDEN)).sum())
-                s[2] += int(((vis == HIDDEN) & (exact == VISIBLE)).sum())
-                s[3] += int((exact != BACKGROUND).sum())
-        for t, (acc, wrong_visible, wrong_hidden, n) in scores.items():
-            print(f"{size[0]:>5}x{size[1]:<5} tol {t:<7g} hidden IoU {acc.result()['visibility_iou_hidden']:.4f}  "
-                  f"wrongly visible {wrong_visible / n:.4f}  wrongly hidden {wrong_hidden / n:.4f}")  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,13 +197,10 @@ def main() -> None:
     p.add_argument("--people", type=int, default=16)
     p.add_argument("--size", default="256x192", help="HxW")
     p.add_argument("--seed", type=int, default=0)
-    p = sub.add_parser("visibility")
-    p.add_argument("--people", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    {"speed": speed, "accuracy": accuracy, "visibility": visibility}[args.command](args)
+    {"speed": speed, "accuracy": accuracy}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 
 from vtonpipe.models.camera import PinholeCamera
 from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, body_flow, correspondence_ground_truth
-from vtonpipe.models.raster import rasterize
+from vtonpipe.models.raster import EmbreeMesh, rasterize
 
 CAM = PinholeCamera(100.0, 100.0, 23.5, 15.5, 48, 32)
 FACES = np.array([[0, 1, 2], [0, 2, 3]])
@@ -22,7 +22,7 @@ def square(x0, x1, y0, y1, z):
 def test_translation_gives_constant_flow():
     target = square(-0.1, 0.1, -0.06, 0.06, 2.0)
     source = target + [0.04, 0.0, 0.0]  # 0.04 m at 2 m = 2 px to the right with fx = 100
-    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, source, CAM, rasterize(source, FACES, CAM))
+    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, source, CAM)
     body = vis != BACKGROUND
     # the square covers x in [-0.1, 0.1] m -> pixels 23.5 +- 5 -> columns 19..28
     assert body.sum() == 10 * 6 and body[13:19, 19:29].all()
@@ -33,7 +33,7 @@ def test_translation_gives_constant_flow():
 def test_depth_change_scales_the_flow_and_rotation_is_exact():
     target = square(-0.1, 0.1, -0.06, 0.06, 2.0)
     source = target * [1, 1, 2]  # twice as far: the image of every point halves its offset from the centre
-    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, source, CAM, rasterize(source, FACES, CAM))
+    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, source, CAM)
     yy, xx = np.nonzero(vis == VISIBLE)
     np.testing.assert_allclose(flow[yy, xx, 0], (xx - CAM.cx) * 0.5 - (xx - CAM.cx), atol=1e-4)
     np.testing.assert_allclose(flow[yy, xx, 1], (yy - CAM.cy) * 0.5 - (yy - CAM.cy), atol=1e-4)
@@ -42,9 +42,8 @@ def test_depth_change_scales_the_flow_and_rotation_is_exact():
 def test_occluded_and_out_of_image_points_are_hidden():
     target = square(-0.1, 0.1, -0.06, 0.06, 2.0)
     occluder = square(-0.2, 0.0, -0.2, 0.2, 1.0)  # covers the left half of the source square
-    scene = np.concatenate([target, occluder])
-    source_raster = rasterize(scene, np.concatenate([FACES, FACES + 4]), CAM)
-    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, target, CAM, source_raster)
+    scene = EmbreeMesh(np.concatenate([target, occluder]), np.concatenate([FACES, FACES + 4]))
+    flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, target, CAM, occluders=scene)
     body = vis != BACKGROUND
     cols = np.nonzero(body.any(0))[0]
     left, right = cols[cols < CAM.cx], cols[cols > CAM.cx]
@@ -52,7 +51,7 @@ def test_occluded_and_out_of_image_points_are_hidden():
     assert (vis[:, right][body[:, right]] == VISIBLE).all()
     # moved out of the source image entirely
     far = target + [2.0, 0.0, 0.0]
-    _, vis = body_flow(rasterize(target, FACES, CAM), FACES, far, CAM, rasterize(far, FACES, CAM))
+    _, vis = body_flow(rasterize(target, FACES, CAM), FACES, far, CAM)
     assert (vis[body] == HIDDEN).all() and (vis[~body] == BACKGROUND).all()
 
 

@@ -16,7 +16,8 @@ from vtonpipe.converters.landmarks import LANDMARK_NAMES, PRESENT
 from vtonpipe.models.anny_body import AnnyBody
 from vtonpipe.synth.anchors import top_anchors
 from vtonpipe.synth.garments import Bottom, Fabric, Top, bottom_field, top_field
-from vtonpipe.synth.geometry import RayCaster, clip_mesh
+from vtonpipe.models.raster import EmbreeMesh
+from vtonpipe.synth.geometry import clip_mesh, crossings
 from vtonpipe.synth.groundtruth import read_truth, write_truth
 from vtonpipe.synth.hair import hair_curtain, rigid_fit
 from vtonpipe.synth.person import DressedBody
@@ -63,10 +64,10 @@ def test_clip_mesh_cuts_along_the_interpolated_zero_level():
 
 def test_ray_crossings_count_surfaces_on_the_segment():
     sphere = trimesh.creation.icosphere(subdivisions=3)
-    caster = RayCaster(np.asarray(sphere.vertices), np.asarray(sphere.faces))
+    caster = EmbreeMesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
     origins = np.array([[0.0, 0.0, -3.0]] * 4)
     targets = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, -2.0], [0.0, 0.3, 0.5]])
-    np.testing.assert_array_equal(caster.crossings(origins, targets), [1, 2, 0, 1])
+    np.testing.assert_array_equal(crossings(caster, origins, targets), [1, 2, 0, 1])
     np.testing.assert_allclose(caster.first_hit(origins[:1], np.array([[0.0, 0.0, 1.0]])), [2.0], atol=2e-3)
 
 

@@ -13,10 +13,8 @@ gets 3D-GCL's global-correspondence ground truth ``o_gt`` (1/8 resolution) from 
 ``vtonpipe.models.flow.correspondence_ground_truth(row["flow"], row["visibility"], stride=8)``.
 
 Params: ``raster`` as in :mod:`vtonpipe.annotators.densepose_render` (``auto``: ``torch`` on CUDA,
-``embree`` otherwise); ``depth_tolerance``, the relative depth gap under which a surface point
-still counts as seen in the source (:func:`~vtonpipe.models.flow.body_flow`). Its default, 0.002
-(1 cm at 5 m), is the best of those measured against exact visibility (below); body_flow's own
-0.03 (16 cm at 5 m) lets an arm lying across the torso hide almost nothing behind it.
+``embree`` otherwise) rasterises the target; visibility is exact whatever the rasteriser: the
+source camera's ray to each surface point is cast against the source body (Embree, CPU).
 
 The row key covers both images and both ``body`` rows
 (:func:`~vtonpipe.annotators.densepose_render.body_input_sha256`).
@@ -58,25 +56,6 @@ visible and hidden states and the mean over the three::
     0.1   0.1    0.02   | 12.95   10.75  |  0.424    0.120   0.472
 
 Hidden regions are thin bands (the sides turning away, behind a limb), so their IoU drops fast.
-
-Visibility against exact visibility (``visibility``): ``body_flow`` looks the source raster up at
-the *rounded* projection and accepts the face seen there when it is the same face, shares a
-vertex with it, or lies within ``depth_tolerance``; the exact state casts the source camera's ray
-to the point itself (Embree). 16 pairs, exact parameters; hidden-state IoU, and shares of body
-pixels wrongly visible / wrongly hidden::
-
-    depth_tolerance     0.03   0.01   0.003  0.002  0.001
-    256x192  IoU        0.252  0.534  0.726  0.732  0.727
-             wrong vis  0.112  0.059  0.020  0.016  0.014
-             wrong hid  0.026  0.028  0.033  0.036  0.040
-    1024x768 IoU        0.221  0.534  0.765  0.785  0.796
-             wrong vis  0.121  0.068  0.029  0.025  0.023
-             wrong hid  0.010  0.010  0.011  0.011  0.012
-
-What remains at small tolerances is a band about one face wide along occluding contours, where
-the rounded lookup lands on an adjacent, visible face (93% of the wrongly visible pixels at
-256 x 192, 97% at 1024 x 768; the band is wider in pixels at higher resolutions), and the
-rounding itself.
 """
 
 from __future__ import annotations
@@ -96,25 +75,21 @@ def model_family(model: str) -> str:
     return "smpl" if model in SMPL_GENDERS else model
 
 
-def pair_flow(
-    source: PosedMesh, target: PosedMesh, raster: str = "embree", device: str = "cpu", depth_tolerance: float = 0.002
-) -> tuple[np.ndarray, np.ndarray]:
+def pair_flow(source: PosedMesh, target: PosedMesh, raster: str = "embree", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Flow float32 (H, W, 2) and visibility uint8 (H, W) on the target's pixel grid (``target.camera``)
     from the target body to the source body (same model), seen through their own cameras."""
     if source.model != target.model or source.faces.shape != target.faces.shape:
         raise ValueError(f"flow needs two bodies of one model, got {source.model} and {target.model}")
-    source_raster = render(source, source.faces, raster, device)
-    target_raster = render(target, target.faces, raster, device)
-    return body_flow(target_raster, target.faces, source.vertices, source.camera, source_raster, depth_tolerance=depth_tolerance)
+    return body_flow(render(target, target.faces, raster, device), target.faces, source.vertices, source.camera)
 
 
 @register_backend
 class RenderSmplFlow(Backend):
     annotator = "smpl_flow"
     name = "render"
-    version = "1"
+    version = "2"
     requirements = Requirements(packages=("torch", "anny", "embreex"))
-    default_params = {"raster": "auto", "depth_tolerance": 0.002}
+    default_params = {"raster": "auto"}
     requires = ("body",)
     pair_roles = ("source_image_id", "target_image_id")
     doc = "Target -> source flow and 3-state visibility between the pair's two fitted bodies."
@@ -140,7 +115,7 @@ class RenderSmplFlow(Backend):
                 out.append(AnnotationFailure("model_mismatch", f"source body is {models[0]}, target body {models[1]}"))
                 continue
             source, target = (posed_mesh(r, ctx.images[i]["width"], ctx.images[i]["height"]) for r, i in zip(rows, ids))
-            flow, visibility = pair_flow(source, target, self.raster, self.device, self.params["depth_tolerance"])
+            flow, visibility = pair_flow(source, target, self.raster, self.device)
             body = int((visibility != BACKGROUND).sum())
             if body == 0:
                 out.append(AnnotationFailure("empty_render", f"the target body of {item.pair_id} covers no pixel of its image"))

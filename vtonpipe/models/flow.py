@@ -1,8 +1,8 @@
 """Dense correspondence between two posed bodies of the same mesh topology.
 
 For every target-image pixel on the body, the surface point under it (triangle + barycentrics)
-is found on the source body, projected into the source image, and checked against the source
-raster: this gives 3D-GCL's SMPL flow and DIAF's three-state visibility. Flows follow
+is found on the source body, projected into the source image, and tested for occlusion by casting
+the source camera's ray to it: this gives 3D-GCL's SMPL flow and DIAF's three-state visibility. Flows follow
 docs/CONVENTIONS.md: on the target grid, ``flow[y, x] = (x_s - x, y_s - y)``.
 """
 
@@ -12,15 +12,9 @@ import numpy as np
 import torch
 
 from .camera import PinholeCamera
-from .raster import Raster
+from .raster import EmbreeMesh, Raster
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
-
-
-def _faces_sharing_a_vertex(faces: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise: do faces ``a`` and ``b`` (same shape, ints >= 0) share at least one vertex?"""
-    fa, fb = faces[a], faces[b]  # (..., 3)
-    return (fa[..., :, None] == fb[..., None, :]).any(axis=(-1, -2))
 
 
 def body_flow(
@@ -28,19 +22,19 @@ def body_flow(
     faces: np.ndarray,
     source_vertices: np.ndarray,
     source_camera: PinholeCamera,
-    source: Raster,
     *,
-    depth_tolerance: float = 0.03,
+    occluders: EmbreeMesh | None = None,
+    depth_tolerance: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flow (H, W, 2) float32 and visibility (H, W) uint8 from the target image to the source.
 
     ``target``: raster of the target body in the target image; ``source_vertices`` (V, 3): the
-    source body's vertices in the source camera frame (same topology ``faces`` (F, 3));
-    ``source``: the raster of the source image (face ids ``>= F`` are other objects). A target pixel's surface point is *visible* in the
-    source when it projects inside the source image onto a pixel whose visible face is the same
-    face or shares a vertex with it, or lies within ``depth_tolerance`` (relative) of the source
-    depth there; otherwise it is *hidden* (self-occluded or outside). Background pixels get
-    visibility 2 and zero flow.
+    source body's vertices in the source camera frame (same topology ``faces`` (F, 3)). A target
+    pixel's surface point is *visible* in the source when it projects inside the source image and
+    the source camera's ray to it meets no surface more than ``depth_tolerance`` metres before it
+    (exact ray casting against ``occluders``, an :class:`EmbreeMesh` in the source camera frame;
+    default: the source body itself); otherwise it is *hidden* (self-occluded or outside). Background
+    pixels get visibility 2 and zero flow.
     """
     h, w = target.face_id.shape
     hit = target.mask
@@ -54,18 +48,13 @@ def body_flow(
     flow = np.zeros((h, w, 2), np.float32)
     flow[hit] = np.stack([xs - xx, ys - yy], axis=1)
 
-    sh, sw = source.face_id.shape
-    ix, iy = np.rint(xs), np.rint(ys)
-    inside = (z > 0) & (ix >= 0) & (ix < sw) & (iy >= 0) & (iy < sh)
-    ix, iy = ix[inside].astype(np.int64), iy[inside].astype(np.int64)
-    seen_face = source.face_id[iy, ix]
-    seen_depth = source.depth[iy, ix]
-    on_body = (seen_face >= 0) & (seen_face < len(faces))  # faces beyond the body's: other objects
-    same = np.zeros(len(ix), bool)
-    same[on_body] = _faces_sharing_a_vertex(faces, f[inside][on_body], seen_face[on_body])
-    close = np.abs(seen_depth - z[inside]) <= depth_tolerance * z[inside]
+    inside = (z > 0) & (xs >= -0.5) & (xs < source_camera.width - 0.5) & (ys >= -0.5) & (ys < source_camera.height - 0.5)
     visible = np.zeros(len(f), bool)
-    visible[inside] = same | close
+    if inside.any():
+        occluders = occluders or EmbreeMesh(source_vertices, faces)
+        distance = np.linalg.norm(points[inside], axis=1)
+        first = occluders.first_hit(np.zeros((len(distance), 3)), points[inside] / distance[:, None])
+        visible[inside] = first >= distance - depth_tolerance
 
     visibility = np.full((h, w), BACKGROUND, np.uint8)
     visibility[hit] = np.where(visible, VISIBLE, HIDDEN)

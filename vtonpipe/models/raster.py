@@ -137,6 +137,13 @@ class EmbreeMesh:
         return Raster(face_id.reshape(h, w), bary.reshape(h, w, 3), depth.reshape(h, w))
 
 
+    def first_hit(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(N,) float64 distance along unit ``directions`` (N, 3) from ``origins`` (N, 3) to the first
+        surface hit, ``inf`` where the ray hits nothing (mesh frame)."""
+        hits = self._scene.run(np.ascontiguousarray(origins, np.float32), np.ascontiguousarray(directions, np.float32), output=1)
+        return np.where(hits["primID"] >= 0, hits["tfar"], np.inf).astype(np.float64)
+
+
 def _pixel_coefficients(vertices_cam: torch.Tensor, faces: torch.Tensor, camera: PinholeCamera) -> torch.Tensor:
     """(F, 13) float32 per-face coefficients of the ray/triangle test in pixel coordinates.
 

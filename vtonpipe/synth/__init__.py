@@ -17,7 +17,6 @@ from ..io import write_bytes_atomic, write_image, write_json_atomic
 from .groundtruth import image_truth_path, pair_truth_path, write_truth
 
 GENERATOR_VERSION = 2
-FLOW_DEPTH_TOLERANCE = 0.02  # m: a source point this close to the visible surface counts as visible
 TEST_EVERY = 4  # person i is in the test split when i % TEST_EVERY == TEST_EVERY - 1
 
 
@@ -89,8 +88,7 @@ def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[in
         write_image(out / "all" / names[2], garment.image)
         write_truth(image_truth_path(out, f"all/{names[2]}"), "garment", {"garment_mask": garment.mask, "landmarks": garment.landmarks, "garment_category": category})
         a, b = views
-        tolerance = FLOW_DEPTH_TOLERANCE / float(np.median(a.vertices[:, 2]))  # body_flow's is relative
-        flow, visibility = body_flow(b.body, body.faces, a.vertices, a.camera, a.body, depth_tolerance=tolerance)
+        flow, visibility = body_flow(b.body, body.faces, a.vertices, a.camera)
         write_truth(pair_truth_path(out, f"all/{names[0]}", f"all/{names[1]}"), "pair", {"flow": flow, "visibility": visibility, "garment_category": category})
         lines.append("\t".join([*names, split]))
         records.append({"id": pid, "split": split, "images": names, "recipe": dataclasses.asdict(recipe),

@@ -81,31 +81,21 @@ def clip_mesh(vertices: np.ndarray, faces: np.ndarray, field: np.ndarray) -> Cli
     return ClippedMesh(points.reshape(-1, 3), np.arange(3 * len(parent)).reshape(-1, 3), parent, corner_bary)
 
 
-class RayCaster(EmbreeMesh):
-    """An :class:`~vtonpipe.models.raster.EmbreeMesh` that also casts rays from arbitrary origins
-    (one BVH for the rasters of a scene and for its occlusion tests)."""
-
-    def first_hit(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """(N,) distance along unit ``directions`` (N, 3) from ``origins`` (N, 3) to the first
-        surface, ``inf`` when none."""
-        hits = self._scene.run(np.ascontiguousarray(origins, np.float32), np.ascontiguousarray(directions, np.float32), output=1)
-        return np.where(hits["primID"] >= 0, hits["tfar"], np.inf).astype(np.float64)
-
-    def crossings(self, origins: np.ndarray, targets: np.ndarray, max_crossings: int = 16) -> np.ndarray:
-        """(N,) how many times each segment from ``origins`` to ``targets`` (N, 3) crosses the surface."""
-        d = targets - origins
-        length = np.linalg.norm(d, axis=1)
-        d = d / length[:, None]
-        travelled = np.zeros(len(d))
-        count = np.zeros(len(d), np.int64)
-        active = np.ones(len(d), bool)
-        for _ in range(max_crossings):
-            if not active.any():
-                break
-            t = self.first_hit(origins[active] + travelled[active, None] * d[active], d[active])
-            ahead = travelled[active] + t < length[active]
-            idx = np.flatnonzero(active)
-            count[idx[ahead]] += 1
-            travelled[idx[ahead]] += t[ahead] + 1e-5
-            active[idx[~ahead]] = False
-        return count
+def crossings(mesh: EmbreeMesh, origins: np.ndarray, targets: np.ndarray, max_crossings: int = 16) -> np.ndarray:
+    """(N,) how many times each segment from ``origins`` to ``targets`` (N, 3) crosses ``mesh``."""
+    d = targets - origins
+    length = np.linalg.norm(d, axis=1)
+    d = d / length[:, None]
+    travelled = np.zeros(len(d))
+    count = np.zeros(len(d), np.int64)
+    active = np.ones(len(d), bool)
+    for _ in range(max_crossings):
+        if not active.any():
+            break
+        t = mesh.first_hit(origins[active] + travelled[active, None] * d[active], d[active])
+        ahead = travelled[active] + t < length[active]
+        idx = np.flatnonzero(active)
+        count[idx[ahead]] += 1
+        travelled[idx[ahead]] += t[ahead] + 1e-5
+        active[idx[~ahead]] = False
+    return count

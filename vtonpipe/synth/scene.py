@@ -39,7 +39,7 @@ from ..models.raster import EmbreeMesh, Raster
 from .anchors import Anchors
 from .fields import vertex_normals
 from .garments import fabric_albedo
-from .geometry import ClippedMesh, RayCaster, clip_mesh
+from .geometry import ClippedMesh, clip_mesh, crossings
 from .hair import rigid_fit
 from .person import HAIR, SKIRT, SPECULAR, DressedBody
 from .poses import PoseRecipe, bone_rotations
@@ -170,7 +170,7 @@ class Renderer:
         camera, to_camera = frame_body(scene_vertices, width=w, height=h, elevation_deg=shot.elevation, fov_y_deg=shot.fov, margin=shot.margin)
         scene_cam = to_camera.apply(scene_vertices)
         normals = vertex_normals(scene_cam, scene_faces)
-        scene = RayCaster(scene_cam, scene_faces)
+        scene = EmbreeMesh(scene_cam, scene_faces)
         rng = np.random.default_rng(shot.seed)
 
         def materials(face: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,7 +233,7 @@ class Renderer:
         shell_cam = to_camera.apply(shell)
         normals = vertex_normals(shell_cam, faces)
         clipped_cam = to_camera.apply(clipped.vertices)
-        scene = RayCaster(clipped_cam, clipped.faces)
+        scene = EmbreeMesh(clipped_cam, clipped.faces)
 
         def colours(face: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             parent, pbary = clipped.parent_bary(face, bary)
@@ -273,14 +273,14 @@ class Renderer:
             k = self.body.openpose18(torch.as_tensor(posed, dtype=self.body.dtype)[None])[0].numpy().astype(np.float64)
         k_cam = to_camera.apply(k)
         xy = camera.project(k_cam)
-        caster = RayCaster(to_camera.apply(posed), self.body.faces[dressed.outer_faces])
-        crossings = caster.crossings(np.zeros_like(k_cam), k_cam)
+        caster = EmbreeMesh(to_camera.apply(posed), self.body.faces[dressed.outer_faces])
+        crossed = crossings(caster, np.zeros_like(k_cam), k_cam)
         inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= camera.width - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= camera.height - 0.5)
-        state = np.where(inside, np.where(crossings <= 1, 2, 1), 0)
+        state = np.where(inside, np.where(crossed <= 1, 2, 1), 0)
         return np.column_stack([xy, state]).astype(np.float32)
 
 
-def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: RayCaster) -> np.ndarray:
+def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: EmbreeMesh) -> np.ndarray:
     """(32, 3) float32 x, y px and attribute (0 visible, 1 occluded or outside, 2 absent).
 
     Visible: inside the image, and the line of sight from the camera meets no surface of
