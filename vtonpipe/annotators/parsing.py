@@ -1,7 +1,9 @@
 """``parsing``: human parsing of person images, stored in LIP's 20 labels.
 
-Backends: ``schp`` (SCHP's AugmentCE2P with the official LIP or ATR checkpoint; ATR output is
-converted to LIP). Every backend returns :func:`parsing_record` so rows agree field for field.
+Backends: ``geometric`` (default, offline; :mod:`vtonpipe.annotators.parsing_geometric`: person
+mask, face, body parts and colour models) and ``schp`` (SCHP's AugmentCE2P with the official LIP or
+ATR checkpoint; ATR output is converted to LIP). Every backend returns :func:`parsing_record` so
+rows agree field for field.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..converters.labels import atr_to_lip
+from ..converters.masks import mask_bbox
 from ..schemas.parsing import NUM_LIP_CLASSES, SCHEMA
 from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, WeightFile, register_annotator, register_backend
 
@@ -19,7 +22,7 @@ SPEC = register_annotator(
         name="parsing",
         level="image",
         schema=SCHEMA,
-        default_backend="schp",
+        default_backend="geometric",
         kinds=("person",),
         doc="Per-pixel LIP labels (20 classes) of the person, with per-class pixel counts and the person box.",
     )
@@ -32,14 +35,12 @@ def parsing_record(parsing: np.ndarray, native_label_set: str, min_person_fracti
     fraction = float(person.mean())
     if fraction < min_person_fraction or not person.any():
         return AnnotationFailure("no_person", f"person pixels cover {fraction:.2%} of the image (< {min_person_fraction:.0%})")
-    rows = np.flatnonzero(person.any(axis=1))
-    cols = np.flatnonzero(person.any(axis=0))
     return {
         "parsing": parsing,
         "native_label_set": native_label_set,
         "class_pixels": np.bincount(parsing.ravel(), minlength=NUM_LIP_CLASSES).astype(np.int32),
         "person_fraction": fraction,
-        "bbox": np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.int32),
+        "bbox": mask_bbox(person),
     }
 
 

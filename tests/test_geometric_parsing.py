@@ -1,0 +1,367 @@
+"""parsing/geometric: conventions, sides, garment rules and bad inputs on drawn figures; the
+backend through the stage runner with test upstream backends, and on a sample render with the
+default upstream backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+
+from builders import make_build
+
+from vtonpipe.annotators import AnnotationFailure, Backend, get_backend, register_backend
+from vtonpipe.annotators.parsing import parsing_record
+from vtonpipe.bench.accuracy import evaluate
+from vtonpipe.bench.metrics import SegmentationIoU
+from vtonpipe.converters.keypoints import keypoint_bbox
+from vtonpipe.converters.masks import mask_bbox
+from vtonpipe.models.geometric_parsing import (
+    DENSEPOSE_PART,
+    LABELS,
+    MissingKeypointsError,
+    Part,
+    complete_skeleton,
+    densepose_parts,
+    garment_colours,
+    keypoint_parts,
+    parse_person,
+)
+from vtonpipe.pipeline.context import AnnotationContext
+from vtonpipe.pipeline.ingest import ingest
+from vtonpipe.pipeline.runner import StageError, run_stage
+from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.synth import write_sample
+
+H, W = 256, 192
+# COCO-18 joints of the drawn figure, facing the camera: its right side on the image left
+JOINTS = {
+    0: (96, 36), 1: (96, 58), 2: (70, 63), 3: (60, 100), 4: (56, 135), 5: (122, 63), 6: (132, 100), 7: (136, 135),
+    8: (84, 135), 9: (80, 185), 10: (78, 230), 11: (108, 135), 12: (112, 185), 13: (114, 230),
+    14: (91, 33), 15: (101, 33), 16: (84, 36), 17: (108, 36),
+}  # fmt: skip
+SKIN, HAIR, SHOES, BACKDROP = (225, 180, 150), (60, 40, 30), (30, 30, 30), (200, 200, 205)
+BLUE, GREY, RED = (40, 90, 170), (60, 60, 70), (180, 40, 50)
+# LIP ids
+HAIR_L, UPPER, DRESS, PANTS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19
+
+
+@dataclass
+class Figure:
+    """A drawn person: ``image`` RGB, ``mask`` and ``face`` {0, 1}, COCO-18 ``keypoints``, LIP ``truth``."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    face: np.ndarray
+    keypoints: np.ndarray
+    truth: np.ndarray
+
+
+def figure(top=BLUE, bottom=GREY, kind: str = "pants", waist: int = 125, seed: int = 0) -> Figure:
+    """A front-facing figure in a ``top`` and a ``bottom`` of ``kind`` pants | shorts | skirt |
+    dress (the top continued as a skirt), its bottom's waistband at row ``waist``; lit from the
+    image left (brightness 1.1 to 0.8 across) with Gaussian noise (sigma 3)."""
+    img = np.empty((H, W, 3), np.uint8)
+    img[:] = BACKDROP
+    truth = np.zeros((H, W), np.uint8)
+    j = {i: tuple(int(v) for v in p) for i, p in JOINTS.items()}
+
+    def draw(shape, *args, colour, label, **kw):
+        """The OpenCV ``shape`` in ``colour`` on the image and in ``label`` on the truth."""
+        shape(img, *args, color=colour, **kw)
+        shape(truth, *args, color=label, **kw)
+
+    bottom_colour, bottom_label = (top, DRESS) if kind == "dress" else (bottom, SKIRT if kind == "skirt" else PANTS)
+    for hip, knee, ankle, leg, shoe in ((8, 9, 10, R_LEG, R_SHOE), (11, 12, 13, L_LEG, L_SHOE)):
+        thigh = (bottom_colour, PANTS) if kind in ("pants", "shorts") else (SKIN, leg)
+        calf = (bottom_colour, PANTS) if kind == "pants" else (SKIN, leg)
+        draw(cv2.line, j[hip], j[knee], colour=thigh[0], label=thigh[1], thickness=18)
+        draw(cv2.line, j[knee], j[ankle], colour=calf[0], label=calf[1], thickness=18)
+        draw(cv2.ellipse, (j[ankle][0], j[ankle][1] + 8), (10, 7), 0, 0, 360, colour=SHOES, label=shoe, thickness=-1)
+    hem = [(136, 192), (56, 192)] if kind in ("skirt", "dress") else [(120, 150), (72, 150)]
+    draw(cv2.fillPoly, [np.array([(74, waist), (118, waist), *hem])], colour=bottom_colour, label=bottom_label)
+    top_label = DRESS if kind == "dress" else UPPER
+    draw(cv2.fillPoly, [np.array([(66, 58), (126, 58), (118, min(132, waist)), (74, min(132, waist))])], colour=top, label=top_label)
+    for shoulder, elbow, wrist, arm in ((2, 3, 4, R_ARM), (5, 6, 7, L_ARM)):
+        draw(cv2.line, j[elbow], j[wrist], colour=SKIN, label=arm, thickness=11)
+        draw(cv2.circle, (j[wrist][0], j[wrist][1] + 6), 7, colour=SKIN, label=arm, thickness=-1)
+        draw(cv2.line, j[shoulder], j[elbow], colour=top, label=top_label, thickness=15)
+    draw(cv2.rectangle, (90, 44), (102, 60), colour=SKIN, label=FACE, thickness=-1)
+    draw(cv2.ellipse, (96, 31), (16, 17), 0, 0, 360, colour=HAIR, label=HAIR_L, thickness=-1)
+    draw(cv2.ellipse, (96, 38), (12, 14), 0, 0, 360, colour=SKIN, label=FACE, thickness=-1)
+    face = np.zeros((H, W), np.uint8)
+    cv2.ellipse(face, (96, 38), (12, 14), 0, 0, 360, 1, -1)
+    for eye in (14, 15):
+        cv2.circle(img, j[eye], 2, (30, 20, 20), -1)
+    light = np.where(truth[..., None] > 0, np.linspace(1.1, 0.8, W)[None, :, None], 1.0)
+    noisy = img * light + np.random.default_rng(seed).normal(0, 3, img.shape)
+    keypoints = np.array([(*JOINTS[i], 0.9) for i in range(18)], np.float32)
+    return Figure(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), (truth > 0).astype(np.uint8), face, keypoints, truth)
+
+
+def shop_garment(colour) -> tuple[np.ndarray, np.ndarray]:
+    """An in-shop T-shirt of ``colour`` on white and its garment mask."""
+    mask = np.zeros((H, W), np.uint8)
+    pts = np.array([[0.3, 0.15], [0.7, 0.15], [0.9, 0.35], [0.72, 0.4], [0.72, 0.85], [0.28, 0.85], [0.28, 0.4], [0.1, 0.35]])
+    cv2.fillPoly(mask, [(pts * [W, H]).astype(np.int32)], 1)
+    image = np.where(mask[..., None] > 0, np.array(colour, np.uint8), np.uint8(250)).astype(np.uint8)
+    return image, mask
+
+
+def parse(fig: Figure, **kw) -> np.ndarray:
+    return parse_person(fig.image, fig.mask, fig.keypoints, face_mask=kw.pop("face_mask", fig.face), **kw)
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    m = SegmentationIoU(20)
+    m.update(pred, truth)
+    return m.per_class_iou()
+
+
+def centre_x(labels: np.ndarray, label: int) -> float:
+    return float(np.nonzero(labels == label)[1].mean())
+
+
+def test_conventions_and_accuracy_on_each_bottom():
+    for kind in ("pants", "shorts", "skirt"):
+        fig = figure(kind=kind)
+        lip = parse(fig)
+        assert lip.dtype == np.uint8 and lip.shape == (H, W)
+        assert set(np.unique(lip)) <= set(LABELS)
+        np.testing.assert_array_equal(lip > 0, fig.mask > 0)  # background exactly outside the mask
+        per_class = iou(lip, fig.truth)
+        present = np.unique(fig.truth)
+        assert np.all(per_class[present] > 0.85), (kind, dict(zip(present.tolist(), per_class[present].round(2))))
+
+
+def test_left_and_right_are_the_persons_sides():
+    fig = figure(kind="shorts")
+    lip = parse(fig)
+    # facing the camera: the person's left (14, 16, 18) is on the image right
+    for left, right in ((L_ARM, R_ARM), (L_LEG, R_LEG), (L_SHOE, R_SHOE)):
+        assert centre_x(lip, left) > W / 2 > centre_x(lip, right)
+    # the same picture seen as a person facing away (detector sides swapped): sides follow the keypoints
+    swapped = fig.keypoints[[0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16]]
+    back = parse_person(fig.image, fig.mask, swapped, face_mask=fig.face)
+    for left, right in ((L_ARM, R_ARM), (L_LEG, R_LEG), (L_SHOE, R_SHOE)):
+        assert centre_x(back, left) < W / 2 < centre_x(back, right)
+
+
+def test_densepose_parts_give_the_body_parts():
+    assert DENSEPOSE_PART[[1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 23, 24]].tolist() == [
+        Part.TORSO, Part.TORSO, Part.R_ARM, Part.L_ARM, Part.L_FOOT, Part.R_FOOT, Part.R_LEG, Part.L_LEG, Part.L_ARM, Part.R_ARM, Part.HEAD, Part.HEAD
+    ]  # fmt: skip
+    fig = figure(kind="skirt")
+    # DensePose I of the figure's body: front torso, head, left/right upper arms, legs and feet
+    to_densepose = {UPPER: 2, FACE: 23, HAIR_L: 23, L_ARM: 15, R_ARM: 16, L_LEG: 10, R_LEG: 9, L_SHOE: 5, R_SHOE: 6, SKIRT: 0}
+    i_map = np.zeros((H, W), np.uint8)
+    for label, part in to_densepose.items():
+        i_map[fig.truth == label] = part
+    parts = densepose_parts(fig.mask, i_map)
+    assert (parts[fig.mask == 0] == 0).all() and (parts[fig.mask > 0] > 0).all()  # the skirt takes the nearest parts
+    assert (parts[fig.truth == L_ARM] == Part.L_ARM).all() and (parts[fig.truth == R_SHOE] == Part.R_FOOT).all()
+    lip = parse(fig, densepose_i=i_map)
+    per_class = iou(lip, fig.truth)
+    assert per_class[[L_ARM, R_ARM, L_LEG, R_LEG, SKIRT]].min() > 0.85
+    assert centre_x(lip, L_LEG) > W / 2 > centre_x(lip, R_LEG)
+
+
+def test_in_shop_garment_colour_decides_the_top():
+    # a high-waisted red bottom reaching up the chest, under a short blue top
+    fig = figure(top=BLUE, bottom=RED, kind="pants", waist=90)
+    torso_red = (fig.truth == PANTS) & (np.arange(H)[:, None] < 135)
+    without = parse(fig)
+    assert (without[torso_red] == UPPER).mean() > 0.3  # blue and red are both the chest's: the top ends at the usual waist
+    shirt = garment_colours(*shop_garment(BLUE))
+    with_shirt = parse(fig, garments=[shirt])
+    assert (with_shirt[torso_red] == PANTS).mean() > 0.95
+    assert iou(with_shirt, fig.truth)[[UPPER, PANTS]].min() > 0.85
+    # the same in-shop colours declared a bottom (lower_body): red is then the top
+    as_bottom = parse(fig, garments=[garment_colours(*shop_garment(RED))], category="lower_body")
+    assert iou(as_bottom, fig.truth)[[UPPER, PANTS]].min() > 0.85
+
+
+def test_skirt_pants_and_dress_from_geometry_and_category():
+    pants, skirt = parse(figure(kind="pants")), parse(figure(kind="skirt"))
+    assert (pants == PANTS).sum() > 1000 and not (pants == SKIRT).any()
+    assert (skirt == SKIRT).sum() > 1000 and not (skirt == PANTS).any()
+    dress = figure(kind="dress", top=RED)
+    lip = parse(dress)  # one colour from the chest down over the legs, no category: a dress
+    assert iou(lip, dress.truth)[DRESS] > 0.85 and not np.isin(lip, (UPPER, PANTS, SKIRT)).any()
+    two_piece = parse(figure(kind="skirt"), category="dresses")  # the dataset's category wins
+    assert (two_piece == DRESS).sum() > 2000 and not np.isin(two_piece, (UPPER, PANTS, SKIRT)).any()
+
+
+def test_without_a_face_it_still_parses():
+    fig = figure(kind="pants")
+    lip = parse(fig, face_mask=None)
+    per_class = iou(lip, fig.truth)
+    assert per_class[[FACE, HAIR_L, UPPER, PANTS, L_ARM, R_ARM]].min() > 0.7
+    no_face_points = fig.keypoints.copy()
+    no_face_points[[0, 14, 15, 16, 17]] = 0
+    assert (parse_person(fig.image, fig.mask, no_face_points) == FACE).sum() > 100
+
+
+def test_legs_without_keypoints_come_from_the_mask_below_the_hips():
+    fig = figure(kind="shorts")
+    kp = fig.keypoints.copy()
+    kp[[9, 10, 12, 13]] = 0
+    skeleton = complete_skeleton(kp)
+    assert skeleton.xy[10, 1] > skeleton.xy[9, 1] > skeleton.xy[8, 1]  # completed straight down
+    lip = parse_person(fig.image, fig.mask, kp, face_mask=fig.face)
+    per_class = iou(lip, fig.truth)
+    assert per_class[[L_LEG, R_LEG, PANTS]].min() > 0.8
+    assert centre_x(lip, L_LEG) > W / 2 > centre_x(lip, R_LEG)
+    parts = keypoint_parts(fig.mask, skeleton)
+    assert (parts[200:, : W // 2][fig.mask[200:, : W // 2] > 0] == Part.R_LEG).mean() > 0.9
+
+
+def test_missing_torso_keypoints_and_tiny_images():
+    fig = figure()
+    kp = fig.keypoints.copy()
+    kp[[1, 2, 5]] = 0
+    with pytest.raises(MissingKeypointsError):
+        parse_person(fig.image, fig.mask, kp)
+    small = (24, 18)
+    scale = np.array([small[1] / W, small[0] / H, 1], np.float32)
+    image = cv2.resize(fig.image, small[::-1], interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(fig.mask, small[::-1], interpolation=cv2.INTER_NEAREST)
+    lip = parse_person(image, mask, fig.keypoints * scale, face_mask=cv2.resize(fig.face, small[::-1], interpolation=cv2.INTER_NEAREST))
+    assert lip.shape == small and lip.dtype == np.uint8 and set(np.unique(lip)) <= set(LABELS)
+    np.testing.assert_array_equal(lip > 0, mask > 0)
+    assert (parse_person(image, np.zeros(small, np.uint8), fig.keypoints * scale) == 0).all()
+
+
+# -- the backend through the runner -------------------------------------------------------------
+
+#: image_id -> Figure the test upstream backends describe (others fail with no_person)
+FIGURES: dict[str, Figure] = {}
+
+
+def _figure_rows(fields):
+    class FigureBackend(Backend):
+        def annotate(self, items, ctx):
+            return [fields(FIGURES[i.image_id]) if i.image_id in FIGURES else AnnotationFailure("no_person") for i in items]
+
+    return FigureBackend
+
+
+def _keypoint_row(f: Figure) -> dict:
+    return {"keypoints": f.keypoints, "people": f.keypoints[None], "num_people": 1, "score": 0.9, "bbox": keypoint_bbox(f.keypoints), "landmarks_mp33": None}
+
+
+def _mask_row(f: Figure) -> dict:
+    return {
+        "mask": f.mask, "area_fraction": float(f.mask.mean()), "bbox": mask_bbox(f.mask),
+        "face_mask": f.face, "face_oval": None, "face_bbox": mask_bbox(f.face),
+    }  # fmt: skip
+
+
+#: a DensePose part id of each Part (the front member of each pair)
+PART_TO_DENSEPOSE = np.array([0, 23, 2, 16, 15, 9, 10, 6, 5], np.uint8)
+
+
+def _densepose_row(f: Figure) -> dict:
+    """IUV whose part map gives back the figure's keypoint parts."""
+    i_map = PART_TO_DENSEPOSE[keypoint_parts(f.mask, complete_skeleton(f.keypoints))]
+    return {"iuv": np.dstack([i_map, i_map, i_map]), "bbox": np.zeros(4, np.float32), "score": 1.0, "num_people": 1}
+
+
+for _annotator, _fields in (("keypoints", _keypoint_row), ("person_mask", _mask_row), ("densepose", _densepose_row)):
+    _cls = _figure_rows(_fields)
+    _cls.annotator, _cls.name = _annotator, "test-figure"
+    register_backend(_cls)
+
+
+@pytest.fixture
+def build(tmp_path):
+    """Three people (poses A and B) in blue, red and grey tops, and their in-shop tops. The test
+    upstream backends describe every person image but the red one's pose B; the grey person's
+    keypoints lack the neck and shoulders."""
+    blue, red, grey = figure(top=BLUE, seed=1), figure(top=RED, kind="skirt", seed=2), figure(top=GREY, bottom=BLUE, seed=3)
+    grey.keypoints[[1, 2, 5]] = 0
+    people = [(f.image, f.image[:, ::-1].copy(), shop_garment(f.image[100, 96])[0]) for f in (blue, red, grey)]
+    b = make_build(tmp_path, people)
+    FIGURES.clear()
+    for image_id, row in AnnotationContext(b).images.items():
+        if row["kind"] != "person" or image_id.startswith("all/P0001@1=person_whole_back"):
+            continue
+        f = {"all/P0000": blue, "all/P0001": red, "all/P0002": grey}[image_id[:9]]
+        if "back" in image_id:  # pose B is the mirror image: a person facing away, sides swapped
+            f = Figure(f.image[:, ::-1].copy(), f.mask[:, ::-1].copy(), f.face[:, ::-1].copy(), _mirrored(f.keypoints), f.truth[:, ::-1].copy())
+        FIGURES[image_id] = f
+    for annotator in ("keypoints", "person_mask"):
+        run_stage(b, annotator, "test-figure", show_progress=False)
+    run_stage(b, "garment_mask", "classical", show_progress=False)
+    return b
+
+
+def _mirrored(kp: np.ndarray) -> np.ndarray:
+    out = kp.copy()
+    out[:, 0] = np.where(kp[:, 2] > 0, W - 1 - kp[:, 0], 0)  # pixel centres at integers: x -> W - 1 - x
+    return out
+
+
+def test_backend_through_the_runner(build):
+    backend = get_backend("parsing", "geometric")()
+    assert backend.requires == ("keypoints", "person_mask", "garment_mask")
+    assert get_backend("parsing", "geometric")({"body_parts": "densepose"}).requires[-1] == "densepose"
+    with pytest.raises(ValueError, match="body_parts"):
+        get_backend("parsing", "geometric")({"body_parts": "mesh"})
+
+    res = run_stage(build, "parsing", "geometric", show_progress=False)
+    assert res.total == 6 and res.computed == 3 and res.failures_by_reason == {"missing_upstream": 1, "missing_keypoints": 2}
+    ctx = AnnotationContext(build)
+    rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "parsing")}
+    for image_id, r in rows.items():
+        fig = FIGURES[image_id]
+        expected = parsing_record(parse_person(ctx.load_image(image_id), fig.mask, fig.keypoints, face_mask=fig.face,
+                                               garments=[garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g)["mask"]) for g in ctx.garments_of(image_id)]),
+                                  "lip", 0.01)  # fmt: skip
+        np.testing.assert_array_equal(r["parsing"], expected["parsing"])
+        np.testing.assert_array_equal(r["class_pixels"], np.bincount(r["parsing"].ravel(), minlength=20))
+        assert r["native_label_set"] == "lip" and r["backend"] == "geometric"
+        per_class = iou(r["parsing"], fig.truth)
+        assert np.nanmean(per_class[np.unique(fig.truth)]) > 0.85
+    front, back = rows["all/P0000@1=person_half_front.jpg"]["parsing"], rows["all/P0000@1=person_whole_back.jpg"]["parsing"]
+    assert centre_x(front, L_ARM) > W / 2 > centre_x(back, L_ARM)  # the person's left follows its keypoints
+    assert (rows["all/P0001@1=person_half_front.jpg"]["parsing"] == SKIRT).sum() > 1000
+
+    with pytest.raises(StageError, match="densepose"):  # densepose parts need the densepose stage
+        run_stage(build, "parsing", "geometric", {"body_parts": "densepose"}, show_progress=False)
+    run_stage(build, "densepose", "test-figure", show_progress=False)
+    res = run_stage(build, "parsing", "geometric", {"body_parts": "densepose"}, show_progress=False)
+    assert res.computed == 3
+    from_densepose = {r["image_id"]: r for r in ShardReader(build / "annotations" / "parsing")}
+    assert all('"body_parts":"densepose"' in r["params"] for r in from_densepose.values())
+    for image_id, r in from_densepose.items():  # the same parts from DensePose give the same labels
+        np.testing.assert_array_equal(r["parsing"], rows[image_id]["parsing"])
+
+
+def test_input_key_covers_the_paired_garment(tmp_path):
+    fig = figure()
+    keys = []
+    for n, colour in enumerate((BLUE, BLUE, RED)):
+        b = make_build(tmp_path / str(n), [(fig.image, fig.image[:, ::-1].copy(), shop_garment(colour)[0])])
+        ctx = AnnotationContext(b)
+        keys.append(get_backend("parsing", "geometric")().input_sha256("all/P0000@1=person_half_front.jpg", ctx))
+        assert keys[-1] != ctx.image_sha256("all/P0000@1=person_half_front.jpg")
+    assert keys[0] == keys[1] != keys[2]  # same person image, another in-shop garment
+
+
+def test_on_a_sample_render_with_the_default_upstream_backends(tmp_path):
+    """One rendered sample person (seed 20: a tee and a skirt), MediaPipe keypoints and person
+    mask, classical garment mask, then the geometric parser, scored against the exact labels."""
+    write_sample(tmp_path / "raw", people=1, seed=20)
+    build = tmp_path / "build"
+    ingest("sample", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
+    for annotator, backend in (("keypoints", "mediapipe"), ("person_mask", "mediapipe"), ("garment_mask", "classical")):
+        run_stage(build, annotator, backend, show_progress=False)
+    res = run_stage(build, "parsing", "geometric", show_progress=False)
+    assert res.computed == res.total == 2
+    (score,) = [s for s in evaluate(build) if s.annotator == "parsing"]
+    per_class = score.details["per_class_iou"]
+    assert score.missing == 0 and score.metrics["miou"] > 0.8, per_class
+    assert min(per_class[c] for c in ("upper-clothes", "skirt", "left-leg", "right-leg", "left-shoe", "right-shoe")) > 0.8, per_class
