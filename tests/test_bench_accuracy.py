@@ -1,0 +1,109 @@
+"""`vtonpipe bench accuracy`: a run that copies the ground truth scores perfectly, a perturbed one
+does not."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vtonpipe.bench.accuracy import evaluate
+from vtonpipe.cli import main
+from vtonpipe.pipeline.ingest import ingest
+from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.pipeline.store import ShardReader, ShardWriter
+from vtonpipe.synth import write_sample
+
+STAGES = ("keypoints", "person_mask", "garment_mask", "parsing", "densepose", "body", "smpl_flow")
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    """A two-person sample whose every annotation stage is the ``groundtruth`` backend."""
+    tmp = tmp_path_factory.mktemp("acc")
+    write_sample(tmp / "raw", people=2, seed=3)
+    ingest("sample", tmp / "raw", tmp / "build", layout_name="mpv", show_progress=False)
+    for name in STAGES:
+        res = run_stage(tmp / "build", name, "groundtruth", show_progress=False)
+        assert res.failed == 0, (name, res.failures_by_reason)
+    return tmp / "build"
+
+
+def _scores(build):
+    return {s.annotator: s.metrics for s in evaluate(build)}
+
+
+def test_ground_truth_scores_perfectly(oracle):
+    scores = _scores(oracle)
+    assert set(scores) == set(STAGES)
+    assert scores["keypoints"] == {"pck@0.1": 1.0, "mean_px_error": 0.0, "detection_rate": 1.0}
+    assert scores["person_mask"]["iou"] == 1.0 and scores["garment_mask"]["iou"] == 1.0
+    assert scores["parsing"]["miou"] == 1.0
+    assert scores["densepose"] == {"part_accuracy": 1.0, "uv_error": 0.0, "false_body_rate": 0.0}
+    assert scores["body"]["joint_px_error"] == 0.0
+    flow = scores["smpl_flow"]
+    assert flow["epe_visible"] == 0.0 and flow["visibility_miou"] == 1.0
+
+
+def _perturb(build, name, change):
+    """Rewrite stage ``name`` of ``build`` with ``change(row)`` applied to every row."""
+    directory = build / "annotations" / name
+    reader = ShardReader(directory)
+    rows = [change(dict(r)) for r in reader]
+    provenance = reader.manifest["provenance"]
+    reader.close()
+    writer = ShardWriter(directory, reader.schema)
+    writer.drop_shards([s.file for s in writer.shards])
+    writer.write_shard(rows)
+    writer.finish(provenance=provenance)
+
+
+def test_a_perturbed_run_scores_worse(oracle, tmp_path):
+    import shutil
+
+    build = tmp_path / "build"
+    shutil.copytree(oracle, build)
+    rng = np.random.default_rng(0)
+
+    def keypoints(r):
+        r["keypoints"] = r["keypoints"].copy()
+        r["keypoints"][:, :2] += rng.normal(0, 6, (18, 2)).astype(np.float32)
+        return r
+
+    def parsing(r):
+        p = r["parsing"].copy()
+        p[p == 14] = 15  # left arm called right arm
+        r["parsing"] = p
+        return r
+
+    def flow(r):
+        r["flow"] = r["flow"] + np.float32(3.0)
+        return r
+
+    for name, change in (("keypoints", keypoints), ("parsing", parsing), ("smpl_flow", flow)):
+        _perturb(build, name, change)
+    scores = _scores(build)
+    assert scores["keypoints"]["mean_px_error"] == pytest.approx(6 * math.sqrt(math.pi / 2), rel=0.25)
+    assert scores["keypoints"]["pck@0.1"] < 1.0
+    assert scores["parsing"]["miou"] < 0.95
+    assert scores["smpl_flow"]["epe_visible"] == pytest.approx(3 * math.sqrt(2), rel=1e-4)
+    assert scores["densepose"]["part_accuracy"] == 1.0  # untouched stages stay perfect
+
+
+def test_cli_prints_and_writes_the_table(oracle, tmp_path):
+    out = CliRunner().invoke(main, ["bench", "accuracy", "--run", str(oracle), "--json", str(tmp_path / "acc.json")])
+    assert out.exit_code == 0, out.output
+    assert "pck@0.1" in out.output and "epe_visible" in out.output and "per-class IoU" in out.output
+    saved = json.loads((tmp_path / "acc.json").read_text())
+    assert {s["annotator"] for s in saved} == set(STAGES)
+
+
+def test_a_dataset_without_ground_truth_is_refused(tmp_path):
+    from builders import simple_build
+
+    build = simple_build(tmp_path, 1)
+    res = CliRunner().invoke(main, ["bench", "accuracy", "--run", str(build)])
+    assert res.exit_code == 1 and "gt/" in res.output
