@@ -22,17 +22,16 @@ The row key covers both images and both ``body`` rows
 Measured with ``python benchmarks/bench_flow.py`` on random anny pairs (one person, two poses,
 camera azimuths within 45 degrees of the front; see the script):
 
-Speed (``speed``), pairs/s of the work per pair (two ``posed_mesh``, two rasterisations,
-``body_flow``; ranges over runs with 1 and 2 torch threads, each the best of 8 rounds over 8
-pairs, on 2 CPU cores shared with other jobs, load average 4 to 5; no GPU measured)::
+Speed (``speed``), pairs/s of the work per pair (two ``posed_mesh``, the target's
+rasterisation, ``body_flow``'s ray casting against the source body), best of 2 rounds over 8
+pairs, 2 torch threads, 2 CPU cores, no GPU measured::
 
     size        embree   torch (CPU)   torch / embree
-    256x192     16-17    16-28         0.95-1.7
-    1024x768    4.6-5.1  2.2-4.6       0.5-0.9
+    256x192     16.9     19.3          1.15
+    1024x768    6.3      5.7           0.91
 
-Posing alone runs at about 85 pairs/s. Per pair at 256 x 192: 2 x 21 ms of Embree rasterisation
-(mostly building the scene), 12 ms posing, 2 ms ``body_flow``; at 1024 x 768: 2 x 70 ms, 12 ms and
-30 ms.
+Posing alone runs at about 80 pairs/s; most of the rest is building the Embree scenes (about
+20 ms each) and, at 1024 x 768, the rasterisation itself.
 
 Accuracy (``accuracy``): 16 pairs at 256 x 192, ground truth from the exact parameters, output
 from parameters with Gaussian noise (``pose`` radians on each axis-angle component of 12 main
