@@ -17,7 +17,7 @@ from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, ShardWriter
 from vtonpipe.synth import write_sample
 
-STAGES = ("keypoints", "person_mask", "garment_mask", "parsing", "densepose", "body", "smpl_flow")
+STAGES = ("keypoints", "person_mask", "garment_mask", "parsing", "densepose", "body", "smpl_flow", "landmarks")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def test_ground_truth_scores_perfectly(oracle):
     assert scores["body"]["joint_px_error"] == 0.0
     flow = scores["smpl_flow"]
     assert flow["epe_visible"] == 0.0 and flow["visibility_miou"] == 1.0
+    assert scores["landmarks"] == {"mean_px_error": 0.0, "attribute_accuracy": 1.0}
 
 
 def _perturb(build, name, change):
@@ -83,13 +84,22 @@ def test_a_perturbed_run_scores_worse(oracle, tmp_path):
         r["flow"] = r["flow"] + np.float32(3.0)
         return r
 
-    for name, change in (("keypoints", keypoints), ("parsing", parsing), ("smpl_flow", flow)):
+    def landmarks(r):
+        lm = r["landmarks"].copy()
+        lm[lm[:, 2] == 0, 0] += 4.0
+        lm[0, 2] = 2.0 if lm[0, 2] != 2 else 0.0  # one attribute wrong per image
+        r["landmarks"] = lm
+        return r
+
+    for name, change in (("keypoints", keypoints), ("parsing", parsing), ("smpl_flow", flow), ("landmarks", landmarks)):
         _perturb(build, name, change)
     scores = _scores(build)
     assert scores["keypoints"]["mean_px_error"] == pytest.approx(6 * math.sqrt(math.pi / 2), rel=0.25)
     assert scores["keypoints"]["pck@0.1"] < 1.0
     assert scores["parsing"]["miou"] < 0.95
     assert scores["smpl_flow"]["epe_visible"] == pytest.approx(3 * math.sqrt(2), rel=1e-4)
+    assert scores["landmarks"]["mean_px_error"] == pytest.approx(4.0, rel=0.2)
+    assert scores["landmarks"]["attribute_accuracy"] == pytest.approx(31 / 32)
     assert scores["densepose"]["part_accuracy"] == 1.0  # untouched stages stay perfect
 
 

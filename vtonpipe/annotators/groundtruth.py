@@ -90,6 +90,10 @@ def _body(gt: dict[str, Any], item: ImageItem) -> dict[str, Any]:
     }
 
 
+def _landmarks(gt: dict[str, Any], item: ImageItem) -> dict[str, Any]:
+    return {"landmarks": gt["landmarks"], "garment_category": gt.get("garment_category")}
+
+
 _IMAGE_FIELDS: dict[str, Callable[[dict[str, Any], ImageItem], dict[str, Any]]] = {
     "keypoints": _keypoints,
     "person_mask": _person_mask,
@@ -97,6 +101,7 @@ _IMAGE_FIELDS: dict[str, Callable[[dict[str, Any], ImageItem], dict[str, Any]]] 
     "parsing": _parsing,
     "densepose": _densepose,
     "body": _body,
+    "landmarks": _landmarks,
 }
 
 

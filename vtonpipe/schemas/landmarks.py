@@ -1,0 +1,17 @@
+"""Schema of the ``landmarks`` annotation: SAL-VTON's 32 garment landmarks with attributes
+(definition: :mod:`vtonpipe.converters.landmarks`), on in-shop garment images and on the person
+wearing the garment."""
+
+from .annotations import annotation_schema
+from .core import Field
+
+SCHEMA = annotation_schema(
+    "landmarks",
+    1,
+    "image",
+    (
+        Field("landmarks", "float32", (32, 3), doc="x, y px and attribute: 0 visible, 1 occluded, 2 absent (x = y = 0)"),
+        Field("garment_category", "string", nullable=True, doc="garment type the landmarks belong to (tee, long_sleeve, ...), when known"),
+    ),
+    doc="32 semantically associated garment landmarks per image.",
+)
