@@ -76,7 +76,9 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
     if not out:
         _fail("pass --out or set datasets.sample.root in params.yaml")
     try:
-        summary = write_sample(out, people or conf.get("people", 8), seed if seed is not None else conf.get("seed", 0), parse_size(size or conf.get("size", "256x192")))
+        summary = write_sample(
+            out, people or conf.get("people", 8), seed if seed is not None else conf.get("seed", 0), parse_size(size or conf.get("size", "256x192")), show_progress=True
+        )
     except ValueError as e:
         _fail(str(e))
     click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")

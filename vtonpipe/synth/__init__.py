@@ -14,6 +14,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..io import write_bytes_atomic, write_image, write_json_atomic
+from ..pipeline.progress import progress_bar
 from .groundtruth import image_truth_path, pair_truth_path, write_truth
 
 GENERATOR_VERSION = 2
@@ -41,7 +42,7 @@ def parse_size(size: str) -> tuple[int, int]:
     return h, w
 
 
-def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192)) -> SampleSummary:
+def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192), show_progress: bool = False) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
     Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
@@ -60,39 +61,41 @@ def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[in
     body = AnnyBody()
     renderer = Renderer(body, anny_charts())
     lines, records = [], []
-    for i in range(people):
-        rng = np.random.default_rng([seed, i])
-        recipe = sample_person(rng)
-        photos = sample_photos(rng)
-        pid = f"S{i:04d}"
-        names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
-        split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"
-        dressed = DressedBody(body, recipe)
-        category = recipe.top.category
-        views = []
-        for name, photo in zip(names, photos):
-            view = renderer.person(dressed, photo.pose, photo.shot, size)
-            views.append(view)
-            write_image(out / "all" / name, view.image)
-            turn = Rotation.from_rotvec([0.0, 0.0, photo.pose.turn])
-            rotation = (Rotation.from_matrix(view.to_camera.R) * turn).as_rotvec()
-            cam = view.camera
-            write_truth(image_truth_path(out, f"all/{name}"), "person", {
-                "coco18": view.coco18, "person_mask": (view.parsing > 0).astype(np.uint8), "parsing": view.parsing,
-                "iuv": view.iuv, "face_id": view.body.face_id, "landmarks": view.landmarks,
-                "body_pose": view.pose.astype(np.float32), "phenotype": np.asarray(recipe.phenotype, np.float32),
-                "body_rotation": rotation.astype(np.float32), "body_translation": view.to_camera.t.astype(np.float32),
-                "camera": np.array([cam.fx, cam.fy, cam.cx, cam.cy], np.float32), "garment_category": category,
-            })  # fmt: skip
-        garment = renderer.garment(dressed, size, seed=int(rng.integers(2**31)))
-        write_image(out / "all" / names[2], garment.image)
-        write_truth(image_truth_path(out, f"all/{names[2]}"), "garment", {"garment_mask": garment.mask, "landmarks": garment.landmarks, "garment_category": category})
-        a, b = views
-        flow, visibility = body_flow(b.body, body.faces, a.vertices, a.camera)
-        write_truth(pair_truth_path(out, f"all/{names[0]}", f"all/{names[1]}"), "pair", {"flow": flow, "visibility": visibility, "garment_category": category})
-        lines.append("\t".join([*names, split]))
-        records.append({"id": pid, "split": split, "images": names, "recipe": dataclasses.asdict(recipe),
-                        "photos": [dataclasses.asdict(p) for p in photos]})  # fmt: skip
+    with progress_bar("sample", total=people, enabled=show_progress) as advance:
+        for i in range(people):
+            rng = np.random.default_rng([seed, i])
+            recipe = sample_person(rng)
+            photos = sample_photos(rng)
+            pid = f"S{i:04d}"
+            names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
+            split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"
+            dressed = DressedBody(body, recipe)
+            category = recipe.top.category
+            views = []
+            for name, photo in zip(names, photos):
+                view = renderer.person(dressed, photo.pose, photo.shot, size)
+                views.append(view)
+                write_image(out / "all" / name, view.image)
+                turn = Rotation.from_rotvec([0.0, 0.0, photo.pose.turn])
+                rotation = (Rotation.from_matrix(view.to_camera.R) * turn).as_rotvec()
+                cam = view.camera
+                write_truth(image_truth_path(out, f"all/{name}"), "person", {
+                    "coco18": view.coco18, "person_mask": (view.parsing > 0).astype(np.uint8), "parsing": view.parsing,
+                    "iuv": view.iuv, "face_id": view.body.face_id, "landmarks": view.landmarks,
+                    "body_pose": view.pose.astype(np.float32), "phenotype": np.asarray(recipe.phenotype, np.float32),
+                    "body_rotation": rotation.astype(np.float32), "body_translation": view.to_camera.t.astype(np.float32),
+                    "camera": np.array([cam.fx, cam.fy, cam.cx, cam.cy], np.float32), "garment_category": category,
+                })  # fmt: skip
+            garment = renderer.garment(dressed, size, seed=int(rng.integers(2**31)))
+            write_image(out / "all" / names[2], garment.image)
+            write_truth(image_truth_path(out, f"all/{names[2]}"), "garment", {"garment_mask": garment.mask, "landmarks": garment.landmarks, "garment_category": category})
+            a, b = views
+            flow, visibility = body_flow(b.body, body.faces, a.vertices, a.camera)
+            write_truth(pair_truth_path(out, f"all/{names[0]}", f"all/{names[1]}"), "pair", {"flow": flow, "visibility": visibility, "garment_category": category})
+            lines.append("\t".join([*names, split]))
+            records.append({"id": pid, "split": split, "images": names, "recipe": dataclasses.asdict(recipe),
+                            "photos": [dataclasses.asdict(p) for p in photos]})  # fmt: skip
+            advance(1)
     write_bytes_atomic(out / "all_poseA_poseB_clothes.txt", ("\n".join(lines) + "\n").encode())
     write_json_atomic(out / "sample.json", {
         "generator": "vtonpipe.synth", "version": GENERATOR_VERSION, "seed": seed, "size": list(size),
