@@ -15,10 +15,12 @@ from vtonpipe.annotators.person_mask import MediaPipePoseMask, SelfieMask
 from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.io import read_image
 from vtonpipe.models import mediapipe_models
-from vtonpipe.models.mediapipe_models import SelfieSegmenter, fill_polygon
+from vtonpipe.models.mediapipe_models import FaceOval, SelfieSegmenter, SquareCrop, fill_polygon
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.synth import write_sample
+from vtonpipe.synth.groundtruth import read_truth
 from vtonpipe.vis import drawers
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512 x 600 portrait
@@ -45,6 +47,15 @@ def build(tmp_path_factory) -> Path:
     pairs = [("grace.jpg", "flip.jpg"), ("chest.jpg", "tiny.jpg"), ("blank.jpg", "gray.jpg"), ("rgba.png", "grace.jpg")]
     write_mpv_tree(root, [], extra_lines=[f"{a}\t{b}\tcloth.jpg\ttest" for a, b in pairs])
     ingest("t", root, tmp / "build", layout_name="mpv", show_progress=False)
+    return tmp / "build"
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory) -> Path:
+    """One rendered sample person at 256 x 192 (seed 5: two front views, faces about 25 px tall), ingested."""
+    tmp = tmp_path_factory.mktemp("pm_sample")
+    write_sample(tmp / "raw", people=1, seed=5)
+    ingest("sample", tmp / "raw", tmp / "build", layout_name="mpv", show_progress=False)
     return tmp / "build"
 
 
@@ -103,7 +114,8 @@ def test_pose_segmentation_through_run_stage(pose_rows):
     check_grace(rows["grace.jpg"])
     check_grace(rows["rgba.png"])
     check_grace(rows["gray.jpg"], scale=0.5)
-    assert rows["flip.jpg"]["face_mask"] is None and rows["flip.jpg"]["area_fraction"] > 0.4  # a person, no face
+    # a person (Pose finds it upside down) and a square around its head, but no face found there: null fields
+    assert rows["flip.jpg"]["face_mask"] is None and rows["flip.jpg"]["area_fraction"] > 0.4
 
 
 def test_selfie_segmentation_through_run_stage(build, selfie_rows):
@@ -116,9 +128,64 @@ def test_selfie_segmentation_through_run_stage(build, selfie_rows):
     check_grace(rows["grace.jpg"])
     chest = rows["chest.jpg"]
     assert chest["face_mask"] is None and chest["mask"][450 - 330, 256] == 1
+    assert rows["flip.jpg"]["face_mask"] is None  # no face detected upside down: null fields
     # the mask is the selfie probability thresholded at 0.5, exactly
     prob = SelfieSegmenter()(read_image(build.parent / "raw" / "all" / "grace.jpg"))
     np.testing.assert_array_equal(rows["grace.jpg"]["mask"], (prob > 0.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize("backend", ["mediapipe", "selfie"])
+def test_small_faces_found_on_the_head(sample_build, backend):
+    """Face Mesh misses these faces in the whole image; in the square around the head it finds
+    them: the oval lies on the ground truth's face, starts at its hairline, spans 0.5..0.85 of the
+    head's face-coloured height (hairline to neck: LIP face includes the neck) and covers that
+    region down to the oval's chin (IoU > 0.7)."""
+    rows, failures = run(sample_build, backend)
+    assert failures == {} and len(rows) == 2
+    raw, whole_image = sample_build.parent / "raw", FaceOval()
+    for name, row in rows.items():
+        image = read_image(raw / "all" / name)
+        assert image.shape == (256, 192, 3) and whole_image(image) is None
+        check_row(row, (256, 192))
+        gt = read_truth(raw / "gt" / (Path(name).stem + ".npz"))
+        face, gt_face = row["face_mask"].astype(bool), gt["parsing"] == 13
+        head_face = gt_face & np.isin(gt["iuv"][..., 0], (23, 24))  # DensePose head parts: hairline to neck
+        head_rows = np.flatnonzero(head_face.any(1))
+        top, chin = row["face_oval"][:, 1].min(), row["face_oval"][:, 1].max()
+        assert head_rows[0] - 1 < top < head_rows[0] + 4
+        assert 0.5 < (chin - top) / (head_rows[-1] - head_rows[0] + 1) < 0.85
+        assert (face & gt_face).sum() >= 0.95 * face.sum()
+        above_chin = head_face & (np.arange(256)[:, None] <= chin)
+        assert (face & above_chin).sum() > 0.7 * (face | above_chin).sum()
+
+
+def test_square_crop_maps_crop_pixel_centres_to_image_points():
+    """On a float image whose channels are x and y, the bilinear crop's pixel (u, v) holds exactly
+    the image point ``to_image`` gives (up to OpenCV's 1/32 px interpolation grid)."""
+    h, w = 40, 60
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.dstack([xs, ys, np.zeros_like(xs)])
+    crop = SquareCrop.around(np.array([30.3, 17.6]), 16.5, 66)  # scale 4, inside the image
+    assert crop.scale == 4.0 and (crop.x0, crop.y0) == pytest.approx((22.05, 9.35))
+    u, v = np.meshgrid(np.arange(66), np.arange(66))
+    xy = crop.to_image(np.column_stack([u.ravel(), v.ravel()]))
+    np.testing.assert_allclose(crop.apply(image)[..., :2].reshape(-1, 2), xy, atol=1 / 32 + 1e-4)
+    # the square's edges and centre: crop pixel edges -0.5 and 65.5, centre 32.5
+    corners_centre = crop.to_image(np.array([[-0.5, -0.5], [65.5, 65.5], [32.5, 32.5]]))
+    np.testing.assert_allclose(corners_centre, [[22.05, 9.35], [38.55, 25.85], [30.3, 17.6]])
+    # a large square keeps the image's resolution (never downscaled)
+    assert SquareCrop.around(np.array([0.0, 0.0]), 300.5, 192).size == 301
+
+
+def test_face_oval_in_a_crop_matches_the_whole_image():
+    """grace_hopper's large face: the oval found in an upscaled crop, mapped back, is the whole
+    image's within Face Mesh's own jitter (no offset, no scale error)."""
+    img = grace()
+    face = FaceOval()
+    whole = face(img)
+    in_crop = face(img, SquareCrop(100.3, 60.7, 330.0, 660))
+    diff = in_crop - whole
+    assert np.abs(diff.mean(0)).max() < 1.0 and np.sqrt((diff**2).sum(1).mean()) < 3.0
 
 
 def test_threshold_param_and_bad_params():

@@ -8,7 +8,13 @@ Backends (both offline, MediaPipe):
 The probability is thresholded to {0, 1} (``threshold``, 1 where greater); a mask covering less
 than ``min_area_fraction`` of the image is ``AnnotationFailure("no_person")``. The face region is
 MediaPipe Face Mesh's face oval polygon (most prominent face) filled; ``face_*`` fields are null
-when no face is found.
+when no face is found. Face Mesh on a whole full-body photo misses the faces of VTON-size images
+(20-32 px tall at 256 x 192: none of the sample's 24), so it runs on a square around the head,
+``face_margin`` head heights wide, upscaled to at least ``face_crop_px`` px a side (a large face
+keeps its resolution). ``mediapipe`` locates the head from its Pose landmarks
+(:func:`~vtonpipe.models.mediapipe_models.head_crop`), ``selfie`` with MediaPipe's full-range
+face detector (:func:`~vtonpipe.models.mediapipe_models.face_box_crop`; no face detected, no
+face oval).
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..converters.masks import mask_bbox
-from ..models.mediapipe_models import FaceOval, PoseLandmarker, SelfieSegmenter, fill_polygon
+from ..models.mediapipe_models import (
+    FaceDetector,
+    FaceOval,
+    PoseLandmarker,
+    SelfieSegmenter,
+    SquareCrop,
+    face_box_crop,
+    fill_polygon,
+    head_crop,
+)
 from ..schemas.person_mask import SCHEMA
 from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, register_annotator, register_backend
 
@@ -45,22 +60,24 @@ class _PersonMaskBackend(Backend):
         self._face = FaceOval(self.params["min_detection_confidence"])
 
     @abstractmethod
-    def _probability(self, image: np.ndarray) -> np.ndarray | None:
-        """(H, W) float32 person probability, None when the model finds no person."""
+    def _person(self, image: np.ndarray) -> tuple[np.ndarray, SquareCrop | None] | None:
+        """(H, W) float32 person probability and the square around the head to find the face in
+        (None: no head found); None when the model finds no person."""
 
     def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
         out: list[dict[str, Any] | AnnotationFailure] = []
         for item in items:
-            prob = self._probability(item.image)
-            if prob is None:
+            person = self._person(item.image)
+            if person is None:
                 out.append(AnnotationFailure("no_person", f"{self.name}: no person detected"))
                 continue
+            prob, head = person
             mask = (prob > self.params["threshold"]).astype(np.uint8)
             area = float(mask.mean())
             if area < self.params["min_area_fraction"]:
                 out.append(AnnotationFailure("no_person", f"person mask covers {area:.2%} of the image (< {self.params['min_area_fraction']:.0%})"))
                 continue
-            oval = self._face(item.image)
+            oval = None if head is None else self._face(item.image, head)
             face = None if oval is None else fill_polygon(oval, mask.shape)
             face_box = None if face is None else mask_bbox(face)
             if face_box is None:  # no face, or an oval that covers no pixel centre
@@ -78,32 +95,40 @@ class _PersonMaskBackend(Backend):
         return out
 
 
+FACE_PARAMS = {"face_margin": 2.0, "face_crop_px": 192}  # head square: side in head heights, least side in crop px
+
+
 @register_backend
 class MediaPipePoseMask(_PersonMaskBackend):
     name = "mediapipe"
-    version = "1"
-    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5}
-    doc = "Offline: MediaPipe Pose segmentation mask + Face Mesh face oval."
+    version = "2"
+    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5, **FACE_PARAMS}
+    doc = "Offline: MediaPipe Pose segmentation mask + Face Mesh face oval around Pose's head."
 
     def setup(self) -> None:
         super().setup()
         self._pose = PoseLandmarker(segmentation=True, min_detection_confidence=self.params["min_detection_confidence"])
 
-    def _probability(self, image: np.ndarray) -> np.ndarray | None:
+    def _person(self, image: np.ndarray) -> tuple[np.ndarray, SquareCrop] | None:
         res = self._pose(image)
-        return None if res is None else res.segmentation
+        if res is None:
+            return None
+        return res.segmentation, head_crop(res.landmarks, self.params["face_margin"], self.params["face_crop_px"])
 
 
 @register_backend
 class SelfieMask(_PersonMaskBackend):
     name = "selfie"
-    version = "1"
-    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5, "model_selection": 0}
-    doc = "Offline: MediaPipe Selfie Segmentation (0 general, 1 landscape model) + Face Mesh face oval."
+    version = "2"
+    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5, "model_selection": 0, **FACE_PARAMS}
+    doc = "Offline: MediaPipe Selfie Segmentation (0 general, 1 landscape model) + Face Mesh face oval around the detected face."
 
     def setup(self) -> None:
         super().setup()
         self._segmenter = SelfieSegmenter(self.params["model_selection"])
+        self._detector = FaceDetector(self.params["min_detection_confidence"])
 
-    def _probability(self, image: np.ndarray) -> np.ndarray | None:
-        return self._segmenter(image)
+    def _person(self, image: np.ndarray) -> tuple[np.ndarray, SquareCrop | None]:
+        box = self._detector(image)
+        head = None if box is None else face_box_crop(box, self.params["face_margin"], self.params["face_crop_px"])
+        return self._segmenter(image), head
