@@ -33,6 +33,10 @@ DAG         keypoints   0.838  0.994  0.739  0.958  0.950  0.942  0.838  0.768  
 DAG         densepose   0.831  0.994  0.739  0.929  0.956  0.943  0.746  0.755  0.710  0.755  0.757  0.854  0.836
 ==========  ==========  =====  =====  =====  =====  =====  =====  =====  =====  =====  =====  =====  =====  =====
 
+The table is version 1. Version 2 keeps a band around the face oval (12% of the face height,
+temples and ears) out of the hair zone: on params.yaml's sample (24 people, 48 images) keypoints
+mode goes from mIoU 0.865 to 0.868 (hair 0.739 -> 0.763, face 0.830 -> 0.840).
+
 Pixel accuracy on the held-out set 0.991 (keypoints), 0.992 (densepose). On the development
 sets (seeds 10..15 and 0..2, people 0..3 of each) keypoints mode scores 0.830 and 0.797. With
 exact upstream inputs instead (the ``groundtruth`` person mask with the true face region,
@@ -59,7 +63,7 @@ BODY_PARTS = ("keypoints", "densepose")
 class GeometricParsing(Backend):
     annotator = "parsing"
     name = "geometric"
-    version = "1"
+    version = "2"
     requirements = Requirements(packages=("cv2", "scipy"))
     default_params = {"body_parts": "keypoints", "min_person_fraction": 0.01}
     doc = "Offline: person mask + face oval, body parts from keypoints or DensePose, Lab colour models (skin, hair, in-shop garment)."

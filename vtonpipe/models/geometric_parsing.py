@@ -736,7 +736,9 @@ def parse_person(
     zone[(part == Part.L_FOOT) & (leg_f < ANKLE)] = Part.L_LEG
     head = part == Part.HEAD
     if face is not None:
-        off_face = ~cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8))[ys, xs].astype(bool)
+        # the band just around the oval (temples, ears: face in LIP) is not crown: ~12% of the face height
+        band = 2 * max(1, round(0.12 * (face_box[3] - face_box[1]))) + 1
+        off_face = ~cv2.dilate(face.astype(np.uint8), np.ones((band, band), np.uint8))[ys, xs].astype(bool)
         zone[head & off_face & (points[:, 1] < face_box[1] + 0.45 * (face_box[3] - face_box[1]))] = CROWN
         skin = skin_model(lab, face[ys, xs], trusted=True)
     else:
