@@ -86,6 +86,16 @@ def test_param_change_recomputes_and_drops_stale_shards(tmp_path):
     assert len(list((build / "annotations" / GM).glob("shard-*.parquet"))) == 1
 
 
+def test_recompute_discards_existing_rows(tmp_path):
+    build = simple_build(tmp_path, 2)
+    run_stage(build, GM, show_progress=False)
+    before = {s.name for s in (build / "annotations" / GM).glob("shard-*.parquet")}
+    res = run_stage(build, GM, recompute=True, show_progress=False)
+    assert (res.computed, res.skipped) == (2, 0)
+    after = {s.name for s in (build / "annotations" / GM).glob("shard-*.parquet")}
+    assert len(_rows(build)) == 2 and not before & after
+
+
 def test_identical_inputs_are_computed_once(tmp_path):
     g = garment_image(7)
     build = make_build(tmp_path, [(person_image(i), person_image(i + 1), g) for i in range(3)])

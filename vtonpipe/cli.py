@@ -124,8 +124,9 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
+@click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, retry_failed: bool) -> None:
+def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, retry_failed: bool, recompute: bool) -> None:
     """Run annotator stages and write BUILD/annotations/<annotator>/ shards.
 
     With no ANNOTATORS, runs every annotator listed under `annotators:` in params.yaml, in
@@ -164,6 +165,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
                 workers=workers or conf.get("workers", defaults.get("workers", 1)),
                 rows_per_shard=conf.get("rows_per_shard", defaults.get("rows_per_shard", 256)),
                 retry_failed=retry_failed,
+                recompute=recompute,
                 max_failure_rate=conf.get("max_failure_rate", defaults.get("max_failure_rate", 1.0)),
                 device=device or conf.get("device", defaults.get("device", "cpu")),
             )

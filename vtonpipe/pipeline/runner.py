@@ -172,12 +172,18 @@ def run_stage(
     workers: int = 1,
     rows_per_shard: int = 256,
     retry_failed: bool = False,
+    recompute: bool = False,
     max_failure_rate: float = 1.0,
     device: str = "cpu",
     dataset_root: str | Path | None = None,
     show_progress: bool = True,
 ) -> StageResult:
-    """Annotate every item of ``build`` with ``annotator`` and write ``annotations/<annotator>/``."""
+    """Annotate every item of ``build`` with ``annotator`` and write ``annotations/<annotator>/``.
+
+    Rows already there for the same inputs and configuration are kept (``recompute`` discards
+    them: for a backend whose code changed without a version bump); failures are kept unless
+    ``retry_failed``.
+    """
     spec = get_annotator(annotator)
     cls = get_backend(annotator, backend)
     b = cls(params, device=device)
@@ -200,7 +206,7 @@ def run_stage(
     stale_files: set[str] = set()  # shards of another configuration
     stale_rows: dict[str, list[int]] = defaultdict(list)  # rows whose id now has other inputs
     for item_id, key, file, r in _existing_keys(directory, id_col, writer.shards):
-        if {k: key[k] for k in config} != config:
+        if recompute or {k: key[k] for k in config} != config:
             stale_files.add(file)
             continue
         stored_inputs[key["input_sha256"]] = (file, r)
@@ -211,7 +217,7 @@ def run_stage(
 
     failures = _load_failures(layout.failures(annotator), config)
     known_failed = {(f["item_id"], f["input_sha256"]) for f in failures}
-    if retry_failed:
+    if retry_failed or recompute:
         failures = []
         known_failed = set()
 
