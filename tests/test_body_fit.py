@@ -1,6 +1,7 @@
 """The body fitter on anny: keypoints without the mesh, recovery of known bodies, batching, early
-stopping, front/back facing, the ``anny-fit`` backend through ``run_stage`` (failures recorded),
-``posed_mesh`` of fitted rows and the drawing."""
+stopping, front/back facing, the silhouette term, the ``anny-fit`` backend through ``run_stage``
+(failures recorded; with the silhouette term, the ``person_mask`` upstream), ``posed_mesh`` of
+fitted rows and the drawing."""
 
 from __future__ import annotations
 
@@ -12,13 +13,26 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from builders import simple_build, write_keypoints
+from vtonpipe.annotators.base import AnnotationFailure, Backend, get_backend, register_backend
+from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.models.bodies import posed_mesh
-from vtonpipe.models.body_fit import AnnyFitModel, FitConfig, _freeze, _Params, camera_of, fit_bodies, synthetic_bodies
+from vtonpipe.models.body_fit import (
+    AnnyFitModel,
+    FitConfig,
+    _Batch,
+    _freeze,
+    _Params,
+    _Silhouettes,
+    camera_of,
+    fit_bodies,
+    synthetic_bodies,
+)
+from vtonpipe.models.camera import PinholeCamera
 from vtonpipe.models.raster import rasterize
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.layout import BuildLayout
-from vtonpipe.pipeline.runner import run_stage
-from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.pipeline.runner import StageError, run_stage
+from vtonpipe.pipeline.store import ShardReader, read_manifest
 from vtonpipe.vis import drawers
 
 W, H = 192, 256
@@ -37,6 +51,18 @@ def clean_error(fit, truth) -> np.ndarray:
     return np.linalg.norm(fit.joints_2d[:, :, :2] - truth.clean, axis=-1)
 
 
+def silhouettes(model, pose, shape, rotation, translation) -> list[np.ndarray]:
+    """uint8 (H, W) {0, 1} masks of anny bodies (numpy batches) seen by the fitter's camera."""
+    camera = PinholeCamera(*(float(v) for v in camera_of(W, H, 20.0)), W, H)
+    with torch.no_grad():
+        vertices = model.body(pose, shape, rotation, translation).numpy()
+    return [rasterize(v, model.body.faces, camera).mask.astype(np.uint8) for v in vertices]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a.astype(bool) & b.astype(bool)).sum() / (a.astype(bool) | b.astype(bool)).sum())
+
+
 def facing_z(model, rotation: np.ndarray) -> np.ndarray:
     """Camera z of each fitted body's facing direction: < 0 facing the camera, > 0 facing away."""
     return Rotation.from_rotvec(rotation).apply(np.asarray(model.front))[:, 2]
@@ -48,6 +74,20 @@ def test_keypoints_without_the_mesh_match_the_full_forward(model):
     with torch.no_grad():
         joints = model.keypoints(pose, phenotype)
         np.testing.assert_allclose(joints.numpy(), model.body.openpose18(model.body(pose, phenotype)).numpy(), atol=2e-5)
+
+
+def test_surface_points_match_the_full_forward(model):
+    g = torch.Generator().manual_seed(1)
+    pose, phenotype = 0.3 * torch.randn(2, 104, 3, generator=g), torch.rand(2, 6, generator=g)
+    with torch.no_grad():
+        joints, surface = model.keypoints_and_surface(pose, phenotype)
+        np.testing.assert_allclose(surface.numpy(), model.body(pose, phenotype)[:, model.surface_index].numpy(), atol=2e-5)
+        np.testing.assert_array_equal(joints.numpy(), model.keypoints(pose, phenotype).numpy())
+    # one vertex per 3 cm cube: spread over the whole body
+    rest = model.model.template_vertices.numpy()
+    assert 1500 < len(model.surface_index) < 2500
+    np.testing.assert_allclose(rest[model.surface_index].min(0), rest.min(0), atol=0.03)
+    np.testing.assert_allclose(rest[model.surface_index].max(0), rest.max(0), atol=0.03)
 
 
 @pytest.mark.parametrize("noise_px, mean_px, max_px", [(0.0, 1.0, 4.0), (2.0, 3.0, 10.0)])
@@ -118,6 +158,88 @@ def test_a_person_seen_from_behind_is_fitted_facing_away(model):
     assert err.mean() < 1.5, err.mean()
 
 
+# -- the silhouette term ---------------------------------------------------------------------------
+def test_silhouette_term_pulls_a_shifted_and_scaled_body_onto_its_mask(model):
+    """Gradient descent on the translation alone, from 10 px off and 15 % too far (too small in
+    the image), brings the body back onto its exact mask, down to the true body's cost."""
+    truth = synthetic_bodies(model, 2, seed=9, size=(W, H))
+    masks = silhouettes(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    config = FitConfig(silhouette_weight=1.0)
+    batch, sil = _Batch(model, truth.keypoints, truth.sizes, config), _Silhouettes(masks, model)
+    with torch.no_grad():
+        _, surface = model.keypoints_and_surface(torch.as_tensor(truth.pose), torch.as_tensor(truth.shape))
+        surface = surface @ torch.as_tensor(Rotation.from_rotvec(truth.rotation).as_matrix(), dtype=torch.float32).transpose(1, 2)
+    idx = torch.arange(2)
+    true_t = torch.as_tensor(truth.translation)
+
+    def loss(t: torch.Tensor) -> torch.Tensor:
+        return sil.loss(batch.project(surface + t[:, None], idx), idx, batch.scale, config)
+
+    start = true_t * torch.tensor([1.0, 1.0, 1.15]) + true_t[:, 2:] * torch.tensor([10.0, -10.0, 0.0]) / float(batch.f[0])
+    t = torch.nn.Parameter(start.clone())
+    opt = torch.optim.Adam([t], lr=0.01)
+    for _ in range(150):
+        opt.zero_grad()
+        loss(t).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        before, after, at_truth = loss(start), loss(t), loss(true_t)
+    assert (before > 10 * at_truth).all() and (after < 1.05 * at_truth).all(), (at_truth, before, after)
+    shift_px = float(batch.f[0]) * (t[:, :2] / t[:, 2:] - true_t[:, :2] / true_t[:, 2:]).detach()
+    assert shift_px.abs().max() < 1.0 and ((t[:, 2] - true_t[:, 2]).abs() / true_t[:, 2] < 0.02).all(), (shift_px, t, true_t)
+
+
+def test_silhouette_masks_cut_by_the_frame_go_on_past_it(model):
+    """Points below a mask that the image's bottom edge cuts are inside it; points beside it
+    cost by their distance; no contour point lies on the image border."""
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:, 80:120] = 1  # legs cut by the bottom edge
+    sil = _Silhouettes([mask], model)
+    config = FitConfig(silhouette_weight=1.0, silhouette_coverage=0.0, silhouette_sigma=1e3)  # rho = r^2
+    scale = torch.tensor([1.0])
+    below = torch.tensor([[[100.0, H + 20.0]]])  # 20 px below the image, under the mask
+    beside = torch.tensor([[[129.0, H + 20.0]]])  # and 10 px right of its last column
+    assert float(sil.loss(below, torch.tensor([0]), scale, config)) == 0.0
+    assert float(sil.loss(beside, torch.tensor([0]), scale, config)) == pytest.approx(100.0, rel=0.01)
+    edge = sil.edge[0][sil.edge_weight[0] > 0]
+    assert len(edge) == 160 and edge[:, 1].max() < H - 1 and edge[:, 1].min() == 100
+
+
+def test_silhouette_term_places_limbs_whose_keypoints_are_withheld(model):
+    """Only the nose, neck, shoulders and hips given: the limbs follow the mask with the term and
+    stay near the rest pose without it."""
+    truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
+    masks = silhouettes(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    keypoints = truth.keypoints.copy()
+    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
+    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
+    scores = {}
+    for weight in (0.0, 1.0):
+        fit = fit_bodies(model, keypoints, truth.sizes, FitConfig(silhouette_weight=weight), masks)
+        assert fit.failure == [None] * 3
+        fitted = silhouettes(model, fit.pose, fit.shape, fit.rotation, fit.translation)
+        scores[weight] = [iou(a, b) for a, b in zip(fitted, masks)], clean_error(fit, truth)[:, limbs].mean()
+    (iou_without, limbs_without), (iou_with, limbs_with) = scores[0.0], scores[1.0]
+    assert max(iou_without) < 0.7 and min(iou_with) > 0.85, scores
+    assert limbs_with < 8.0 and limbs_without > 15.0, scores
+
+
+def test_silhouette_term_needs_a_mask_per_image(model):
+    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
+    with pytest.raises(ValueError, match="person mask"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(silhouette_weight=1.0))
+    with pytest.raises(ValueError, match="person mask"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(silhouette_weight=1.0), [np.ones((W, H), np.uint8)] * 2)
+
+
+@pytest.mark.parametrize("backend", ["anny-fit", "smpl-fit"])
+def test_requires_follows_the_silhouette_weight(backend):
+    cls = get_backend("body", backend)
+    assert cls.default_params["silhouette_weight"] == 0.0
+    assert cls().requires == ("keypoints",)
+    assert cls({"silhouette_weight": 0.5}).requires == ("keypoints", "person_mask")
+
+
 # -- the backend through run_stage -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory, model):
@@ -172,3 +294,51 @@ def test_drawing_shows_the_fitted_silhouette_and_joints(stage):
     assert changed[joints[:, 1], joints[:, 0]].all()  # joints drawn where they project
     far = cv2.dilate(body.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
     assert not changed[far].any()  # nothing drawn away from the body
+
+
+@register_backend
+class PersonMaskFromFile(Backend):
+    """Test upstream: person_mask rows from an NPZ (``ids``, ``masks``); other images fail."""
+
+    annotator = "person_mask"
+    name = "test-from-file"
+    default_params = {"path": ""}
+
+    def annotate(self, items, ctx):
+        with np.load(self.params["path"]) as z:
+            masks = dict(zip(z["ids"].tolist(), z["masks"]))
+        return [
+            AnnotationFailure("no_person", "not in the test file") if i.image_id not in masks else
+            {"mask": masks[i.image_id], "area_fraction": float(masks[i.image_id].mean()), "bbox": mask_bbox(masks[i.image_id]),
+             "face_mask": None, "face_oval": None, "face_bbox": None}
+            for i in items
+        ]  # fmt: skip
+
+
+def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, model):
+    """4 person images: 2 with 6 keypoints (as above) and masks, 1 without a mask and 1
+    without keypoints (both missing_upstream); the fitted rows cover their masks."""
+    build = simple_build(tmp_path, n=2)
+    ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+    truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
+    masks = silhouettes(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    keypoints = truth.keypoints.copy()
+    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0  # nose, neck, shoulders, hips left
+    write_keypoints(tmp_path, build, {ids[0]: keypoints[0], ids[1]: keypoints[1], ids[2]: keypoints[2]})
+    params = {"silhouette_weight": 1.0}
+    with pytest.raises(StageError, match="person_mask"):
+        run_stage(build, "body", "anny-fit", params, show_progress=False)
+    np.savez(tmp_path / "masks.npz", ids=np.array([ids[0], ids[1], ids[3]]), masks=np.stack([masks[0], masks[1], masks[2]]))
+    run_stage(build, "person_mask", "test-from-file", {"path": str(tmp_path / "masks.npz")}, show_progress=False)
+
+    result = run_stage(build, "body", "anny-fit", params, show_progress=False)
+    assert (result.computed, result.failures_by_reason) == (2, {"missing_upstream": 2})
+    failures = {r["item_id"]: r["message"] for r in ShardReader(BuildLayout(build).failures("body"))}
+    assert sorted(failures) == [ids[2], ids[3]]
+    assert "person_mask" in failures[ids[2]] and "keypoints" in failures[ids[3]]
+    provenance = read_manifest(build / "annotations" / "body")["provenance"][0]
+    assert provenance["params"]["silhouette_weight"] == 1.0 and sorted(provenance["upstream"]) == ["keypoints", "person_mask"]
+    rows = ShardReader(build / "annotations" / "body")
+    for b in range(2):
+        mesh = posed_mesh(rows.get(ids[b]), W, H)
+        assert iou(rasterize(mesh.vertices, mesh.faces, mesh.camera).mask, masks[b]) > 0.8  # < 0.65 without the term

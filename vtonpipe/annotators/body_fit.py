@@ -12,13 +12,16 @@
   FrankMocap's own SMPL layer unpickles its SMPL file with ``pickle`` and chumpy (its code, not
   vtonpipe's); vtonpipe reads the same file with its safe loader.
 
-All read the ``keypoints`` annotation only (``requires``; the fitter has no silhouette term, see
-:mod:`vtonpipe.models.body_fit`). Params (see
+All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silhouette_weight >
+0`` also read the ``person_mask`` annotation's ``mask`` (``requires`` follows the param) for the
+fitter's silhouette term (:mod:`vtonpipe.models.body_fit`: off by default, 1 measures best). Params (see
 :class:`~vtonpipe.models.body_fit.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
-principal point at the image centre), optimiser settings, prior weights and the failure
-thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
+principal point at the image centre), optimiser settings, prior and silhouette weights and the
+failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
 ``fit_failed`` (mean keypoint error above ``max_residual`` x person size, or a diverged fit),
-``missing_upstream`` (no keypoints row: the keypoints stage failed on the image).
+``missing_upstream`` (no keypoints row, or, with the silhouette term, no person_mask row: the
+upstream stage failed on the image; such an image is not fitted without its mask, so every row
+of a configuration is fitted the same way).
 """
 
 from __future__ import annotations
@@ -67,23 +70,33 @@ HMR_INPUT_HALF = 112.0  # half of the regressor's 224 px input crop
 
 
 class _FitBackend(Backend):
-    """Shared: read the keypoints, fit the whole batch at once, one record or failure each."""
+    """Shared: read the keypoints (and the person masks for the silhouette term), fit the whole
+    batch at once, one record or failure each."""
 
     annotator = "body"
-    requires = ("keypoints",)
     _model: FitModel
 
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return ("keypoints", "person_mask") if self.params["silhouette_weight"] > 0 else ("keypoints",)
+
     def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+        silhouette = self.params["silhouette_weight"] > 0
         out: dict[int, dict[str, Any] | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
+        masks: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
             try:
-                keypoints[i] = ctx.annotation("keypoints", item.image_id)["keypoints"]
+                row = ctx.annotation("keypoints", item.image_id)["keypoints"]
+                mask = ctx.annotation("person_mask", item.image_id)["mask"] if silhouette else None
             except AnnotationFailure as f:
                 out[i] = f
+            else:
+                keypoints[i], masks[i] = row, mask
         if keypoints:
             sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
-            fit = fit_bodies(self._model, np.stack(list(keypoints.values())), sizes, FitConfig.from_params(self.params))
+            config = FitConfig.from_params(self.params)
+            fit = fit_bodies(self._model, np.stack(list(keypoints.values())), sizes, config, list(masks.values()) if silhouette else None)
             for j, i in enumerate(keypoints):
                 out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else fit.record(j)
         return [out[i] for i in range(len(items))]
@@ -95,7 +108,7 @@ class AnnyFit(_FitBackend):
     version = "1"
     requirements = Requirements(packages=("torch", "anny"))
     default_params = asdict(FitConfig())
-    doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing)."
+    doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing; optional silhouette term)."
 
     def setup(self) -> None:
         self._model = AnnyFitModel(AnnyBody(self.device))
