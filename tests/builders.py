@@ -10,6 +10,7 @@ import numpy as np
 
 from vtonpipe.annotators.base import AnnotationFailure, Backend, register_backend
 from vtonpipe.converters.keypoints import keypoint_bbox
+from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.io import write_image
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
@@ -70,26 +71,69 @@ def simple_build(tmp_path: Path, n: int = 3) -> Path:
     return make_build(tmp_path, [(person_image(i), person_image(i + 100), garment_image(i)) for i in range(n)])
 
 
-@register_backend
-class KeypointsFromFile(Backend):
-    """Test upstream: keypoints rows from an NPZ (``ids``, ``keypoints``); other images fail."""
+class _RowsFromFile(Backend):
+    """Test upstream: one value per image id from an NPZ (``ids``, ``values``); other images fail."""
 
-    annotator = "keypoints"
     name = "test-from-file"
     default_params = {"path": ""}
 
+    def record(self, value: np.ndarray) -> dict:
+        raise NotImplementedError
+
     def annotate(self, items, ctx):
         with np.load(self.params["path"]) as z:
-            rows = dict(zip(z["ids"].tolist(), z["keypoints"]))
-        return [
-            AnnotationFailure("no_person", "not in the test file") if i.image_id not in rows else
-            {"keypoints": rows[i.image_id], "people": rows[i.image_id][None], "num_people": 1, "score": 1.0,
-             "bbox": keypoint_bbox(rows[i.image_id]), "landmarks_mp33": None}
-            for i in items
-        ]  # fmt: skip
+            rows = dict(zip(z["ids"].tolist(), z["values"]))
+        return [self.record(rows[i.image_id]) if i.image_id in rows else AnnotationFailure("no_person", "not in the test file") for i in items]
+
+
+@register_backend
+class KeypointsFromFile(_RowsFromFile):
+    annotator = "keypoints"
+
+    def record(self, kp):
+        return {"keypoints": kp, "people": kp[None], "num_people": 1, "score": 1.0, "bbox": keypoint_bbox(kp), "landmarks_mp33": None}
+
+
+@register_backend
+class PersonMaskFromFile(_RowsFromFile):
+    annotator = "person_mask"
+
+    def record(self, mask):
+        return {"mask": mask, "area_fraction": float(mask.mean()), "bbox": mask_bbox(mask), "face_mask": None, "face_oval": None, "face_bbox": None}
+
+
+def write_rows(tmp: Path, build: Path, annotator: str, values: dict[str, np.ndarray]) -> None:
+    """Run the ``annotator`` stage of ``build`` with the given per-image values (other images fail)."""
+    path = tmp / f"{annotator}-rows.npz"
+    np.savez(path, ids=np.array(list(values)), values=np.stack(list(values.values())))
+    run_stage(build, annotator, "test-from-file", {"path": str(path)}, show_progress=False)
 
 
 def write_keypoints(tmp: Path, build: Path, keypoints: dict[str, np.ndarray]) -> None:
-    """Run the ``keypoints`` stage of ``build`` with the given rows (other images fail)."""
-    np.savez(tmp / "kp.npz", ids=np.array(list(keypoints)), keypoints=np.stack(list(keypoints.values())).astype(np.float32))
-    run_stage(build, "keypoints", "test-from-file", {"path": str(tmp / "kp.npz")}, show_progress=False)
+    """Run the ``keypoints`` stage of ``build`` with the given (18, 3) rows (other images fail)."""
+    write_rows(tmp, build, "keypoints", {k: np.asarray(v, np.float32) for k, v in keypoints.items()})
+
+
+SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None:
+    """An SMPL model file (official keys and shapes, plain numpy arrays) at ``smpl/SMPL_<GENDER>.pkl``
+    under ``weights`` whose posed mesh is ``v_template`` (6890, 3) for any pose and shape: every
+    vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
+    import pickle
+
+    from vtonpipe.models.iuv import smpl_charts
+
+    faces = smpl_charts().smpl_faces
+    skin = np.zeros((6890, 24))
+    skin[:, 0] = 1.0
+    arrays = {
+        "v_template": v_template, "shapedirs": np.zeros((6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207), np.float32),
+        "J_regressor": np.full((24, 6890), 1 / 6890), "weights": skin,
+        "kintree_table": np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(24))], np.int64),
+        "f": np.concatenate([faces, faces[:2]]),
+    }  # fmt: skip
+    path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(arrays, protocol=2))

@@ -12,9 +12,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from builders import simple_build, write_keypoints
-from vtonpipe.annotators.base import AnnotationFailure, Backend, get_backend, register_backend
-from vtonpipe.converters.masks import mask_bbox
+from builders import simple_build, write_keypoints, write_rows
+from vtonpipe.annotators.base import get_backend
 from vtonpipe.models.bodies import posed_mesh
 from vtonpipe.models.body_fit import (
     AnnyFitModel,
@@ -296,25 +295,6 @@ def test_drawing_shows_the_fitted_silhouette_and_joints(stage):
     assert not changed[far].any()  # nothing drawn away from the body
 
 
-@register_backend
-class PersonMaskFromFile(Backend):
-    """Test upstream: person_mask rows from an NPZ (``ids``, ``masks``); other images fail."""
-
-    annotator = "person_mask"
-    name = "test-from-file"
-    default_params = {"path": ""}
-
-    def annotate(self, items, ctx):
-        with np.load(self.params["path"]) as z:
-            masks = dict(zip(z["ids"].tolist(), z["masks"]))
-        return [
-            AnnotationFailure("no_person", "not in the test file") if i.image_id not in masks else
-            {"mask": masks[i.image_id], "area_fraction": float(masks[i.image_id].mean()), "bbox": mask_bbox(masks[i.image_id]),
-             "face_mask": None, "face_oval": None, "face_bbox": None}
-            for i in items
-        ]  # fmt: skip
-
-
 def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, model):
     """4 person images: 2 with 6 keypoints (as above) and masks, 1 without a mask and 1
     without keypoints (both missing_upstream); the fitted rows cover their masks."""
@@ -328,8 +308,7 @@ def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, mode
     params = {"silhouette_weight": 1.0}
     with pytest.raises(StageError, match="person_mask"):
         run_stage(build, "body", "anny-fit", params, show_progress=False)
-    np.savez(tmp_path / "masks.npz", ids=np.array([ids[0], ids[1], ids[3]]), masks=np.stack([masks[0], masks[1], masks[2]]))
-    run_stage(build, "person_mask", "test-from-file", {"path": str(tmp_path / "masks.npz")}, show_progress=False)
+    write_rows(tmp_path, build, "person_mask", {ids[0]: masks[0], ids[1]: masks[1], ids[3]: masks[2]})
 
     result = run_stage(build, "body", "anny-fit", params, show_progress=False)
     assert (result.computed, result.failures_by_reason) == (2, {"missing_upstream": 2})

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from builders import garment_image, make_build, person_image
+from builders import garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
 from vtonpipe.annotators.densepose_render import raster_backend, render_iuv
 from vtonpipe.converters.masks import mask_box_edges
@@ -117,27 +115,6 @@ def _build(tmp_path, people: int = 2):
 
 def _person_ids(build) -> list[str]:
     return sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
-
-
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-
-
-def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None:
-    """An SMPL model file (official keys and shapes, plain numpy arrays) at ``smpl/SMPL_<GENDER>.pkl``
-    under ``weights`` whose posed mesh is ``v_template`` (6890, 3) for any pose and shape: every
-    vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
-    faces = smpl_charts().smpl_faces
-    skin = np.zeros((6890, 24))
-    skin[:, 0] = 1.0
-    arrays = {
-        "v_template": v_template, "shapedirs": np.zeros((6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207), np.float32),
-        "J_regressor": np.full((24, 6890), 1 / 6890), "weights": skin,
-        "kintree_table": np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(24))], np.int64),
-        "f": np.concatenate([faces, faces[:2]]),
-    }  # fmt: skip
-    path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(arrays, protocol=2))
 
 
 def test_smpl_bodies_render_densepose_s_own_charts(tmp_path, monkeypatch):

@@ -3,8 +3,6 @@ computations; 3D-GCL's o_gt on a rendered pair; the stage, its failures and its 
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from builders import garment_image, make_build, person_image
+from builders import garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
 from vtonpipe.annotators.densepose_render import render, render_iuv
 from vtonpipe.annotators.smpl_flow_render import pair_flow
@@ -140,27 +138,6 @@ def _build(tmp_path, people: int):
 
 def _pairs(build) -> list[dict]:
     return sorted(AnnotationContext(build).pairs, key=lambda p: p["source_image_id"])
-
-
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-
-
-def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None:
-    """An SMPL model file (official keys and shapes, plain numpy arrays) at ``smpl/SMPL_<GENDER>.pkl``
-    under ``weights`` whose posed mesh is ``v_template`` (6890, 3) for any pose and shape: every
-    vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
-    faces = smpl_charts().smpl_faces
-    skin = np.zeros((6890, 24))
-    skin[:, 0] = 1.0
-    arrays = {
-        "v_template": v_template, "shapedirs": np.zeros((6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207), np.float32),
-        "J_regressor": np.full((24, 6890), 1 / 6890), "weights": skin,
-        "kintree_table": np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(24))], np.int64),
-        "f": np.concatenate([faces, faces[:2]]),
-    }  # fmt: skip
-    path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(arrays, protocol=2))
 
 
 def test_smpl_pairs_of_any_genders(tmp_path, monkeypatch, body):
