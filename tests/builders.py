@@ -102,6 +102,23 @@ class PersonMaskFromFile(_RowsFromFile):
         return {"mask": mask, "area_fraction": float(mask.mean()), "bbox": mask_bbox(mask), "face_mask": None, "face_oval": None, "face_bbox": None}
 
 
+#: the fields of a ``body`` row that rendering does not read
+FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
+#: image_id -> body row fields returned by the ``test-known`` body backend (others fail with no_person)
+KNOWN_BODIES: dict[str, dict] = {}
+
+
+@register_backend
+class KnownBody(Backend):
+    """Test upstream: a ``body`` backend returning the rows of ``KNOWN_BODIES``."""
+
+    annotator = "body"
+    name = "test-known"
+
+    def annotate(self, items, ctx):
+        return [dict(KNOWN_BODIES[i.image_id]) if i.image_id in KNOWN_BODIES else AnnotationFailure("no_person") for i in items]
+
+
 def write_rows(tmp: Path, build: Path, annotator: str, values: dict[str, np.ndarray]) -> None:
     """Run the ``annotator`` stage of ``build`` with the given per-image values (other images fail)."""
     path = tmp / f"{annotator}-rows.npz"

@@ -9,8 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from builders import garment_image, make_build, person_image, write_smpl_model
-from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
+from builders import FIT_FIELDS, KNOWN_BODIES, garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators.densepose_render import raster_backend, render_iuv
 from vtonpipe.converters.masks import mask_box_edges
 from vtonpipe.bench.metrics import IUVAccuracy
@@ -24,21 +23,6 @@ from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
 
 H, W = 256, 192
-#: the fields of a ``body`` row that rendering does not read
-FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
-#: image_id -> body row fields, what the test body backend returns (others fail with no_person)
-KNOWN: dict[str, dict] = {}
-
-
-@register_backend
-class KnownBody(Backend):
-    """A ``body`` backend returning the rows of ``KNOWN``."""
-
-    annotator = "body"
-    name = "test-known-densepose"
-
-    def annotate(self, items, ctx):
-        return [dict(KNOWN[i.image_id]) if i.image_id in KNOWN else AnnotationFailure("no_person") for i in items]
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +120,13 @@ def test_smpl_bodies_render_densepose_s_own_charts(tmp_path, monkeypatch):
     build = _build(tmp_path, 1)
     ids = _person_ids(build)
     camera = PinholeCamera(400.0, 400.0, 95.5, 127.5, W, H)
-    KNOWN.clear()  # the SMPL body frame is the camera frame
-    KNOWN[ids[0]] = {
+    KNOWN_BODIES.clear()  # the SMPL body frame is the camera frame
+    KNOWN_BODIES[ids[0]] = {
         **FIT_FIELDS, "model": "smpl-female", "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32),
         "rotation": np.zeros(3, np.float32), "translation": np.zeros(3, np.float32),
         "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
     }  # fmt: skip
-    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    run_stage(build, "body", "test-known", show_progress=False)
     assert run_stage(build, "densepose", "render", show_progress=False).computed == 1
     iuv = ShardReader(build / "annotations" / "densepose").get(ids[0])["iuv"]
 
@@ -160,13 +144,13 @@ def test_smpl_bodies_render_densepose_s_own_charts(tmp_path, monkeypatch):
 def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body):
     build = _build(tmp_path)
     ids = _person_ids(build)
-    KNOWN.clear()
-    KNOWN.update({
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({
         ids[0]: anny_row(body),
         ids[1]: anny_row(body, {"upperarm01.R": (0.0, 0.8, 0.0)}, azimuth_deg=20.0),
         ids[2]: anny_row(body, shift=(30.0, 0.0, 0.0)),  # far outside the image
     })  # ids[3] has no body: missing_upstream
-    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    run_stage(build, "body", "test-known", show_progress=False)
     res = run_stage(build, "densepose", show_progress=False)  # the default backend is render
     assert (res.backend, res.computed, res.failed) == ("render", 2, 2)
     assert res.failures_by_reason == {"empty_render": 1, "missing_upstream": 1}
@@ -175,7 +159,7 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
 
     accuracy = IUVAccuracy()
     for image_id, row in rows.items():
-        expected = reference_iuv(body, KNOWN[image_id])
+        expected = reference_iuv(body, KNOWN_BODIES[image_id])
         np.testing.assert_array_equal(row["iuv"], expected)
         accuracy.update(row["iuv"], expected)
         cols, lines = np.nonzero((expected[..., 0] > 0).any(0))[0], np.nonzero((expected[..., 0] > 0).any(1))[0]
@@ -193,17 +177,17 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
 def test_rows_follow_the_body_rows(tmp_path, body):
     build = _build(tmp_path, 1)
     ids = _person_ids(build)
-    KNOWN.clear()
-    KNOWN[ids[0]] = anny_row(body)
-    run_stage(build, "body", "test-known-densepose", show_progress=False)
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES[ids[0]] = anny_row(body)
+    run_stage(build, "body", "test-known", show_progress=False)
     first = run_stage(build, "densepose", "render", show_progress=False)
     assert (first.computed, first.failures_by_reason) == (1, {"missing_upstream": 1})
     again = run_stage(build, "densepose", "render", show_progress=False)
     assert (again.computed, again.skipped) == (0, 2)
     # the missing body is fitted later: its densepose is computed without --retry-failed
-    KNOWN[ids[1]] = anny_row(body, azimuth_deg=90.0)
-    assert run_stage(build, "body", "test-known-densepose", retry_failed=True, show_progress=False).computed == 1
+    KNOWN_BODIES[ids[1]] = anny_row(body, azimuth_deg=90.0)
+    assert run_stage(build, "body", "test-known", retry_failed=True, show_progress=False).computed == 1
     later = run_stage(build, "densepose", "render", show_progress=False)
     assert (later.computed, later.skipped, later.failed) == (1, 1, 0)
     rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
-    np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN[ids[1]]))
+    np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN_BODIES[ids[1]]))

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from builders import garment_image, make_build, person_image, write_smpl_model
-from vtonpipe.annotators import AnnotationFailure, Backend, register_backend
+from builders import FIT_FIELDS, KNOWN_BODIES, garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators.densepose_render import render, render_iuv
 from vtonpipe.annotators.smpl_flow_render import pair_flow
 from vtonpipe.bench.metrics import FlowAccuracy
@@ -28,21 +27,6 @@ from vtonpipe.pipeline.store import ShardReader
 from vtonpipe.vis.smpl_flow import draw_smpl_flow, flow_to_colour, warp_source
 
 H, W = 256, 192
-#: the fields of a ``body`` row that rendering does not read
-FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
-#: image_id -> body row fields, what the test body backend returns (others fail with no_person)
-KNOWN: dict[str, dict] = {}
-
-
-@register_backend
-class KnownBody(Backend):
-    """A ``body`` backend returning the rows of ``KNOWN``."""
-
-    annotator = "body"
-    name = "test-known-flow"
-
-    def annotate(self, items, ctx):
-        return [dict(KNOWN[i.image_id]) if i.image_id in KNOWN else AnnotationFailure("no_person") for i in items]
 
 
 def _rotvec(*steps) -> np.ndarray:
@@ -158,14 +142,14 @@ def test_smpl_pairs_of_any_genders(tmp_path, monkeypatch, body):
     camera = np.float32([300.0, 300.0, 95.5, 127.5])
     move = np.float32([0.03, 0.01, 0.2])
     smpl = {**FIT_FIELDS, "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32), "rotation": np.zeros(3, np.float32), "camera": camera}
-    KNOWN.clear()
-    KNOWN.update({
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({
         smpl_pair["source_image_id"]: {**smpl, "model": "smpl-male", "translation": move},
         smpl_pair["target_image_id"]: {**smpl, "model": "smpl", "translation": np.zeros(3, np.float32)},
         mixed["source_image_id"]: {**smpl, "model": "smpl", "translation": np.zeros(3, np.float32)},
         mixed["target_image_id"]: anny_row(body),
     })  # fmt: skip
-    run_stage(build, "body", "test-known-flow", show_progress=False)
+    run_stage(build, "body", "test-known", show_progress=False)
     res = run_stage(build, "smpl_flow", "render", show_progress=False)
     assert (res.computed, res.failures_by_reason) == (1, {"model_mismatch": 1})
     row = ShardReader(build / "annotations" / "smpl_flow").get(smpl_pair["pair_id"])
@@ -181,22 +165,22 @@ def test_smpl_pairs_of_any_genders(tmp_path, monkeypatch, body):
     assert (row["visibility"][raster.mask] == VISIBLE).mean() > 0.95
     assert (row["visibility"][~raster.mask] == BACKGROUND).all()
     with pytest.raises(ValueError, match="one model"):
-        pair_flow(mesh(KNOWN[mixed["source_image_id"]]), mesh(anny_row(body)))
+        pair_flow(mesh(KNOWN_BODIES[mixed["source_image_id"]]), mesh(anny_row(body)))
 
 
 def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     build = _build(tmp_path, 3)
     ok, missing, mixed = _pairs(build)
     smpl = {**anny_row(body), "model": "smpl", "pose": np.zeros((23, 3), np.float32), "shape": np.zeros(10, np.float32)}
-    KNOWN.clear()
-    KNOWN.update({
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({
         ok["source_image_id"]: anny_row(body, ARM_ACROSS, azimuth_deg=15.0),
         ok["target_image_id"]: anny_row(body, {"lowerleg01.L": (0.6, 0.0, 0.0)}),
         missing["source_image_id"]: anny_row(body),
         mixed["source_image_id"]: anny_row(body),
         mixed["target_image_id"]: smpl,
     })  # missing's target has no body
-    run_stage(build, "body", "test-known-flow", show_progress=False)
+    run_stage(build, "body", "test-known", show_progress=False)
     res = run_stage(build, "smpl_flow", show_progress=False)  # the default backend is render
     assert (res.backend, res.computed, res.failed) == ("render", 1, 2)
     assert res.failures_by_reason == {"missing_upstream": 1, "model_mismatch": 1}
@@ -204,7 +188,7 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     rows = list(ShardReader(build / "annotations" / "smpl_flow"))
     assert [r["pair_id"] for r in rows] == [ok["pair_id"]]
     row = rows[0]
-    source, target = mesh(KNOWN[ok["source_image_id"]]), mesh(KNOWN[ok["target_image_id"]])
+    source, target = mesh(KNOWN_BODIES[ok["source_image_id"]]), mesh(KNOWN_BODIES[ok["target_image_id"]])
     flow, visibility = pair_flow(source, target)
     np.testing.assert_array_equal(row["flow"], flow)
     np.testing.assert_array_equal(row["visibility"], visibility)
@@ -215,8 +199,8 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     assert accuracy.result() == {"epe_visible": 0.0, "visibility_iou_visible": 1.0, "visibility_iou_hidden": 1.0, "visibility_miou": 1.0}
 
     # the missing target body is fitted later: the pair is computed without --retry-failed
-    KNOWN[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)
-    run_stage(build, "body", "test-known-flow", retry_failed=True, show_progress=False)
+    KNOWN_BODIES[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)
+    run_stage(build, "body", "test-known", retry_failed=True, show_progress=False)
     later = run_stage(build, "smpl_flow", show_progress=False)
     assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {})
 
@@ -259,9 +243,9 @@ def test_flow_colours_and_warp():
 def test_drawing_of_a_stored_pair(tmp_path, body):
     build = _build(tmp_path, 1)
     (pair,) = _pairs(build)
-    KNOWN.clear()
-    KNOWN.update({pair["source_image_id"]: anny_row(body, ARM_ACROSS), pair["target_image_id"]: anny_row(body, azimuth_deg=30.0)})
-    run_stage(build, "body", "test-known-flow", show_progress=False)
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({pair["source_image_id"]: anny_row(body, ARM_ACROSS), pair["target_image_id"]: anny_row(body, azimuth_deg=30.0)})
+    run_stage(build, "body", "test-known", show_progress=False)
     run_stage(build, "smpl_flow", show_progress=False)
     ctx = AnnotationContext(build)
     record = ctx.reader("smpl_flow").get(pair["pair_id"])
