@@ -111,13 +111,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """Lossless PNG bytes of an RGB/gray uint8 array."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
     """Write an RGB uint8 image atomically; the format follows the extension."""
     path = Path(path)

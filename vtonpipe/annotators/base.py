@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
@@ -149,7 +149,6 @@ class PairItem:
     target_image_id: str | None
     garment_image_id: str | None
     split: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(ABC):

@@ -1,7 +1,7 @@
 """Versioned Arrow schemas of every table and annotation (see :mod:`vtonpipe.schemas.core`)."""
 
 from .annotations import PROVENANCE_FIELDS, annotation_schema, id_column
-from .core import Field, Schema, SchemaError, UnknownSchemaVersionError, get_schema, known_schemas, register_schema
+from .core import Field, Schema, SchemaError, UnknownSchemaVersionError, get_schema, register_schema
 from .tables import FAILURES, IMAGES, PAIRS
 from . import packed  # noqa: F401
 
@@ -25,6 +25,5 @@ __all__ = [
     "annotation_schema",
     "get_schema",
     "id_column",
-    "known_schemas",
     "register_schema",
 ]

@@ -206,7 +206,3 @@ def get_schema(name: str, version: int) -> Schema:
             f"(known versions: {sorted(versions)}); upgrade vtonpipe or rebuild the shards"
         )
     return versions[version]
-
-
-def known_schemas() -> dict[str, list[int]]:
-    return {name: sorted(v) for name, v in sorted(_REGISTRY.items())}

@@ -62,9 +62,6 @@ class DensePoseRCNNConfig:
     num_classes: int = 1
     box_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     box_scale_clamp: float = math.log(1000.0 / 16)  # _DEFAULT_SCALE_CLAMP, box_regression.py
-    score_thresh: float = 0.05
-    nms_thresh: float = 0.5
-    detections_per_image: int = 100
     canonical_box_size: int = 224  # ROIPooler level assignment, poolers.py
     canonical_level: int = 4
     # DensePose: Panoptic-FPN decoder, ROIAlign 28x28 at stride 4, V1ConvX head, chart predictor
@@ -86,8 +83,3 @@ class DensePoseRCNNConfig:
     def stage_channels(self) -> tuple[int, ...]:
         """Output channels of res2..res5 (256, 512, 1024, 2048)."""
         return tuple(self.res2_channels * 2**i for i in range(len(self.blocks_per_stage)))
-
-    @property
-    def heatmap_size(self) -> int:
-        """Side of the DensePose predictor's outputs (112 = 28 x deconv 2 x UP_SCALE 2)."""
-        return self.dp_pooler_resolution * 2 * self.dp_up_scale
