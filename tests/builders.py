@@ -154,3 +154,10 @@ def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None
     path = weights / "smpl" / f"SMPL_{gender.upper()}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(arrays, protocol=2))
+
+
+def summary_rows(output: str) -> dict[str, dict[str, str]]:
+    """The rows of the table `vtonpipe annotate` prints: stage -> column -> cell text."""
+    rows = [[c.strip() for c in line.split("│" if "│" in line else "┃")[1:-1]] for line in output.splitlines() if line.count("│") > 5 or line.count("┃") > 5]
+    header, *body = rows
+    return {r[0]: dict(zip(header, r)) for r in body}

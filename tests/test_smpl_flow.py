@@ -202,7 +202,7 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     KNOWN_BODIES[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)
     run_stage(build, "body", "test-known", retry_failed=True, show_progress=False)
     later = run_stage(build, "smpl_flow", show_progress=False)
-    assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {})
+    assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {"model_mismatch": 1})  # the mixed pair still failed
 
 
 def test_correspondence_ground_truth_warps_like_bilinear_sampling(body):

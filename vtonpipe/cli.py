@@ -46,7 +46,7 @@ def _fail(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="DVC params file with the defaults.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and the third-party logs (TensorFlow Lite, absl, warp) that are otherwise silenced.")
 @click.version_option(package_name="vtonpipe")
 @click.pass_context
 def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
@@ -56,6 +56,10 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
     annotations/<annotator>/ shards, packed/ training shards. `dvc repro` runs the whole DAG.
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        from .logs import silence_third_party
+
+        silence_third_party()
     ctx.obj = {"params": load_params(params_file)}
 
 
@@ -123,15 +127,19 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
 @click.option("--batch-size", type=int, help="Items per backend call.")
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
+@click.option("--max-failure-rate", type=float, help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).")
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
 @click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, retry_failed: bool, recompute: bool) -> None:
-    """Run annotator stages and write BUILD/annotations/<annotator>/ shards.
+def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, max_failure_rate: float | None, retry_failed: bool, recompute: bool) -> None:
+    """Run annotator stages and write BUILD/annotations/<annotator>/ shards; prints one summary
+    table (stage, computed, reused, failed, top failure reasons, over budget).
 
     With no ANNOTATORS, runs every annotator listed under `annotators:` in params.yaml, in
     dependency order. Work already done (same image bytes, backend, version and params) is
-    skipped, so an interrupted run resumes; per-item failures go to annotations/<name>/failures/.
+    skipped, so an interrupted run resumes; per-item failures go to annotations/<name>/failures/
+    and never stop the run. A stage over its failure budget keeps its rows and the stages after
+    it still run on the items that have their upstream rows; the command then exits 1.
     """
     from .annotators import BackendUnavailableError, get_backend
     from .pipeline.runner import StageError, run_stage
@@ -152,9 +160,11 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
         _fail(str(e.args[0]))
     defaults = params.get("annotate") or {}
     build_dir = _build_dir(params, dataset, build)
+    outcomes: list[tuple[str, Any]] = []  # (annotator, StageResult or the error that stopped it)
     for name in names:
         conf = annotator_params(params, name)
         stage_params = {**(conf.get("params") or {}), **_parse_kv(param_kv)}
+        budget = max_failure_rate if max_failure_rate is not None else conf.get("max_failure_rate", defaults.get("max_failure_rate", 1.0))
         try:
             res = run_stage(
                 build_dir,
@@ -166,15 +176,42 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
                 rows_per_shard=conf.get("rows_per_shard", defaults.get("rows_per_shard", 256)),
                 retry_failed=retry_failed,
                 recompute=recompute,
-                max_failure_rate=conf.get("max_failure_rate", defaults.get("max_failure_rate", 1.0)),
+                max_failure_rate=budget,
                 device=device or conf.get("device", defaults.get("device", "cpu")),
             )
         except (BackendUnavailableError, StageError, ValueError, KeyError) as e:
-            _fail(str(e))
-        click.echo(
-            f"{name}/{res.backend}: {res.total} items: {res.computed} computed, {res.reused} reused, "
-            f"{res.skipped} already done, {res.failed} failed {res.failures_by_reason or ''}".rstrip()
+            outcomes.append((name, e.args[0] if e.args else str(e)))
+            continue
+        outcomes.append((name, res))
+    _print_annotate_summary(outcomes)
+    if any(isinstance(r, str) or r.over_budget for _, r in outcomes):
+        sys.exit(1)
+
+
+def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
+    """One table for an ``annotate`` run; stages that could not run list the error below it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="annotate")
+    for col in ("stage", "backend", "items", "computed", "reused", "already done", "failed", "top reasons", "over budget"):
+        table.add_column(col, overflow="fold")
+    errors = []
+    for name, r in outcomes:
+        if isinstance(r, str):
+            table.add_row(name, "", "", "", "", "", "", "", "[red]not run")
+            errors.append(f"{name}: {r}")
+            continue
+        top = sorted(r.failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        over = f"[red]yes ({r.failure_rate:.0%} > {r.max_failure_rate:.0%})" if r.over_budget else "no"
+        table.add_row(
+            name, r.backend, str(r.total), str(r.computed), str(r.reused), str(r.skipped - r.failed_before),
+            str(r.failed), ", ".join(f"{k} {v}" for k, v in top), over,
         )
+    console = Console(width=160)
+    console.print(table)
+    for e in errors:
+        click.secho(f"error: {e}", fg="red", err=True)
 
 
 def _dependency_order(names: list[str], backends: dict[str, Any]) -> list[str]:
@@ -221,6 +258,8 @@ def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: in
     except FileNotFoundError as e:
         _fail(str(e))
     click.echo(f"packed {res.rows} pairs (dropped: {res.dropped or 'none'}); manifest {res.manifest}")
+    for prefix, entry in sorted(res.absent.items()):
+        click.echo(f"  {prefix}: null in {entry['pairs']} pairs ({entry['reason']}: {entry['detail']})")
 
 
 @main.command()

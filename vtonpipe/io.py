@@ -74,14 +74,15 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def decode_image(data: bytes, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def decode_image(data: bytes, *, name: str = "image", background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Decode image bytes to RGB uint8 (H, W, 3), the orientation its EXIF tag asks for.
 
     Grayscale is replicated to 3 channels, alpha is composited over ``background``, 16-bit and
-    palette images are converted. Raises :class:`ImageDecodeError` on anything undecodable.
+    palette images are converted. Raises :class:`ImageDecodeError` on anything undecodable; its
+    message starts with ``name`` (the file the bytes came from).
     """
     if not data:
-        raise ImageDecodeError("empty file")
+        raise ImageDecodeError(f"{name}: empty file")
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -95,10 +96,12 @@ def decode_image(data: bytes, *, background: tuple[int, int, int] = (255, 255, 2
                 canvas = Image.new("RGBA", im.size, (*background, 255))
                 im = Image.alpha_composite(canvas, im)
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageDecodeError(f"cannot decode image: {e}") from e
+    except UnidentifiedImageError as e:
+        raise ImageDecodeError(f"{name}: not a readable image (no decoder recognises its bytes)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageDecodeError(f"{name}: cannot decode: {e}") from e
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageDecodeError(f"degenerate image shape {rgb.shape}")
+        raise ImageDecodeError(f"{name}: degenerate image shape {rgb.shape}")
     return np.ascontiguousarray(rgb)
 
 
@@ -108,7 +111,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = Path(path).read_bytes()
     except OSError as e:
         raise ImageDecodeError(f"cannot read {path}: {e}") from e
-    return decode_image(data)
+    return decode_image(data, name=str(path))
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:

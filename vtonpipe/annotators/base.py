@@ -117,16 +117,32 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-able")
 
 
+#: a pair's roles and the pairs-table column holding each role's image id
+PAIR_ROLES: dict[str, str] = {"source": "source_image_id", "target": "target_image_id", "garment": "garment_image_id"}
+#: the image kind each role's image has
+ROLE_KIND: dict[str, str] = {"source": "person", "target": "person", "garment": "garment"}
+
+
 @dataclass(frozen=True)
 class AnnotatorSpec:
-    """What an annotator produces. ``kinds``: the image kinds it reads (image level)."""
+    """What an annotator produces.
+
+    ``kinds``: the image kinds it reads (image level). ``roles``: the pair roles whose images a
+    pair-level annotator reads; it applies only to pairs that have an image in every one of them
+    (``smpl_flow`` needs a source and a target person, so single-pose datasets have none).
+    """
 
     name: str
     level: Literal["image", "pair"]
     schema: Schema
     default_backend: str
     kinds: tuple[str, ...] = ("person",)
+    roles: tuple[str, ...] = ("source",)
     doc: str = ""
+
+    def applies_to(self, pair: Mapping[str, Any]) -> bool:
+        """Whether this pair-level annotator covers ``pair`` (a pairs-table row)."""
+        return all(pair[PAIR_ROLES[r]] for r in self.roles)
 
 
 @dataclass
@@ -213,18 +229,17 @@ class Backend(ABC):
     #: upstream annotators this backend reads through ``ctx.annotation`` (they must run first);
     #: a backend whose needs depend on its params may override it with a property
     requires: tuple[str, ...] = ()
-    #: pair-level backends: the pairs-table columns an item must have (others are not covered)
-    pair_roles: ClassVar[tuple[str, ...]] = ("source_image_id",)
 
     def input_sha256(self, item_id: str, ctx: "AnnotationContext") -> str:
         """sha256 of everything this item's result depends on besides params.
 
-        Default: the image bytes (image level) or the images of ``pair_roles`` (pair level).
+        Default: the image bytes (image level) or the images of the annotator's roles (pair level).
         """
-        if get_annotator(self.annotator).level == "image":
+        spec = get_annotator(self.annotator)
+        if spec.level == "image":
             return ctx.image_sha256(item_id)
         pair = ctx.pair(item_id)
-        shas = [ctx.image_sha256(pair[r]) for r in self.pair_roles]
+        shas = [ctx.image_sha256(pair[PAIR_ROLES[r]]) for r in spec.roles]
         return hashlib.sha256("|".join(shas).encode()).hexdigest()
 
     def weights_sha256(self) -> dict[str, str]:

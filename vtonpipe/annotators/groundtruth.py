@@ -131,7 +131,6 @@ for _annotator, _fields in _IMAGE_FIELDS.items():
 class GroundTruthFlow(Backend):
     annotator = "smpl_flow"
     name = "groundtruth"
-    pair_roles = ("source_image_id", "target_image_id")
     doc = "exact body flow and visibility of the embedded sample dataset's pairs"
 
     def annotate(self, items: Sequence[PairItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:

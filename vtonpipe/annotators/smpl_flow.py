@@ -17,6 +17,7 @@ SPEC = register_annotator(
         schema=SCHEMA,
         default_backend="render",
         kinds=("person",),
+        roles=("source", "target"),
         doc="Target -> source body flow and 3-state visibility.",
     )
 )

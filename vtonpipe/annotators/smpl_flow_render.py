@@ -90,7 +90,6 @@ class RenderSmplFlow(Backend):
     requirements = Requirements(packages=("torch", "anny", "embreex"))
     default_params = {"raster": "auto"}
     requires = ("body",)
-    pair_roles = ("source_image_id", "target_image_id")
     doc = "Target -> source flow and 3-state visibility between the pair's two fitted bodies."
 
     def setup(self) -> None:
@@ -98,7 +97,7 @@ class RenderSmplFlow(Backend):
 
     def input_sha256(self, item_id: str, ctx: Any) -> str:
         pair = ctx.pair(item_id)
-        return body_input_sha256(ctx, [pair[role] for role in self.pair_roles])
+        return body_input_sha256(ctx, [pair["source_image_id"], pair["target_image_id"]])
 
     def annotate(self, items: Sequence[PairItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
         out: list[dict[str, Any] | AnnotationFailure] = []

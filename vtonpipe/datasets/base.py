@@ -39,7 +39,7 @@ class PairEntry:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing_file | outside_root | bad_line | duplicate_name | duplicate_pair | split_conflict | unreadable_image
+    kind: str  # missing_file | outside_root | bad_line | unsupported_format | duplicate_name | duplicate_pair | split_conflict | unreadable_image
     where: str  # file:line or image path
     detail: str
     fatal: bool = True  # whether the referenced image/pair is dropped
@@ -112,7 +112,10 @@ class ImageRegistry:
             self.scan.problems.append(Problem("missing_file", where, f"{path} does not exist"))
             return None
         if not path.lower().endswith(IMAGE_EXTENSIONS):
-            self.scan.problems.append(Problem("bad_line", where, f"{path} is not an image file"))
+            suffix = Path(path).suffix.lower() or "(no extension)"
+            self.scan.problems.append(
+                Problem("unsupported_format", where, f"{path}: unsupported image format {suffix} (supported: {', '.join(IMAGE_EXTENSIONS)})")
+            )
             return None
         known = self.entries.get(path)
         if known is None:

@@ -42,8 +42,8 @@ def _probe(path: Path) -> tuple[str, int, int]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ImageDecodeError(str(e)) from e
-    h, w = decode_image(data).shape[:2]
+        raise ImageDecodeError(f"cannot read {path}: {e}") from e
+    h, w = decode_image(data, name=str(path)).shape[:2]
     return sha256_bytes(data), w, h
 
 

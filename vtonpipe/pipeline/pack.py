@@ -2,9 +2,13 @@
 
 One row per pair (``packed/<split>/``), carrying the images' bytes and every annotation of the
 source, target and garment images plus the pair-level ones (schema: :mod:`vtonpipe.schemas.packed`).
-A pair whose images lack an annotation (the stage failed on them) is left out and counted in the
-build manifest ``packed/manifest.json``, which also records every table's and stage's schema
-version, shards (sha256, rows) and provenance.
+
+An annotation that does not apply to a pair (no target person on a single-pose dataset, so no
+target keypoints and no ``smpl_flow``) leaves its columns null; ``packed/manifest.json`` lists
+such absent columns under ``absent`` with the count and the reason. A pair whose *applicable*
+annotations failed (no person found, fit diverged) is dropped and counted under
+``pairs_dropped`` by stage, role and failure reason. The manifest also records every table's and
+stage's schema version, shards (sha256, rows) and provenance.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..annotators import annotator_specs
+from ..annotators.base import PAIR_ROLES, ROLE_KIND, AnnotatorSpec
 from ..io import write_json_atomic
 from ..schemas.packed import NAME as PACKED, VERSION as PACKED_VERSION, packed_schema
 from .context import AnnotationContext
@@ -24,15 +29,17 @@ from .layout import BuildLayout
 from .progress import progress_bar
 from .store import MANIFEST, ShardReader, ShardWriter, manifest_summary, read_manifest
 
-ROLE_COLUMNS = {"source": "source_image_id", "target": "target_image_id", "garment": "garment_image_id"}
-ROLE_KIND = {"source": "person", "target": "person", "garment": "garment"}
 
 
 @dataclass
 class PackResult:
+    """Rows written per split; pairs dropped per reason; columns left null per component
+    (``{"pair.smpl_flow": {"pairs": n, "reason": "not_applicable", "detail": ...}}``)."""
+
     rows: dict[str, int]
     dropped: dict[str, int]
     manifest: Path
+    absent: dict[str, dict[str, Any]]
 
 
 def stages_present(layout: BuildLayout, names: Sequence[str] | None = None) -> list[str]:
@@ -55,6 +62,7 @@ def pack(build: str | Path, *, annotators: Sequence[str] | None = None, rows_per
     readers = {n: ShardReader(layout.annotation(n)) for n in stages}
     for r in readers.values():
         r.verify()
+    failures = {n: _failure_reasons(layout, n) for n in stages}
 
     components: dict[str, dict[str, Any]] = {}
     for n in stages:
@@ -77,16 +85,20 @@ def pack(build: str | Path, *, annotators: Sequence[str] | None = None, rows_per
 
     rows_written: dict[str, int] = {}
     dropped: Counter[str] = Counter()
+    absent: dict[str, dict[str, Any]] = {}
     with progress_bar("pack", total=len(ctx.pairs), enabled=show_progress) as advance:
         for split, pairs in sorted(by_split.items()):
             writer = ShardWriter(out_root / split, schema, name=f"packed/{split}", extra={"components": components})
             pending: list[dict[str, Any]] = []
             for p in pairs:
-                row, reason = _pair_row(p, ctx, readers, specs, include_images)
+                row, reason, not_applicable = _pair_row(p, ctx, readers, specs, failures, include_images)
                 advance(1)
                 if row is None:
                     dropped[reason] += 1
                     continue
+                for prefix, detail in not_applicable.items():
+                    entry = absent.setdefault(prefix, {"pairs": 0, "reason": "not_applicable", "detail": detail})
+                    entry["pairs"] += 1
                 pending.append(schema.validate(row))
                 if len(pending) == rows_per_shard:
                     writer.write_shard(pending, validated=True)
@@ -108,29 +120,62 @@ def pack(build: str | Path, *, annotators: Sequence[str] | None = None, rows_per
             "include_images": include_images,
             "splits": {s: manifest_summary(read_manifest(out_root / s)) for s in rows_written},
             "pairs_dropped": dict(dropped),
+            "absent": absent,
         },
     }
     write_json_atomic(out_root / MANIFEST, build_manifest)
-    return PackResult(rows_written, dict(dropped), out_root / MANIFEST)
+    return PackResult(rows_written, dict(dropped), out_root / MANIFEST, absent)
 
 
-def _pair_row(p: dict[str, Any], ctx: AnnotationContext, readers: dict[str, ShardReader], specs: dict[str, Any], include_images: bool) -> tuple[dict[str, Any] | None, str]:
+def _failure_reasons(layout: BuildLayout, name: str) -> dict[str, str]:
+    """item id -> failure reason recorded by stage ``name``."""
+    directory = layout.failures(name)
+    if not (directory / MANIFEST).exists():
+        return {}
+    return {f["item_id"]: f["error"] for f in ShardReader(directory)}
+
+
+def _not_applicable(spec: AnnotatorSpec, missing_roles: list[str]) -> str:
+    needs = " and ".join(spec.roles)
+    return f"{spec.name} needs the pair's {needs} images; these pairs have no {' or '.join(missing_roles)} image"
+
+
+def _pair_row(
+    p: dict[str, Any],
+    ctx: AnnotationContext,
+    readers: dict[str, ShardReader],
+    specs: dict[str, AnnotatorSpec],
+    failures: dict[str, dict[str, str]],
+    include_images: bool,
+) -> tuple[dict[str, Any] | None, str, dict[str, str]]:
+    """(row, "", absent components) for a packable pair; (None, drop reason, {}) for a pair whose
+    applicable annotations failed. Components that do not apply stay null in the row."""
     row: dict[str, Any] = {"pair_id": p["pair_id"], "split": p["split"], "dataset": p["dataset"], "paired": p["paired"]}
-    for role, col in ROLE_COLUMNS.items():
+    for role, col in PAIR_ROLES.items():
         image_id = p[col]
         row[f"{role}.image_id"] = image_id
         row[f"{role}.image"] = ctx.image_path(image_id).read_bytes() if (image_id and include_images) else None
+    absent: dict[str, str] = {}
     for name, reader in readers.items():
         spec = specs[name]
         if spec.level == "pair":
+            missing = [r for r in spec.roles if not p[PAIR_ROLES[r]]]
+            if missing:
+                absent[f"pair.{name}"] = _not_applicable(spec, missing)
+                continue
             targets = {"pair": p["pair_id"]}
         else:
-            targets = {role: p[col] for role, col in ROLE_COLUMNS.items() if p[col] and ROLE_KIND[role] in spec.kinds}
+            roles = [role for role, kind in ROLE_KIND.items() if kind in spec.kinds]
+            for role in roles:
+                if not p[PAIR_ROLES[role]]:
+                    absent[f"{role}.{name}"] = f"these pairs have no {role} image"
+            targets = {role: p[PAIR_ROLES[role]] for role in roles if p[PAIR_ROLES[role]]}
         for role, item_id in targets.items():
             if item_id not in reader:
-                return None, f"missing {name} for {role}"
+                why = failures[name].get(item_id, "not computed")
+                return None, f"{name} failed for {role}: {why}", {}
             rec = reader.get(item_id)
             for k, v in rec.items():
                 if k != spec.schema.key[0]:
                     row[f"{role}.{name}.{k}"] = v
-    return row, ""
+    return row, "", absent

@@ -46,21 +46,43 @@ class StageError(RuntimeError):
     """A stage that cannot run (missing upstream stage) or that failed too many items."""
 
 
+#: the failure reason of an item whose upstream stage has no row for it: the failure is the
+#: upstream stage's, so it is recorded here but not counted against this stage's budget
+MISSING_UPSTREAM = "missing_upstream"
+
+
 @dataclass
 class StageResult:
+    """What one stage run did. ``skipped``: items an earlier run already did (``failed_before`` of
+    them failed then); ``failed`` counts every failed item, earlier runs' included, and
+    ``failures_by_reason`` splits them by reason."""
+
     annotator: str
     backend: str
     directory: Path
     total: int
+    max_failure_rate: float = 1.0
     computed: int = 0
     reused: int = 0
     skipped: int = 0
+    failed_before: int = 0
     failed: int = 0
     failures_by_reason: dict[str, int] = field(default_factory=dict)
 
+    def count_failure(self, reason: str) -> None:
+        self.failed += 1
+        self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
+
     @property
     def failure_rate(self) -> float:
-        return self.failed / self.total if self.total else 0.0
+        """Share of the items whose upstream rows exist that failed in this stage."""
+        upstream_missing = self.failures_by_reason.get(MISSING_UPSTREAM, 0)
+        own = self.total - upstream_missing
+        return (self.failed - upstream_missing) / own if own else 0.0
+
+    @property
+    def over_budget(self) -> bool:
+        return self.failure_rate > self.max_failure_rate
 
 
 def upstream_fingerprint(ctx: AnnotationContext, backend: Backend) -> dict[str, list[str]]:
@@ -73,11 +95,11 @@ def upstream_fingerprint(ctx: AnnotationContext, backend: Backend) -> dict[str, 
     return out
 
 
-def item_ids(spec: AnnotatorSpec, ctx: AnnotationContext, backend: Backend) -> list[str]:
+def item_ids(spec: AnnotatorSpec, ctx: AnnotationContext) -> list[str]:
     """The ids this stage covers: images of the spec's kinds, or pairs that have the roles it needs."""
     if spec.level == "image":
         return sorted(i for i, r in ctx.images.items() if r["kind"] in spec.kinds)
-    return sorted(p["pair_id"] for p in ctx.pairs if all(p[r] for r in backend.pair_roles))
+    return sorted(p["pair_id"] for p in ctx.pairs if spec.applies_to(p))
 
 
 # -- worker side -------------------------------------------------------------------------------
@@ -195,7 +217,7 @@ def run_stage(
     config = {"annotator": spec.name, "backend": cls.name, "version": cls.version, "params_hash": phash}
     id_col = spec.schema.key[0]
 
-    ids = item_ids(spec, ctx, b)
+    ids = item_ids(spec, ctx)
     inputs = {i: b.input_sha256(i, ctx) for i in ids}
     directory = layout.annotation(annotator)
     writer = ShardWriter(directory, spec.schema, name=annotator)
@@ -216,12 +238,11 @@ def run_stage(
             done.add((item_id, key["input_sha256"]))
 
     failures = _load_failures(layout.failures(annotator), config)
-    known_failed = {(f["item_id"], f["input_sha256"]) for f in failures}
     if retry_failed or recompute:
         failures = []
-        known_failed = set()
+    known_failed = {(f["item_id"], f["input_sha256"]): f["error"] for f in failures}
 
-    result = StageResult(spec.name, cls.name, directory, total=len(ids))
+    result = StageResult(spec.name, cls.name, directory, total=len(ids), max_failure_rate=max_failure_rate)
     todo_by_input: dict[str, list[str]] = defaultdict(list)
     reuse: list[str] = []
     for i in ids:
@@ -229,7 +250,8 @@ def run_stage(
             result.skipped += 1
         elif (i, inputs[i]) in known_failed:
             result.skipped += 1
-            result.failed += 1
+            result.failed_before += 1
+            result.count_failure(known_failed[(i, inputs[i])])
         elif inputs[i] in stored_inputs:
             reuse.append(i)
         else:
@@ -252,8 +274,7 @@ def run_stage(
 
     def fail(item_id: str, f: AnnotationFailure) -> None:
         failures.append({"item_id": item_id, "input_sha256": inputs[item_id], **config, "error": f.reason, "message": f.message})
-        result.failed += 1
-        result.failures_by_reason[f.reason] = result.failures_by_reason.get(f.reason, 0) + 1
+        result.count_failure(f.reason)
 
     if reuse:
         reader = ShardReader(directory)
@@ -288,15 +309,10 @@ def run_stage(
     weights = b.weights_sha256()
     writer.finish(
         provenance=[{**config, "params": b.params, "upstream": upstream, "weights_sha256": weights, "packages": b.packages()}],
-        counts={"items": result.total, "failed": result.failed},
+        counts={"items": result.total, "failed": result.failed, "failures_by_reason": result.failures_by_reason},
         level=spec.level,
         kinds=list(spec.kinds),
     )
-    if result.failure_rate > max_failure_rate:
-        raise StageError(
-            f"{spec.name}: {result.failed}/{result.total} items failed ({result.failure_rate:.0%} > "
-            f"max {max_failure_rate:.0%}); reasons {result.failures_by_reason}; see {layout.failures(annotator)}"
-        )
     return result
 
 

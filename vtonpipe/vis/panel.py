@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import cv2
@@ -27,3 +28,18 @@ def compose(panels: Sequence[tuple[str, np.ndarray]], height: int = 384, header:
     for t in tiles[1:]:
         out += [spacer, t]
     return np.concatenate(out, axis=1)
+
+
+def failure_panel(image: np.ndarray, reason: str, message: str) -> np.ndarray:
+    """``image`` dimmed, with a stage's failure ``reason`` and ``message`` written over it (RGB
+    uint8, same size): what ``vtonpipe show`` draws for a stage that failed on the item."""
+    h, w = image.shape[:2]
+    out = (image.astype(np.float32) * 0.35 + 255 * 0.65).astype(np.uint8)
+    scale = max(0.3, min(1.0, w / 400))
+    line_h = max(10, int(22 * scale))
+    chars = max(8, int(w / (9 * scale)))
+    lines = ["FAILED", reason, *textwrap.wrap(message, chars)[: max(1, h // line_h - 3)]]
+    for n, text in enumerate(lines):
+        colour = (200, 0, 0) if n < 2 else (40, 40, 40)
+        cv2.putText(out, text, (4, line_h * (n + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale * (1.4 if n == 0 else 1), colour, 1, cv2.LINE_AA)
+    return out
