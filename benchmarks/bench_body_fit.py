@@ -25,7 +25,7 @@ compares with its ground truth: COCO-18 px on visible points, silhouette IoU aga
 body-only silhouette (``face_id >= 0``, the body under the clothes) and against the person mask
 (clothes and hair included), vertices in cm.
 
-The figures measured with it are in :mod:`vtonpipe.models.body_fit`'s docstring.
+The figures measured with it are in :mod:`vtonpipe.models.bodies.fitting`'s docstring.
 """
 
 from __future__ import annotations
@@ -38,10 +38,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.body_fit import AnnyFitModel, FitConfig, FitResult, camera_of, fit_bodies, synthetic_bodies
-from vtonpipe.models.camera import PinholeCamera
-from vtonpipe.models.raster import rasterize
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.camera import PinholeCamera
+from vtonpipe.models.bodies.fitting import (
+    AnnyFitModel,
+    FitConfig,
+    FitResult,
+    camera_of,
+    fit_bodies,
+)
+from vtonpipe.models.render.raster import rasterize
+from vtonpipe.synth.fit_problems import synthetic_bodies
 
 
 def vertex_errors(body: AnnyBody, fit: FitResult, truth: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -124,11 +131,11 @@ def synthetic(args: argparse.Namespace, model: AnnyFitModel) -> None:
 
 
 def sample(args: argparse.Namespace, model: AnnyFitModel) -> None:
-    from vtonpipe.annotators import ImageItem
     from vtonpipe.annotators.keypoints import MediaPipeKeypoints
     from vtonpipe.annotators.person_mask import MediaPipePoseMask
+    from vtonpipe.core import ImageItem
+    from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
     from vtonpipe.io import read_image
-    from vtonpipe.synth.groundtruth import image_truth_path, read_truth
 
     root = Path(args.sample)
     paths = sorted(p for p in (root / "all").glob("*=person_*.jpg"))

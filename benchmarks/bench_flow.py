@@ -34,10 +34,11 @@ from scipy.spatial.transform import Rotation
 from vtonpipe.annotators.densepose_render import render_iuv
 from vtonpipe.annotators.smpl_flow_render import pair_flow
 from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.bodies import PosedMesh, posed_mesh
-from vtonpipe.models.camera import frame_body
-from vtonpipe.models.flow import BACKGROUND, VISIBLE
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.camera import frame_body
+from vtonpipe.models.bodies.posed import PosedMesh, posed_mesh
+from vtonpipe.models.render.flow import BACKGROUND, VISIBLE
+from vtonpipe.schemas.body import BodyRecord
 
 MAIN_BONES = (
     "spine01", "spine03", "neck01", "head", "upperarm01.L", "upperarm01.R", "lowerarm01.L", "lowerarm01.R",
@@ -58,7 +59,7 @@ class Person:
     def meshes(self, a: dict | None = None, b: dict | None = None) -> tuple[PosedMesh, PosedMesh]:
         """The posed meshes of rows ``a`` and ``b`` (this person's own by default)."""
         h, w = self.size
-        return posed_mesh(a or self.a, w, h), posed_mesh(b or self.b, w, h)
+        return posed_mesh(BodyRecord(**(a or self.a)), w, h), posed_mesh(BodyRecord(**(b or self.b)), w, h)
 
 
 def _rotvec(*steps: tuple[tuple[float, float, float], float]) -> np.ndarray:

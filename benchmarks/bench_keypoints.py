@@ -17,7 +17,8 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from vtonpipe.annotators import AnnotationFailure, ImageItem, get_backend
+from vtonpipe.annotators import get_backend
+from vtonpipe.core import AnnotationFailure, ImageItem
 
 
 def images(n: int) -> list[ImageItem]:

@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vtonpipe.annotators import AnnotationFailure, ImageItem, get_backend
-from vtonpipe.models.geometric_parsing import garment_colours, parse_person
+from vtonpipe.annotators import get_backend
+from vtonpipe.core import AnnotationFailure, ImageItem
+from vtonpipe.models.classical.geometric_parsing import garment_colours, parse_person
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
@@ -34,7 +36,7 @@ def sample_build(folder: Path, people: int) -> Path:
     build = folder / "build"
     ingest("sample", folder / "raw", build, layout_name="mpv", show_progress=False)
     for annotator in ("keypoints", "person_mask", "garment_mask"):
-        run_stage(build, annotator, show_progress=False)
+        run_stage(build, StageConfig(annotator), show_progress=False)
     return build
 
 

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.camera import frame_body
-from vtonpipe.models.raster import EmbreeMesh, rasterize, rasterize_torch
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.camera import frame_body
+from vtonpipe.models.render.raster import EmbreeMesh, rasterize, rasterize_torch
 
 
 def best_time(fn, repeats: int, sync) -> float:

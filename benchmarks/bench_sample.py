@@ -27,9 +27,9 @@ import numpy as np
 
 from vtonpipe.bench.metrics import KeypointAccuracy, torso_size
 from vtonpipe.converters.keypoints import clear_outside, mp33_to_coco18
+from vtonpipe.datasets.sample_truth import read_truth
 from vtonpipe.io import read_image
 from vtonpipe.synth import parse_size, write_sample
-from vtonpipe.synth.groundtruth import read_truth
 
 JOINTS = ("nose", "neck", "r-shoulder", "r-elbow", "r-wrist", "l-shoulder", "l-elbow", "l-wrist", "r-hip", "r-knee",
           "r-ankle", "l-hip", "l-knee", "l-ankle", "r-eye", "l-eye", "r-ear", "l-ear")  # fmt: skip
@@ -75,9 +75,9 @@ def _mediapipe(pose, image: np.ndarray) -> np.ndarray | None:
 def detect(people: int, size: str, seed: int) -> None:
     import dataclasses
 
-    from vtonpipe.models.anny_body import AnnyBody
-    from vtonpipe.models.iuv import anny_charts
-    from vtonpipe.models.mediapipe_models import PoseLandmarker
+    from vtonpipe.models.bodies.anny import AnnyBody
+    from vtonpipe.models.nets.mediapipe import PoseLandmarker
+    from vtonpipe.models.render.iuv import anny_charts
     from vtonpipe.synth.person import DressedBody
     from vtonpipe.synth.poses import sample_pose
     from vtonpipe.synth.recipes import SKIN_TONES, sample_person

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from vtonpipe.annotators.base import AnnotationFailure, Backend, register_backend
+from vtonpipe.annotators import get_annotator, register_backend
+from vtonpipe.annotators.garment_mask import ClassicalGarmentMask
 from vtonpipe.converters.keypoints import keypoint_bbox
 from vtonpipe.converters.masks import mask_bbox
+from vtonpipe.core import AnnotationFailure, Backend
 from vtonpipe.io import write_image
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.schemas.body import BodyRecord
+from vtonpipe.schemas.keypoints import KeypointsRecord
+from vtonpipe.schemas.person_mask import PersonMaskRecord
 
 
 def person_image(seed: int = 0, size: tuple[int, int] = (256, 192)) -> np.ndarray:
@@ -77,7 +85,7 @@ class _RowsFromFile(Backend):
     name = "test-from-file"
     default_params = {"path": ""}
 
-    def record(self, value: np.ndarray) -> dict:
+    def record(self, value: np.ndarray):
         raise NotImplementedError
 
     def annotate(self, items, ctx):
@@ -88,23 +96,23 @@ class _RowsFromFile(Backend):
 
 @register_backend
 class KeypointsFromFile(_RowsFromFile):
-    annotator = "keypoints"
+    spec = get_annotator("keypoints")
 
     def record(self, kp):
-        return {"keypoints": kp, "people": kp[None], "num_people": 1, "score": 1.0, "bbox": keypoint_bbox(kp), "landmarks_mp33": None}
+        return KeypointsRecord(keypoints=kp, people=kp[None], num_people=1, score=1.0, bbox=keypoint_bbox(kp))
 
 
 @register_backend
 class PersonMaskFromFile(_RowsFromFile):
-    annotator = "person_mask"
+    spec = get_annotator("person_mask")
 
     def record(self, mask):
-        return {"mask": mask, "area_fraction": float(mask.mean()), "bbox": mask_bbox(mask), "face_mask": None, "face_oval": None, "face_bbox": None}
+        return PersonMaskRecord(mask=mask, area_fraction=float(mask.mean()), bbox=mask_bbox(mask))
 
 
 #: the fields of a ``body`` row that rendering does not read
 FIT_FIELDS = {"joints_2d": np.zeros((18, 3), np.float32), "residual_px": 0.0, "iterations": 0}
-#: image_id -> body row fields returned by the ``test-known`` body backend (others fail with no_person)
+#: image_id -> the fields of the BodyRecord the ``test-known`` body backend returns (others fail with no_person)
 KNOWN_BODIES: dict[str, dict] = {}
 
 
@@ -112,18 +120,18 @@ KNOWN_BODIES: dict[str, dict] = {}
 class KnownBody(Backend):
     """Test upstream: a ``body`` backend returning the rows of ``KNOWN_BODIES``."""
 
-    annotator = "body"
+    spec = get_annotator("body")
     name = "test-known"
 
     def annotate(self, items, ctx):
-        return [dict(KNOWN_BODIES[i.image_id]) if i.image_id in KNOWN_BODIES else AnnotationFailure("no_person") for i in items]
+        return [BodyRecord(**KNOWN_BODIES[i.image_id]) if i.image_id in KNOWN_BODIES else AnnotationFailure("no_person") for i in items]
 
 
 def write_rows(tmp: Path, build: Path, annotator: str, values: dict[str, np.ndarray]) -> None:
     """Run the ``annotator`` stage of ``build`` with the given per-image values (other images fail)."""
     path = tmp / f"{annotator}-rows.npz"
     np.savez(path, ids=np.array(list(values)), values=np.stack(list(values.values())))
-    run_stage(build, annotator, "test-from-file", {"path": str(path)}, show_progress=False)
+    run_stage(build, StageConfig(annotator, "test-from-file", {"path": str(path)}), show_progress=False)
 
 
 def write_keypoints(tmp: Path, build: Path, keypoints: dict[str, np.ndarray]) -> None:
@@ -140,7 +148,7 @@ def write_smpl_model(weights: Path, gender: str, v_template: np.ndarray) -> None
     vertex skinned to the root, no blend shapes; faces are DensePose's (plus two repeated)."""
     import pickle
 
-    from vtonpipe.models.iuv import smpl_charts
+    from vtonpipe.models.render.iuv import smpl_charts
 
     faces = smpl_charts().smpl_faces
     skin = np.zeros((6890, 24))
@@ -161,3 +169,28 @@ def summary_rows(output: str) -> dict[str, dict[str, str]]:
     rows = [[c.strip() for c in line.split("│" if "│" in line else "┃")[1:-1]] for line in output.splitlines() if line.count("│") > 5 or line.count("┃") > 5]
     header, *body = rows
     return {r[0]: dict(zip(header, r)) for r in body}
+
+
+@register_backend
+class LoggedGarmentMask(ClassicalGarmentMask):
+    """The classical garment mask, logging each setup and each batch with its process id to
+    ``log_dir``; the first batch of a process waits (up to a minute) until two processes have set
+    up, so that a two-worker run provably shares the work."""
+
+    name = "test-logged"
+    default_params = {**ClassicalGarmentMask.default_params, "log_dir": ""}
+
+    def setup(self) -> None:
+        super().setup()
+        self._log("setup")
+
+    def annotate(self, items, ctx):
+        log = Path(self.params["log_dir"])
+        deadline = time.time() + 60
+        while len({p.name.split("-")[1] for p in log.glob("setup-*")}) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        self._log("batch")
+        return super().annotate(items, ctx)
+
+    def _log(self, event: str) -> None:
+        Path(self.params["log_dir"], f"{event}-{os.getpid()}-{time.time_ns()}").touch()

@@ -13,20 +13,22 @@ import yaml
 from builders import person_image, simple_build, summary_rows
 from click.testing import CliRunner
 
-from vtonpipe.annotators.base import AnnotationFailure, Backend, register_backend
-from vtonpipe.converters.masks import mask_bbox
+from vtonpipe.annotators import get_annotator, register_backend
 from vtonpipe.cli import main
+from vtonpipe.converters.masks import mask_bbox
+from vtonpipe.core import AnnotationFailure, Backend
 from vtonpipe.io import write_image
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.show import show_panels
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.schemas.person_mask import PersonMaskRecord
 
 
 @register_backend
 class MaskFromKeypoints(Backend):
     """Test downstream stage: the box of the image's keypoints row as a person mask."""
 
-    annotator = "person_mask"
+    spec = get_annotator("person_mask")
     name = "test-from-keypoints"
     requires = ("keypoints",)
 
@@ -34,7 +36,7 @@ class MaskFromKeypoints(Backend):
         out = []
         for item in items:
             try:
-                kp = ctx.annotation("keypoints", item.image_id)["keypoints"]
+                kp = ctx.annotation("keypoints", item.image_id).keypoints
             except AnnotationFailure as f:
                 out.append(f)
                 continue
@@ -42,7 +44,7 @@ class MaskFromKeypoints(Backend):
             x0, y0 = kp[:, :2].min(0).astype(int)
             x1, y1 = kp[:, :2].max(0).astype(int)
             mask[y0 : y1 + 1, x0 : x1 + 1] = 1
-            out.append({"mask": mask, "area_fraction": float(mask.mean()), "bbox": mask_bbox(mask), "face_mask": None, "face_oval": None, "face_bbox": None})
+            out.append(PersonMaskRecord(mask=mask, area_fraction=float(mask.mean()), bbox=mask_bbox(mask)))
         return out
 
 

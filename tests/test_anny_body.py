@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from vtonpipe.config import cache_dir
-from vtonpipe.models.anny_body import (
+from vtonpipe.models.bodies.anny import (
     BONE_COUNT,
     OPENPOSE18_FROM_COCO,
     PHENOTYPE_LABELS,

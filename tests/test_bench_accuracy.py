@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from vtonpipe.bench.accuracy import evaluate
 from vtonpipe.cli import main
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, ShardWriter
@@ -27,7 +28,7 @@ def oracle(tmp_path_factory):
     write_sample(tmp / "raw", people=2, seed=3)
     ingest("sample", tmp / "raw", tmp / "build", layout_name="mpv", show_progress=False)
     for name in STAGES:
-        res = run_stage(tmp / "build", name, "groundtruth", show_progress=False)
+        res = run_stage(tmp / "build", StageConfig(name, "groundtruth"), show_progress=False)
         assert res.failed == 0, (name, res.failures_by_reason)
     return tmp / "build"
 

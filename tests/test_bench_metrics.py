@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy, KeypointAccuracy, LandmarkAccuracy, PointError, SegmentationIoU, torso_size
+from vtonpipe.bench.metrics import (
+    FlowAccuracy,
+    IUVAccuracy,
+    KeypointAccuracy,
+    LandmarkAccuracy,
+    PointError,
+    SegmentationIoU,
+    torso_size,
+)
 
 
 def _skeleton() -> np.ndarray:

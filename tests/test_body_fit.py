@@ -5,34 +5,36 @@ fitted rows and the drawing."""
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from builders import simple_build, write_keypoints, write_rows
 from scipy.spatial.transform import Rotation
 
-from builders import simple_build, write_keypoints, write_rows
-from vtonpipe.annotators.base import get_backend
-from vtonpipe.models.bodies import posed_mesh
-from vtonpipe.models.body_fit import (
+from vtonpipe.annotators import get_backend
+from vtonpipe.models.bodies.camera import PinholeCamera
+from vtonpipe.models.bodies.fitting import (
     AnnyFitModel,
     FitConfig,
+    camera_of,
+    fit_bodies,
+)
+from vtonpipe.models.bodies.fitting.optimize import (
     _Batch,
     _freeze,
     _Params,
     _Silhouettes,
-    camera_of,
-    fit_bodies,
-    synthetic_bodies,
 )
-from vtonpipe.models.camera import PinholeCamera
-from vtonpipe.models.raster import rasterize
+from vtonpipe.models.bodies.posed import posed_mesh
+from vtonpipe.models.render.raster import rasterize
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.layout import BuildLayout
 from vtonpipe.pipeline.runner import StageError, run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
-from vtonpipe.vis import drawers
+from vtonpipe.synth.fit_problems import synthetic_bodies
+from vtonpipe.vis import DRAWERS
 
 W, H = 192, 256
 
@@ -253,7 +255,7 @@ def stage(tmp_path_factory, model):
     wild = truth.keypoints[2].copy()
     wild[[3, 4, 6, 7, 9, 10, 13], :2] = [[5, 5], [186, 5], [5, 250], [186, 250], [96, 5], [5, 128], [186, 128]]
     write_keypoints(tmp, build, {ids[0]: truth.keypoints[0], ids[1]: truth.keypoints[1], ids[2]: few, ids[3]: wild})
-    result = run_stage(build, "body", show_progress=False)
+    result = run_stage(build, StageConfig("body"), show_progress=False)
     return build, ids, truth, result
 
 
@@ -272,7 +274,7 @@ def test_anny_fit_backend_records_fits_and_failures(stage, model):
         np.testing.assert_array_equal(row["joints_2d"][:, 2], 1.0)
         assert np.abs(row["joints_2d"][:, :2] - truth.clean[b]).mean() < 1.5
         # posed_mesh of the row reproduces the stored projected joints
-        mesh = posed_mesh(row, W, H)
+        mesh = posed_mesh(rows.record(image_id), W, H)
         with torch.no_grad():
             joints = model.body.openpose18(torch.as_tensor(mesh.vertices)[None])[0].double().numpy()
         np.testing.assert_allclose(mesh.camera.project(joints), row["joints_2d"][:, :2], atol=0.02)
@@ -281,15 +283,15 @@ def test_anny_fit_backend_records_fits_and_failures(stage, model):
 
 def test_drawing_shows_the_fitted_silhouette_and_joints(stage):
     build, ids, _, _ = stage
-    row = ShardReader(build / "annotations" / "body").get(ids[0])
-    mesh = posed_mesh(row, W, H)
+    record = ShardReader(build / "annotations" / "body").record(ids[0])
+    mesh = posed_mesh(record, W, H)
     body = rasterize(mesh.vertices, mesh.faces, mesh.camera).mask
     image = np.full((H, W, 3), 255, np.uint8)
-    picture = drawers()["body"](image, row)
+    picture = DRAWERS.get("body")(image, record, {})
     assert picture.shape == image.shape and body.mean() > 0.1
     changed = (picture != 255).any(-1)
     assert changed[body].all()  # the silhouette is tinted
-    joints = np.round(row["joints_2d"][:, :2]).astype(int)
+    joints = np.round(record.joints_2d[:, :2]).astype(int)
     assert changed[joints[:, 1], joints[:, 0]].all()  # joints drawn where they project
     far = cv2.dilate(body.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
     assert not changed[far].any()  # nothing drawn away from the body
@@ -307,10 +309,10 @@ def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, mode
     write_keypoints(tmp_path, build, {ids[0]: keypoints[0], ids[1]: keypoints[1], ids[2]: keypoints[2]})
     params = {"silhouette_weight": 1.0}
     with pytest.raises(StageError, match="person_mask"):
-        run_stage(build, "body", "anny-fit", params, show_progress=False)
+        run_stage(build, StageConfig("body", "anny-fit", params), show_progress=False)
     write_rows(tmp_path, build, "person_mask", {ids[0]: masks[0], ids[1]: masks[1], ids[3]: masks[2]})
 
-    result = run_stage(build, "body", "anny-fit", params, show_progress=False)
+    result = run_stage(build, StageConfig("body", "anny-fit", params), show_progress=False)
     assert (result.computed, result.failures_by_reason) == (2, {"missing_upstream": 2})
     failures = {r["item_id"]: r["message"] for r in ShardReader(BuildLayout(build).failures("body"))}
     assert sorted(failures) == [ids[2], ids[3]]
@@ -319,5 +321,5 @@ def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, mode
     assert provenance["params"]["silhouette_weight"] == 1.0 and sorted(provenance["upstream"]) == ["keypoints", "person_mask"]
     rows = ShardReader(build / "annotations" / "body")
     for b in range(2):
-        mesh = posed_mesh(rows.get(ids[b]), W, H)
+        mesh = posed_mesh(rows.record(ids[b]), W, H)
         assert iou(rasterize(mesh.vertices, mesh.faces, mesh.camera).mask, masks[b]) > 0.8  # < 0.65 without the term

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from builders import garment_image, person_image, write_mpv_tree
+
 from vtonpipe.datasets import DatasetLayoutError, get_adapter
 from vtonpipe.io import write_image
 

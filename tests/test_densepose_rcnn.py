@@ -18,10 +18,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from builders import simple_build
-from vtonpipe.annotators.base import AnnotationFailure, BackendUnavailableError, ImageItem, MissingWeightsError, get_backend
-from vtonpipe.models.densepose_rcnn import (
+
+from vtonpipe.annotators import get_backend
+from vtonpipe.core import (
+    AnnotationFailure,
+    BackendUnavailableError,
+    ImageItem,
+    MissingWeightsError,
+)
+from vtonpipe.models.nets.densepose_rcnn import (
     CheckpointMismatchError,
     DensePoseCharts,
     DensePoseRCNN,
@@ -31,8 +37,20 @@ from vtonpipe.models.densepose_rcnn import (
     expected_shapes,
     resized_hw,
 )
-from vtonpipe.models.densepose_rcnn.ops import BoxTransform, batched_nms, cell_anchors, grid_anchors, nms, roi_align
-from vtonpipe.models.detectron2_pkl import CheckpointFormatError, UnsafePickleError, load_detectron2_pkl
+from vtonpipe.models.nets.densepose_rcnn.detectron2_pkl import (
+    CheckpointFormatError,
+    UnsafePickleError,
+    load_detectron2_pkl,
+)
+from vtonpipe.models.nets.densepose_rcnn.ops import (
+    BoxTransform,
+    batched_nms,
+    cell_anchors,
+    grid_anchors,
+    nms,
+    roi_align,
+)
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
 
@@ -245,7 +263,7 @@ def test_missing_weight_file_names_file_location_and_checksum(tmp_path, monkeypa
     with pytest.raises(MissingWeightsError) as e:
         cls().setup()
     with pytest.raises(BackendUnavailableError) as e_stage:  # what run_stage's availability check raises first
-        run_stage(simple_build(tmp_path, 1), "densepose", "rcnn", show_progress=False)
+        run_stage(simple_build(tmp_path, 1), StageConfig("densepose", "rcnn"), show_progress=False)
     for msg in (str(e.value), str(e_stage.value)):
         assert "model_final_162be9.pkl" in msg and str(tmp_path / "w" / WEIGHTS_RELPATH) in msg
         assert "https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl" in msg
@@ -470,7 +488,7 @@ def test_random_weights_detect_several_people_within_the_image(state):
 def test_backend_through_run_stage(tmp_path, monkeypatch, person_weights):
     monkeypatch.setenv("VTONPIPE_WEIGHTS", str(person_weights))
     build = simple_build(tmp_path, 1)  # two 256x192 person images and a garment
-    res = run_stage(build, "densepose", "rcnn", {"min_size": 192, "impl": "torch"}, show_progress=False)
+    res = run_stage(build, StageConfig("densepose", "rcnn", {"min_size": 192, "impl": "torch"}), show_progress=False)
     assert (res.total, res.computed, res.failed) == (2, 2, 0)
     rows = list(ShardReader(build / "annotations" / "densepose"))
     assert len(rows) == 2

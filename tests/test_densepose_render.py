@@ -7,20 +7,34 @@ import json
 import numpy as np
 import pytest
 import torch
+from builders import (
+    FIT_FIELDS,
+    KNOWN_BODIES,
+    garment_image,
+    make_build,
+    person_image,
+    write_smpl_model,
+)
 from scipy.spatial.transform import Rotation
 
-from builders import FIT_FIELDS, KNOWN_BODIES, garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators.densepose_render import raster_backend, render_iuv
-from vtonpipe.converters.masks import mask_box_edges
 from vtonpipe.bench.metrics import IUVAccuracy
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.bodies import posed_mesh
-from vtonpipe.models.camera import PinholeCamera, frame_body
-from vtonpipe.models.iuv import anny_charts, iuv_from_raster, part_id, smpl_charts
-from vtonpipe.models.raster import rasterize
+from vtonpipe.converters.masks import mask_box_edges
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.camera import PinholeCamera, frame_body
+from vtonpipe.models.bodies.posed import posed_mesh
+from vtonpipe.models.render.iuv import (
+    anny_charts,
+    iuv_from_raster,
+    part_id,
+    smpl_charts,
+)
+from vtonpipe.models.render.raster import rasterize
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.schemas.body import BodyRecord
 
 H, W = 256, 192
 
@@ -59,7 +73,7 @@ def reference_iuv(body: AnnyBody, row: dict) -> np.ndarray:
 
 def test_iuv_conventions_and_the_persons_sides(body):
     for azimuth in (0.0, 180.0):
-        iuv = render_iuv(posed_mesh(anny_row(body, azimuth_deg=azimuth), W, H))
+        iuv = render_iuv(posed_mesh(BodyRecord(**anny_row(body, azimuth_deg=azimuth)), W, H))
         assert iuv.dtype == np.uint8 and iuv.shape == (H, W, 3)
         i = iuv[..., 0]
         assert i.max() <= 24 and (iuv[i == 0] == 0).all()  # background is (0, 0, 0)
@@ -76,7 +90,7 @@ def test_iuv_conventions_and_the_persons_sides(body):
 
 
 def test_embree_and_torch_rasterisers_agree(body):
-    mesh = posed_mesh(anny_row(body, {"upperarm01.L": (0.0, -0.6, 0.0), "lowerleg01.R": (0.5, 0.0, 0.0)}, azimuth_deg=30.0), W, H)
+    mesh = posed_mesh(BodyRecord(**anny_row(body, {"upperarm01.L": (0.0, -0.6, 0.0), "lowerleg01.R": (0.5, 0.0, 0.0)}, azimuth_deg=30.0)), W, H)
     a, b = render_iuv(mesh, "embree"), render_iuv(mesh, "torch")
     same = a[..., 0] == b[..., 0]
     assert (~same).sum() <= 0.0005 * (a[..., 0] > 0).sum()
@@ -126,8 +140,8 @@ def test_smpl_bodies_render_densepose_s_own_charts(tmp_path, monkeypatch):
         "rotation": np.zeros(3, np.float32), "translation": np.zeros(3, np.float32),
         "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
     }  # fmt: skip
-    run_stage(build, "body", "test-known", show_progress=False)
-    assert run_stage(build, "densepose", "render", show_progress=False).computed == 1
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    assert run_stage(build, StageConfig("densepose", "render"), show_progress=False).computed == 1
     iuv = ShardReader(build / "annotations" / "densepose").get(ids[0])["iuv"]
 
     on_plane = np.abs(rasterize(vertices, charts.smpl_faces, camera).depth - depth) < 1e-5
@@ -150,8 +164,8 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
         ids[1]: anny_row(body, {"upperarm01.R": (0.0, 0.8, 0.0)}, azimuth_deg=20.0),
         ids[2]: anny_row(body, shift=(30.0, 0.0, 0.0)),  # far outside the image
     })  # ids[3] has no body: missing_upstream
-    run_stage(build, "body", "test-known", show_progress=False)
-    res = run_stage(build, "densepose", show_progress=False)  # the default backend is render
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    res = run_stage(build, StageConfig("densepose"), show_progress=False)  # the default backend is render
     assert (res.backend, res.computed, res.failed) == ("render", 2, 2)
     assert res.failures_by_reason == {"empty_render": 1, "missing_upstream": 1}
     rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
@@ -170,7 +184,7 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
 
     # a body 1 cm off, as a fitter might give, no longer scores perfectly
     off = IUVAccuracy()
-    off.update(render_iuv(posed_mesh(anny_row(body, shift=(0.01, 0.0, 0.0)), W, H)), rows[ids[0]]["iuv"])
+    off.update(render_iuv(posed_mesh(BodyRecord(**anny_row(body, shift=(0.01, 0.0, 0.0))), W, H)), rows[ids[0]]["iuv"])
     assert 0.8 < off.result()["part_accuracy"] < 0.99
 
 
@@ -179,15 +193,15 @@ def test_rows_follow_the_body_rows(tmp_path, body):
     ids = _person_ids(build)
     KNOWN_BODIES.clear()
     KNOWN_BODIES[ids[0]] = anny_row(body)
-    run_stage(build, "body", "test-known", show_progress=False)
-    first = run_stage(build, "densepose", "render", show_progress=False)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    first = run_stage(build, StageConfig("densepose", "render"), show_progress=False)
     assert (first.computed, first.failures_by_reason) == (1, {"missing_upstream": 1})
-    again = run_stage(build, "densepose", "render", show_progress=False)
+    again = run_stage(build, StageConfig("densepose", "render"), show_progress=False)
     assert (again.computed, again.skipped) == (0, 2)
     # the missing body is fitted later: its densepose is computed without --retry-failed
     KNOWN_BODIES[ids[1]] = anny_row(body, azimuth_deg=90.0)
-    assert run_stage(build, "body", "test-known", retry_failed=True, show_progress=False).computed == 1
-    later = run_stage(build, "densepose", "render", show_progress=False)
+    assert run_stage(build, StageConfig("body", "test-known"), retry_failed=True, show_progress=False).computed == 1
+    later = run_stage(build, StageConfig("densepose", "render"), show_progress=False)
     assert (later.computed, later.skipped, later.failed) == (1, 1, 0)
     rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
     np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN_BODIES[ids[1]]))

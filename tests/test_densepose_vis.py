@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vtonpipe.vis import drawers
+from vtonpipe.schemas.densepose import DenseposeRecord
+from vtonpipe.vis import DRAWERS
 from vtonpipe.vis.densepose import dp_segm, draw_densepose, iuv_image, part_levels
 
 
@@ -50,11 +51,11 @@ def test_iuv_image():
 
 
 def test_drawer_is_registered_and_overlays_the_parts():
-    assert drawers()["densepose"] is draw_densepose
+    assert DRAWERS.get("densepose") is draw_densepose
     image = np.full((6, 8, 3), 100, np.uint8)
     iuv = _iuv()
     # bbox in the pixel-centre frame: pixel centres 1..6 in x, 1..4 in y are inside
-    pic = draw_densepose(image, {"iuv": iuv, "bbox": np.float32([0.5, 0.5, 6.5, 4.5]), "score": 1.0, "num_people": 1})
+    pic = draw_densepose(image, DenseposeRecord(iuv=iuv, bbox=np.float32([0.5, 0.5, 6.5, 4.5]), score=1.0, num_people=1), {})
     assert pic.shape == (6, 16, 3) and pic.dtype == np.uint8
     assert pic[2, 3].tolist() == [int(0.3 * 100 + 0.7 * c) for c in [55, 185, 159]]
     assert pic[1, 1].tolist() == [18, 127, 15] and pic[4, 6].tolist() == [18, 127, 15]  # box corners

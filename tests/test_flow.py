@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from vtonpipe.models.camera import PinholeCamera
-from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, body_flow, correspondence_ground_truth
-from vtonpipe.models.raster import EmbreeMesh, rasterize
+from vtonpipe.models.bodies.camera import PinholeCamera
+from vtonpipe.models.render.flow import (
+    BACKGROUND,
+    HIDDEN,
+    VISIBLE,
+    body_flow,
+    correspondence_ground_truth,
+)
+from vtonpipe.models.render.raster import EmbreeMesh, rasterize
 
 CAM = PinholeCamera(100.0, 100.0, 23.5, 15.5, 48, 32)
 FACES = np.array([[0, 1, 2], [0, 2, 3]])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from builders import garment_image
-from vtonpipe.models.garment_mask import segment_garment
+
+from vtonpipe.models.classical.garment_mask import segment_garment
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pytest
-
 from builders import make_build
 
-from vtonpipe.annotators import AnnotationFailure, Backend, get_backend, register_backend
+from vtonpipe.annotators import get_annotator, get_backend, register_backend
 from vtonpipe.annotators.parsing import parsing_record
 from vtonpipe.bench.accuracy import evaluate
 from vtonpipe.bench.metrics import SegmentationIoU
 from vtonpipe.converters.keypoints import keypoint_bbox
 from vtonpipe.converters.masks import mask_bbox
-from vtonpipe.models.geometric_parsing import (
+from vtonpipe.core import AnnotationFailure, Backend
+from vtonpipe.models.classical.geometric_parsing import (
     DENSEPOSE_PART,
     LABELS,
     MissingKeypointsError,
@@ -29,6 +29,7 @@ from vtonpipe.models.geometric_parsing import (
     keypoint_parts,
     parse_person,
 )
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import StageError, run_stage
@@ -240,11 +241,12 @@ def test_missing_torso_keypoints_and_tiny_images():
 FIGURES: dict[str, Figure] = {}
 
 
-def _figure_rows(fields):
+def _figure_rows(spec, fields):
     class FigureBackend(Backend):
         def annotate(self, items, ctx):
-            return [fields(FIGURES[i.image_id]) if i.image_id in FIGURES else AnnotationFailure("no_person") for i in items]
+            return [spec.record_type(**fields(FIGURES[i.image_id])) if i.image_id in FIGURES else AnnotationFailure("no_person") for i in items]
 
+    FigureBackend.spec = spec
     return FigureBackend
 
 
@@ -270,8 +272,8 @@ def _densepose_row(f: Figure) -> dict:
 
 
 for _annotator, _fields in (("keypoints", _keypoint_row), ("person_mask", _mask_row), ("densepose", _densepose_row)):
-    _cls = _figure_rows(_fields)
-    _cls.annotator, _cls.name = _annotator, "test-figure"
+    _cls = _figure_rows(get_annotator(_annotator), _fields)
+    _cls.name = "test-figure"
     register_backend(_cls)
 
 
@@ -293,8 +295,8 @@ def build(tmp_path):
             f = Figure(f.image[:, ::-1].copy(), f.mask[:, ::-1].copy(), f.face[:, ::-1].copy(), _mirrored(f.keypoints), f.truth[:, ::-1].copy())
         FIGURES[image_id] = f
     for annotator in ("keypoints", "person_mask"):
-        run_stage(b, annotator, "test-figure", show_progress=False)
-    run_stage(b, "garment_mask", "classical", show_progress=False)
+        run_stage(b, StageConfig(annotator, "test-figure"), show_progress=False)
+    run_stage(b, StageConfig("garment_mask", "classical"), show_progress=False)
     return b
 
 
@@ -311,7 +313,7 @@ def test_backend_through_the_runner(build):
     with pytest.raises(ValueError, match="body_parts"):
         get_backend("parsing", "geometric")({"body_parts": "mesh"})
 
-    res = run_stage(build, "parsing", "geometric", show_progress=False)
+    res = run_stage(build, StageConfig("parsing", "geometric"), show_progress=False)
     assert res.total == 6 and res.computed == 3 and res.failures_by_reason == {"missing_upstream": 1, "missing_keypoints": 2}
     ctx = AnnotationContext(build)
     rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "parsing")}
@@ -330,9 +332,9 @@ def test_backend_through_the_runner(build):
     assert (rows["all/P0001@1=person_half_front.jpg"]["parsing"] == SKIRT).sum() > 1000
 
     with pytest.raises(StageError, match="densepose"):  # densepose parts need the densepose stage
-        run_stage(build, "parsing", "geometric", {"body_parts": "densepose"}, show_progress=False)
-    run_stage(build, "densepose", "test-figure", show_progress=False)
-    res = run_stage(build, "parsing", "geometric", {"body_parts": "densepose"}, show_progress=False)
+        run_stage(build, StageConfig("parsing", "geometric", {"body_parts": "densepose"}), show_progress=False)
+    run_stage(build, StageConfig("densepose", "test-figure"), show_progress=False)
+    res = run_stage(build, StageConfig("parsing", "geometric", {"body_parts": "densepose"}), show_progress=False)
     assert res.computed == 3
     from_densepose = {r["image_id"]: r for r in ShardReader(build / "annotations" / "parsing")}
     assert all('"body_parts":"densepose"' in r["params"] for r in from_densepose.values())
@@ -358,8 +360,8 @@ def test_on_a_sample_render_with_the_default_upstream_backends(tmp_path):
     build = tmp_path / "build"
     ingest("sample", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
     for annotator, backend in (("keypoints", "mediapipe"), ("person_mask", "mediapipe"), ("garment_mask", "classical")):
-        run_stage(build, annotator, backend, show_progress=False)
-    res = run_stage(build, "parsing", "geometric", show_progress=False)
+        run_stage(build, StageConfig(annotator, backend), show_progress=False)
+    res = run_stage(build, StageConfig("parsing", "geometric"), show_progress=False)
     assert res.computed == res.total == 2
     (score,) = [s for s in evaluate(build) if s.annotator == "parsing"]
     per_class = score.details["per_class_iou"]

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from builders import garment_image, person_image, write_mpv_tree
 from PIL import Image
 
-from builders import garment_image, person_image, write_mpv_tree
 from vtonpipe.io import ImageDecodeError, decode_image
 from vtonpipe.pipeline.ingest import IngestError, ingest
 from vtonpipe.pipeline.store import ShardReader

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import dijkstra
 
-from vtonpipe.models.camera import PinholeCamera, frame_body
-from vtonpipe.models.iuv import (
+from vtonpipe.models.bodies.camera import PinholeCamera, frame_body
+from vtonpipe.models.render.iuv import (
     DENSEPOSE_ALONG,
     PART_NAMES,
     anny_charts,
@@ -17,7 +17,7 @@ from vtonpipe.models.iuv import (
     part_id,
     smpl_charts,
 )
-from vtonpipe.models.raster import Raster, rasterize
+from vtonpipe.models.render.raster import Raster, rasterize
 
 # SMPL landmark vertices: smplx/vertex_ids.py ("smplh", the SMPL body's ids) and
 # SMPL-Anthropometry/landmark_definitions.py
@@ -178,7 +178,7 @@ def charts():
 
 @pytest.fixture(scope="module")
 def a_pose():
-    from vtonpipe.models.anny_body import AnnyBody
+    from vtonpipe.models.bodies.anny import AnnyBody
 
     body = AnnyBody()
     with torch.no_grad():

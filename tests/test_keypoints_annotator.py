@@ -8,17 +8,18 @@ import matplotlib
 import mediapipe as mp
 import numpy as np
 import pytest
+from builders import garment_image, make_build, person_image, write_mpv_tree
 from PIL import Image
 
-from builders import garment_image, make_build, person_image, write_mpv_tree
-from vtonpipe.annotators import ImageItem
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
 from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS
-from vtonpipe.models import mediapipe_models
+from vtonpipe.core import ImageItem
+from vtonpipe.models.nets import mediapipe as mediapipe_models
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
-from vtonpipe.vis import drawers
+from vtonpipe.vis import DRAWERS
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512 x 600 portrait
 
@@ -79,7 +80,7 @@ def build(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stage(build):
-    return run_stage(build, "keypoints", show_progress=False, batch_size=2)
+    return run_stage(build, StageConfig("keypoints", batch_size=2), show_progress=False)
 
 
 def test_mediapipe_on_grace_hopper_finds_face_and_shoulders():
@@ -144,16 +145,16 @@ def test_one_pose_model_per_worker(monkeypatch, tmp_path):
     monkeypatch.setattr(mediapipe_models.PoseLandmarker, "__init__", counting_init)
     img = grace()
     build = make_build(tmp_path, [(img, img[:, ::-1], garment_image(0))])
-    res = run_stage(build, "keypoints", batch_size=1, show_progress=False)
+    res = run_stage(build, StageConfig("keypoints", batch_size=1), show_progress=False)
     assert res.computed == 2 and len(built) == 1
 
 
 def test_keypoints_drawing(build, stage):
-    row = ShardReader(build / "annotations" / "keypoints").get("all/grace.jpg")
+    record = ShardReader(build / "annotations" / "keypoints").record("all/grace.jpg")
     img = grace()
-    out = drawers()["keypoints"](img, row)
+    out = DRAWERS.get("keypoints")(img, record, {})
     assert out.shape == img.shape and out.dtype == np.uint8
-    kp = row["keypoints"]
+    kp = record.keypoints
     x, y = np.round((kp[1, :2] + kp[2, :2]) / 2).astype(int)  # middle of the neck - right shoulder bone
     expected = 0.4 * img[y, x] + 0.6 * np.array(OPENPOSE_COLOURS[0])
     np.testing.assert_allclose(out[y, x], expected, atol=3)

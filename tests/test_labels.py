@@ -31,7 +31,12 @@ def test_label_lists_follow_conventions():
     assert list(L.LIP_LABELS) == LIP
     assert list(L.ATR_LABELS) == ATR
     assert list(L.CIHP_LABELS) == LIP[:10] + ["torso-skin"] + LIP[11:]
-    assert len(L.VITON13_LABELS) == 13
+    # VITON-HD datasets.py's `labels` dict, key order: 0 background [0, 10], 1 hair [1, 2], 2 face
+    # [4, 13], 3 upper [5, 6, 7], 4 bottom [9, 12], 5-10 arms, legs, shoes, 11 socks [8], 12 noise [3, 11]
+    assert L.VITON13_LABELS == (
+        "background", "hair", "face", "upper", "bottom", "left_arm", "right_arm",
+        "left_leg", "right_leg", "left_shoe", "right_shoe", "socks", "noise",
+    )  # fmt: skip
 
 
 def test_atr_to_lip_every_id():

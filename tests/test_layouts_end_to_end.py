@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from vtonpipe.cli import main
 from vtonpipe.pipeline.store import ShardReader
-from vtonpipe.schemas.packed import unflatten
 from vtonpipe.synth import write_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +94,8 @@ def _packed(build: Path) -> list[dict]:
     rows = []
     for split in ("train", "test"):
         if (build / "packed" / split / "manifest.json").exists():
-            rows += [unflatten(r) for r in ShardReader(build / "packed" / split)]
+            reader = ShardReader(build / "packed" / split)
+            rows += [reader.record(i) for i in reader.ids()]
     return rows
 
 
@@ -109,9 +109,9 @@ def test_single_pose_layouts_pack_every_pair_without_flow(renders, tmp_path, lay
     rows = _packed(build)
     assert len(rows) == len(pairs) == PEOPLE + (1 if layout == "dresscode" else 0)
     for r in rows:
-        assert r["pair"]["smpl_flow"]["flow"] is None and r["target"]["image_id"] is None
-        assert r["source"]["densepose"]["iuv"].shape == (256, 192, 3)
-        assert r["garment"]["garment_mask"]["mask"] is not None
+        assert r.pair["smpl_flow"] is None and r.target.image_id is None and r.target["keypoints"] is None
+        assert r.source["densepose"].iuv.shape == (256, 192, 3)
+        assert r.garment["garment_mask"].mask is not None
     absent = json.loads((build / "packed" / "manifest.json").read_text())["packed"]["absent"]
     assert absent["pair.smpl_flow"]["pairs"] == len(pairs)
     assert absent["pair.smpl_flow"]["reason"] == "not_applicable"
@@ -132,7 +132,7 @@ def test_multi_pose_layouts_pack_their_flow(renders, tmp_path, layout):
     rows = _packed(build)
     assert len(rows) == len(pairs) > 0
     for r in rows:
-        assert r["pair"]["smpl_flow"]["flow"].shape == (256, 192, 2)
+        assert r.pair["smpl_flow"].flow.shape == (256, 192, 2)
     absent = json.loads((build / "packed" / "manifest.json").read_text())["packed"]["absent"]
     assert "pair.smpl_flow" not in absent
     if layout == "deepfashion":  # no in-shop garment images

@@ -15,12 +15,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from builders import garment_image, write_mpv_tree
 from PIL import Image
 
-from builders import garment_image, write_mpv_tree
-from vtonpipe.annotators import BackendUnavailableError, MissingWeightsError, Requirements
-from vtonpipe.annotators.keypoints import OPENPOSE_CAFFEMODEL, OPENPOSE_PROTOTXT, OPENPOSE_TORCH, OpenPoseCaffe, OpenPoseTorch
-from vtonpipe.models.openpose import (
+from vtonpipe.annotators.keypoints import (
+    OPENPOSE_CAFFEMODEL,
+    OPENPOSE_PROTOTXT,
+    OPENPOSE_TORCH,
+    OpenPoseCaffe,
+    OpenPoseTorch,
+)
+from vtonpipe.core import BackendUnavailableError, MissingWeightsError, Requirements
+from vtonpipe.models.nets.openpose import (
     BodyPoseNet,
     CaffePoseNet,
     Person,
@@ -32,6 +38,7 @@ from vtonpipe.models.openpose import (
     pose_maps,
     rank_people,
 )
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
@@ -399,7 +406,7 @@ def test_caffe_backend_decodes_two_and_three_people_through_run_stage(tmp_path, 
         {"a_two.png": encode_maps(*draw_pose_maps(two, size, 6, 6)), "b_three.png": encode_maps(*draw_pose_maps(three, size, 6, 6)),
          "c_blank.png": encode_maps(*draw_pose_maps([], size)), "d_two.png": encode_maps(*draw_pose_maps(two, size, 6, 6))},
     )  # fmt: skip
-    res = run_stage(build, "keypoints", "openpose-caffe", {"input_height": 256}, show_progress=False)
+    res = run_stage(build, StageConfig("keypoints", "openpose-caffe", {"input_height": 256}), show_progress=False)
     assert (res.total, res.computed, res.reused, res.failures_by_reason) == (4, 2, 1, {"no_person": 1})
     reader = ShardReader(build / "annotations" / "keypoints")
     for name, truth in (("a_two.png", two), ("b_three.png", three)):
@@ -430,7 +437,7 @@ def test_torch_and_caffe_backends_agree_through_run_stage(tmp_path, monkeypatch,
     params = {"input_height": 64, "peak_threshold": 0.0, "min_parts": 2, "min_mean_score": -1e9}
     rows, failed = {}, {}
     for backend in ("openpose-torch", "openpose-caffe"):
-        res = run_stage(build, "keypoints", backend, params, show_progress=False)
+        res = run_stage(build, StageConfig("keypoints", backend, params), show_progress=False)
         assert res.total == 8 and set(res.failures_by_reason) <= {"no_person"}
         with ShardReader(build / "annotations" / "keypoints") as reader:
             rows[backend] = {r["image_id"]: r for r in reader}

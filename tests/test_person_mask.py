@@ -7,21 +7,28 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from builders import garment_image, make_build, write_mpv_tree
 from PIL import Image
 
-from builders import garment_image, make_build, write_mpv_tree
-from vtonpipe.annotators import ImageItem
 from vtonpipe.annotators.person_mask import MediaPipePoseMask, SelfieMask
 from vtonpipe.converters.masks import mask_bbox
+from vtonpipe.core import ImageItem
+from vtonpipe.datasets.sample_truth import read_truth
 from vtonpipe.io import read_image
-from vtonpipe.models import mediapipe_models
-from vtonpipe.models.mediapipe_models import FaceOval, SelfieSegmenter, SquareCrop, fill_polygon
+from vtonpipe.models.nets import mediapipe as mediapipe_models
+from vtonpipe.models.nets.mediapipe import (
+    FaceOval,
+    SelfieSegmenter,
+    SquareCrop,
+    fill_polygon,
+)
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.schemas.person_mask import PersonMaskRecord
 from vtonpipe.synth import write_sample
-from vtonpipe.synth.groundtruth import read_truth
-from vtonpipe.vis import drawers
+from vtonpipe.vis import DRAWERS
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512 x 600 portrait
 NOSE, CHEST, FLAG, SHOULDER = (269, 225), (256, 450), (30, 30), (95, 422)  # (x, y) px in grace_hopper.jpg
@@ -61,7 +68,7 @@ def sample_build(tmp_path_factory) -> Path:
 
 def run(build: Path, backend: str) -> tuple[dict[str, dict], dict[str, str]]:
     """Rows and failure reasons by image id after running ``backend`` (a rerun replaces the other's rows)."""
-    run_stage(build, "person_mask", backend, show_progress=False)
+    run_stage(build, StageConfig("person_mask", backend), show_progress=False)
     with ShardReader(build / "annotations" / "person_mask") as reader:
         rows = {r["image_id"].removeprefix("all/"): r for r in reader}
     failures = {r["item_id"].removeprefix("all/"): r["error"] for r in ShardReader(build / "annotations" / "person_mask" / "failures")}
@@ -214,14 +221,14 @@ def test_models_are_built_once_per_worker(tmp_path, monkeypatch):
         monkeypatch.setattr(cls, "__init__", counting)
     img = grace()
     build = make_build(tmp_path, [(img, img[:, ::-1], garment_image(0))])
-    res = run_stage(build, "person_mask", batch_size=1, show_progress=False)
+    res = run_stage(build, StageConfig("person_mask", batch_size=1), show_progress=False)
     assert res.computed == 2 and sorted(built) == ["FaceOval", "PoseLandmarker"]
 
 
 def test_person_mask_drawing(pose_rows):
     row = pose_rows[0]["grace.jpg"]
     img = grace()
-    out = drawers()["person_mask"](img, row)
+    out = DRAWERS.get("person_mask")(img, PersonMaskRecord.schema.record(row), {})
     assert out.shape == img.shape and out.dtype == np.uint8
     x, y = CHEST
     assert (out[y, x] != img[y, x]).any()  # tinted person

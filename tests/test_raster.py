@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from vtonpipe.models.camera import PinholeCamera, RigidTransform, frame_body, look_at
-from vtonpipe.models.raster import EmbreeMesh, rasterize
+from vtonpipe.models.bodies.camera import (
+    PinholeCamera,
+    RigidTransform,
+    frame_body,
+    look_at,
+)
+from vtonpipe.models.render.raster import EmbreeMesh, rasterize
 
 BACKENDS = ("embree", "torch")
 # Embree computes barycentrics in float32 from the camera centre: about 1e-3 on the anny body
@@ -117,7 +122,7 @@ def anny_view(anny_body):
 
 @pytest.fixture(scope="module")
 def anny_body():
-    from vtonpipe.models.anny_body import AnnyBody
+    from vtonpipe.models.bodies.anny import AnnyBody
 
     return AnnyBody()
 

@@ -12,12 +12,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import (
+    garment_image,
+    make_build,
+    person_image,
+    simple_build,
+    summary_rows,
+    write_mpv_tree,
+)
 
-from builders import garment_image, make_build, person_image, simple_build, summary_rows, write_mpv_tree
-from vtonpipe.annotators import AnnotationFailure, Backend, BackendUnavailableError, Requirements, WeightFile, register_backend
+from vtonpipe.annotators import get_annotator, register_backend
+from vtonpipe.core import (
+    AnnotationFailure,
+    Backend,
+    BackendUnavailableError,
+    Requirements,
+    WeightFile,
+)
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
-from vtonpipe.pipeline.runner import StageError, run_stage
+from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.schemas.garment_mask import GarmentMaskRecord
 
 GM = "garment_mask"
 
@@ -32,7 +48,7 @@ def _failures(build: Path, name: str = GM) -> list[dict]:
 
 def test_rows_carry_key_and_provenance(tmp_path):
     build = simple_build(tmp_path, 3)
-    res = run_stage(build, GM, show_progress=False)
+    res = run_stage(build, StageConfig(GM), show_progress=False)
     assert (res.total, res.computed, res.failed) == (3, 3, 0)
     rows = _rows(build)
     assert len(rows) == 3
@@ -48,14 +64,14 @@ def test_rows_carry_key_and_provenance(tmp_path):
 def test_rerun_skips_and_added_images_cost_only_their_own_work(tmp_path):
     people = [(person_image(i), person_image(i + 50), garment_image(i)) for i in range(4)]
     build = make_build(tmp_path, people)
-    assert run_stage(build, GM, show_progress=False).computed == 4
-    again = run_stage(build, GM, show_progress=False)
+    assert run_stage(build, StageConfig(GM), show_progress=False).computed == 4
+    again = run_stage(build, StageConfig(GM), show_progress=False)
     assert (again.computed, again.skipped) == (0, 4)
     # two more people appear in the dataset
     people += [(person_image(i), person_image(i + 50), garment_image(i)) for i in range(4, 6)]
     write_mpv_tree(tmp_path / "raw", people)
     ingest("t", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
-    more = run_stage(build, GM, show_progress=False)
+    more = run_stage(build, StageConfig(GM), show_progress=False)
     assert (more.computed, more.skipped) == (2, 4)
     ids = [r["image_id"] for r in _rows(build)]
     assert len(ids) == len(set(ids)) == 6
@@ -63,11 +79,11 @@ def test_rerun_skips_and_added_images_cost_only_their_own_work(tmp_path):
 
 def test_an_image_changed_in_place_is_recomputed_and_its_old_row_dropped(tmp_path):
     build = simple_build(tmp_path, 3)
-    run_stage(build, GM, rows_per_shard=2, show_progress=False)
+    run_stage(build, StageConfig(GM, rows_per_shard=2), show_progress=False)
     changed = "all/P0001@1=cloth_front.jpg"
     write_mpv_tree(tmp_path / "raw", [(person_image(i), person_image(i + 100), garment_image(i + (7 if i == 1 else 0))) for i in range(3)])
     ingest("t", tmp_path / "raw", build, layout_name="mpv", show_progress=False)
-    res = run_stage(build, GM, rows_per_shard=2, show_progress=False)
+    res = run_stage(build, StageConfig(GM, rows_per_shard=2), show_progress=False)
     assert (res.computed, res.skipped) == (1, 2)
     rows = _rows(build)
     assert sorted(r["image_id"] for r in rows) == sorted({r["image_id"] for r in rows}) and len(rows) == 3
@@ -78,8 +94,8 @@ def test_an_image_changed_in_place_is_recomputed_and_its_old_row_dropped(tmp_pat
 
 def test_param_change_recomputes_and_drops_stale_shards(tmp_path):
     build = simple_build(tmp_path, 2)
-    run_stage(build, GM, show_progress=False)
-    res = run_stage(build, GM, params={"border": 6}, show_progress=False)
+    run_stage(build, StageConfig(GM), show_progress=False)
+    res = run_stage(build, StageConfig(GM, params={"border": 6}), show_progress=False)
     assert res.computed == 2
     rows = _rows(build)
     assert len(rows) == 2 and all(json.loads(r["params"])["border"] == 6 for r in rows)
@@ -88,9 +104,9 @@ def test_param_change_recomputes_and_drops_stale_shards(tmp_path):
 
 def test_recompute_discards_existing_rows(tmp_path):
     build = simple_build(tmp_path, 2)
-    run_stage(build, GM, show_progress=False)
+    run_stage(build, StageConfig(GM), show_progress=False)
     before = {s.name for s in (build / "annotations" / GM).glob("shard-*.parquet")}
-    res = run_stage(build, GM, recompute=True, show_progress=False)
+    res = run_stage(build, StageConfig(GM), recompute=True, show_progress=False)
     assert (res.computed, res.skipped) == (2, 0)
     after = {s.name for s in (build / "annotations" / GM).glob("shard-*.parquet")}
     assert len(_rows(build)) == 2 and not before & after
@@ -99,7 +115,7 @@ def test_recompute_discards_existing_rows(tmp_path):
 def test_identical_inputs_are_computed_once(tmp_path):
     g = garment_image(7)
     build = make_build(tmp_path, [(person_image(i), person_image(i + 1), g) for i in range(3)])
-    res = run_stage(build, GM, show_progress=False)
+    res = run_stage(build, StageConfig(GM), show_progress=False)
     assert (res.computed, res.reused) == (1, 2)
     rows = _rows(build)
     assert len({r["image_id"] for r in rows}) == 3 and len({r["input_sha256"] for r in rows}) == 1
@@ -108,17 +124,17 @@ def test_identical_inputs_are_computed_once(tmp_path):
 def test_failures_are_recorded_and_skipped_on_rerun(tmp_path):
     blank = np.full((256, 192, 3), 250, np.uint8)
     build = make_build(tmp_path, [(person_image(0), person_image(1), garment_image(0)), (person_image(2), person_image(3), blank)])
-    res = run_stage(build, GM, show_progress=False)
+    res = run_stage(build, StageConfig(GM), show_progress=False)
     assert (res.computed, res.failed, res.failures_by_reason) == (1, 1, {"no_garment": 1})
     fails = _failures(build)
     assert [(f["item_id"], f["error"]) for f in fails] == [("all/P0001@1=cloth_front.jpg", "no_garment")]
-    again = run_stage(build, GM, show_progress=False)
+    again = run_stage(build, StageConfig(GM), show_progress=False)
     assert (again.computed, again.skipped, again.failed) == (0, 2, 1)
-    retried = run_stage(build, GM, retry_failed=True, show_progress=False)
+    retried = run_stage(build, StageConfig(GM), retry_failed=True, show_progress=False)
     assert (retried.computed, retried.failed) == (0, 1)
     assert len(_failures(build)) == 1
     assert not retried.over_budget  # 1/2 failed, no budget given
-    over = run_stage(build, GM, max_failure_rate=0.25, show_progress=False)
+    over = run_stage(build, StageConfig(GM, max_failure_rate=0.25), show_progress=False)
     assert over.over_budget and over.failures_by_reason == {"no_garment": 1}  # a rerun knows its recorded reasons
     assert len(_rows(build)) == 1  # rows computed before are kept
 
@@ -126,7 +142,7 @@ def test_failures_are_recorded_and_skipped_on_rerun(tmp_path):
 def test_image_corrupted_after_ingest_is_a_recorded_failure(tmp_path):
     build = simple_build(tmp_path, 2)
     (tmp_path / "raw" / "all" / "P0000@1=cloth_front.jpg").write_bytes(b"\xff\xd8 not a jpeg any more")
-    res = run_stage(build, GM, show_progress=False)
+    res = run_stage(build, StageConfig(GM), show_progress=False)
     assert (res.computed, res.failures_by_reason) == (1, {"decode_error": 1})
 
 
@@ -134,7 +150,7 @@ def test_image_corrupted_after_ingest_is_a_recorded_failure(tmp_path):
 class _Flaky(Backend):
     """Test backend: fails hard on images whose id contains 'P0001', a clean failure on 'P0002'."""
 
-    annotator = GM
+    spec = get_annotator(GM)
     name = "test-flaky"
     default_params = {}
 
@@ -147,20 +163,20 @@ class _Flaky(Backend):
                 out.append(AnnotationFailure("no_garment", "clean failure"))
                 continue
             m = np.ones(item.image.shape[:2], np.uint8)
-            out.append({"mask": m, "area_fraction": 1.0, "bbox": np.array([0, 0, m.shape[1], m.shape[0]]), "background_rgb": np.zeros(3, np.uint8)})
+            out.append(GarmentMaskRecord(mask=m, area_fraction=1.0, bbox=np.array([0, 0, m.shape[1], m.shape[0]]), background_rgb=np.zeros(3, np.uint8)))
         return out
 
 
 def test_an_exception_is_isolated_to_its_item(tmp_path):
     build = simple_build(tmp_path, 4)
-    res = run_stage(build, GM, "test-flaky", batch_size=4, show_progress=False)
+    res = run_stage(build, StageConfig(GM, "test-flaky", batch_size=4), show_progress=False)
     assert (res.computed, res.failed) == (2, 2)
     assert res.failures_by_reason == {"error:ZeroDivisionError": 1, "no_garment": 1}
 
 
 @register_backend
 class _NeedsWeights(Backend):
-    annotator = GM
+    spec = get_annotator(GM)
     name = "test-weights"
     requirements = Requirements(packages=("no_such_package_xyz",), weights=(WeightFile("test/model.pth", "https://example.org/model.pth", "ab" * 32, "test model"),))
 
@@ -172,7 +188,7 @@ def test_unavailable_backend_names_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "w"))
     build = simple_build(tmp_path, 1)
     with pytest.raises(BackendUnavailableError) as e:
-        run_stage(build, GM, "test-weights", show_progress=False)
+        run_stage(build, StageConfig(GM, "test-weights"), show_progress=False)
     msg = str(e.value)
     assert "no_such_package_xyz" in msg
     assert str(tmp_path / "w" / "test" / "model.pth") in msg and "ab" * 32 in msg and "https://example.org/model.pth" in msg
@@ -182,15 +198,23 @@ def test_unavailable_backend_names_what_is_missing(tmp_path, monkeypatch):
 def test_unknown_params_are_refused(tmp_path):
     build = simple_build(tmp_path, 1)
     with pytest.raises(ValueError, match="unknown params"):
-        run_stage(build, GM, params={"bordr": 3}, show_progress=False)
+        run_stage(build, StageConfig(GM, params={"bordr": 3}), show_progress=False)
 
 
-def test_worker_processes_give_the_same_rows(tmp_path):
-    build = simple_build(tmp_path, 4)
-    run_stage(build, GM, workers=2, batch_size=1, show_progress=False)
+def test_two_worker_processes_share_the_work_and_build_the_backend_once_each(tmp_path):
+    build = simple_build(tmp_path, 6)
+    log = tmp_path / "log"
+    log.mkdir()
+    res = run_stage(build, StageConfig(GM, "test-logged", {"log_dir": str(log)}, workers=2, batch_size=1), show_progress=False)
+    assert res.computed == 6
+    events = [p.name.split("-")[:2] for p in log.iterdir()]
+    setups = sorted(pid for event, pid in events if event == "setup")
+    batches = [pid for event, pid in events if event == "batch"]
+    assert len(setups) == 2 and len(set(setups)) == 2 and str(os.getpid()) not in setups  # two other processes, once each
+    assert set(batches) == set(setups) and len(batches) == 6  # both did batches: the work was shared
     parallel = {r["image_id"]: r["mask"] for r in _rows(build)}
     (build / "annotations" / GM / "manifest.json").unlink()
-    run_stage(build, GM, workers=1, show_progress=False)
+    run_stage(build, StageConfig(GM, workers=1), show_progress=False)
     serial = {r["image_id"]: r["mask"] for r in _rows(build)}
     assert parallel.keys() == serial.keys() and all(np.array_equal(parallel[k], serial[k]) for k in serial)
 

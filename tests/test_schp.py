@@ -1,4 +1,4 @@
-"""The pure-PyTorch SCHP port (vtonpipe.models.schp) with checkpoints generated here.
+"""The pure-PyTorch SCHP port (vtonpipe.models.nets.schp) with checkpoints generated here.
 
 ``schp_shapes`` lists the official checkpoints' parameter names and shapes from SCHP's
 networks/AugmentCE2P.py (InPlaceABN layers carry weight, bias, running_mean, running_var; no
@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from builders import person_image
+
 from vtonpipe.converters.labels import swap_left_right
-from vtonpipe.models import schp as S
+from vtonpipe.models.nets import schp as S
 
 
 def schp_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:

@@ -13,18 +13,32 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from builders import simple_build, write_keypoints
 from scipy.spatial.transform import Rotation
 
-from builders import simple_build, write_keypoints
-from vtonpipe.annotators.base import BackendUnavailableError, MissingWeightsError, get_backend
+from vtonpipe.annotators import get_backend
 from vtonpipe.annotators.body_fit import frankmocap_to_body
-from vtonpipe.models.anny_body import rotvec_to_rotmat
-from vtonpipe.models.bodies import posed_mesh
-from vtonpipe.models.body_fit import SMPLFitModel, camera_of, fit_bodies, synthetic_bodies
-from vtonpipe.models.smpl_body import NUM_FACES, NUM_VERTICES, SMPLBody, SMPLModelError, load_smpl_data, save_npz
+from vtonpipe.core import BackendUnavailableError, MissingWeightsError
+from vtonpipe.models.bodies.anny import rotvec_to_rotmat
+from vtonpipe.models.bodies.fitting import (
+    SMPLFitModel,
+    camera_of,
+    fit_bodies,
+)
+from vtonpipe.models.bodies.posed import posed_mesh
+from vtonpipe.models.bodies.smpl import (
+    NUM_FACES,
+    NUM_VERTICES,
+    SMPLBody,
+    SMPLModelError,
+    load_smpl_data,
+    save_npz,
+)
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
+from vtonpipe.synth.fit_problems import synthetic_bodies
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -224,7 +238,7 @@ def test_smpl_fit_backend_rows_pose_through_posed_mesh(tmp_path, weights, smpl, 
     ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
     truth = synthetic_bodies(fit_model, 2, seed=12, size=(W, H), noise_px=0.5)
     write_keypoints(tmp_path, build, dict(zip(ids, truth.keypoints)))
-    result = run_stage(build, "body", "smpl-fit", show_progress=False)
+    result = run_stage(build, StageConfig("body", "smpl-fit"), show_progress=False)
     assert (result.computed, result.failed) == (2, 0)
     provenance = read_manifest(build / "annotations" / "body")["provenance"][0]
     assert list(provenance["weights_sha256"]) == ["smpl/SMPL_NEUTRAL.pkl"]
@@ -233,7 +247,7 @@ def test_smpl_fit_backend_rows_pose_through_posed_mesh(tmp_path, weights, smpl, 
         row = rows.get(image_id)
         assert row["model"] == "smpl" and row["pose"].shape == (23, 3) and row["shape"].shape == (10,)
         assert np.abs(row["joints_2d"][:, :2] - truth.clean[b]).mean() < 1.5
-        mesh = posed_mesh(row, W, H)
+        mesh = posed_mesh(rows.record(image_id), W, H)
         assert mesh.model == "smpl" and mesh.vertices.shape == (NUM_VERTICES, 3) and mesh.faces.shape == (NUM_FACES, 3)
         with torch.no_grad():
             body_joints = smpl.openpose18(row["pose"], row["shape"])[0].double().numpy()
@@ -302,4 +316,4 @@ def test_frankmocap_backend_is_unavailable_without_frankmocap(tmp_path):
     assert not isinstance(e.value, MissingWeightsError)
     build = simple_build(tmp_path, n=1)
     with pytest.raises(BackendUnavailableError, match="bodymocap"):
-        run_stage(build, "body", "frankmocap", show_progress=False)
+        run_stage(build, StageConfig("body", "frankmocap"), show_progress=False)

@@ -3,27 +3,40 @@ computations; 3D-GCL's o_gt on a rendered pair; the stage, its failures and its 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from builders import (
+    FIT_FIELDS,
+    KNOWN_BODIES,
+    garment_image,
+    make_build,
+    person_image,
+    write_smpl_model,
+)
 from scipy.spatial.transform import Rotation
 
-from builders import FIT_FIELDS, KNOWN_BODIES, garment_image, make_build, person_image, write_smpl_model
 from vtonpipe.annotators.densepose_render import render, render_iuv
 from vtonpipe.annotators.smpl_flow_render import pair_flow
 from vtonpipe.bench.metrics import FlowAccuracy
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.bodies import posed_mesh
-from vtonpipe.models.camera import PinholeCamera, frame_body
-from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE, correspondence_ground_truth
-from vtonpipe.models.iuv import part_id, smpl_charts
-from vtonpipe.models.raster import rasterize
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.camera import PinholeCamera, frame_body
+from vtonpipe.models.bodies.posed import posed_mesh
+from vtonpipe.models.render.flow import (
+    BACKGROUND,
+    HIDDEN,
+    VISIBLE,
+    correspondence_ground_truth,
+)
+from vtonpipe.models.render.iuv import part_id, smpl_charts
+from vtonpipe.models.render.raster import rasterize
+from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.show import render_show
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.schemas.body import BodyRecord
 from vtonpipe.vis.smpl_flow import draw_smpl_flow, flow_to_colour, warp_source
 
 H, W = 256, 192
@@ -66,8 +79,8 @@ def anny_row(body: AnnyBody, pose=None, azimuth_deg: float = 0.0) -> dict:
     }
 
 
-def mesh(row):
-    return posed_mesh(row, W, H)
+def mesh(row: dict):
+    return posed_mesh(BodyRecord(**row), W, H)
 
 
 def test_shifted_principal_point_gives_constant_flow(body):
@@ -149,8 +162,8 @@ def test_smpl_pairs_of_any_genders(tmp_path, monkeypatch, body):
         mixed["source_image_id"]: {**smpl, "model": "smpl", "translation": np.zeros(3, np.float32)},
         mixed["target_image_id"]: anny_row(body),
     })  # fmt: skip
-    run_stage(build, "body", "test-known", show_progress=False)
-    res = run_stage(build, "smpl_flow", "render", show_progress=False)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    res = run_stage(build, StageConfig("smpl_flow", "render"), show_progress=False)
     assert (res.computed, res.failures_by_reason) == (1, {"model_mismatch": 1})
     row = ShardReader(build / "annotations" / "smpl_flow").get(smpl_pair["pair_id"])
     # independent: back-project each target pixel centre with its rendered depth, move, project
@@ -180,8 +193,8 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
         mixed["source_image_id"]: anny_row(body),
         mixed["target_image_id"]: smpl,
     })  # missing's target has no body
-    run_stage(build, "body", "test-known", show_progress=False)
-    res = run_stage(build, "smpl_flow", show_progress=False)  # the default backend is render
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    res = run_stage(build, StageConfig("smpl_flow"), show_progress=False)  # the default backend is render
     assert (res.backend, res.computed, res.failed) == ("render", 1, 2)
     assert res.failures_by_reason == {"missing_upstream": 1, "model_mismatch": 1}
 
@@ -200,8 +213,8 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
 
     # the missing target body is fitted later: the pair is computed without --retry-failed
     KNOWN_BODIES[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)
-    run_stage(build, "body", "test-known", retry_failed=True, show_progress=False)
-    later = run_stage(build, "smpl_flow", show_progress=False)
+    run_stage(build, StageConfig("body", "test-known"), retry_failed=True, show_progress=False)
+    later = run_stage(build, StageConfig("smpl_flow"), show_progress=False)
     assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {"model_mismatch": 1})  # the mixed pair still failed
 
 
@@ -245,8 +258,8 @@ def test_drawing_of_a_stored_pair(tmp_path, body):
     (pair,) = _pairs(build)
     KNOWN_BODIES.clear()
     KNOWN_BODIES.update({pair["source_image_id"]: anny_row(body, ARM_ACROSS), pair["target_image_id"]: anny_row(body, azimuth_deg=30.0)})
-    run_stage(build, "body", "test-known", show_progress=False)
-    run_stage(build, "smpl_flow", show_progress=False)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    run_stage(build, StageConfig("smpl_flow"), show_progress=False)
     ctx = AnnotationContext(build)
     record = ctx.reader("smpl_flow").get(pair["pair_id"])
     target = ctx.load_image(pair["target_image_id"])

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from vtonpipe.core import Field, Schema, SchemaError, UnknownSchemaVersionError
 from vtonpipe.pipeline.store import ChecksumError, ShardReader, ShardWriter, StoreError
-from vtonpipe.schemas import Field, Schema, SchemaError, UnknownSchemaVersionError, register_schema
+from vtonpipe.schemas import register_schema
 
 SCHEMA = register_schema(
     Schema(

@@ -16,12 +16,12 @@ from vtonpipe.bench.metrics import KeypointAccuracy
 from vtonpipe.converters.keypoints import clear_outside, mp33_to_coco18
 from vtonpipe.converters.landmarks import ABSENT, PRESENT, VISIBLE
 from vtonpipe.datasets import get_adapter
+from vtonpipe.datasets.sample_truth import pair_truth_path, read_truth, validate_truth
 from vtonpipe.io import read_image
-from vtonpipe.models.anny_body import AnnyBody
-from vtonpipe.models.iuv import anny_charts
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.render.iuv import anny_charts
 from vtonpipe.synth import write_sample
 from vtonpipe.synth.garments import Bottom, Fabric, Hair, Shoes, Top, srgb_to_linear
-from vtonpipe.synth.groundtruth import pair_truth_path, read_truth, validate_truth
 from vtonpipe.synth.person import DressedBody, PersonRecipe
 from vtonpipe.synth.poses import sample_pose
 from vtonpipe.synth.recipes import SKIN_TONES
@@ -221,7 +221,7 @@ def test_parsing_labels_the_colours_that_were_rendered(body):
 
 
 def test_mediapipe_finds_the_renders_dark_skin_and_arms_overhead_included(body):
-    from vtonpipe.models.mediapipe_models import PoseLandmarker
+    from vtonpipe.models.nets.mediapipe import PoseLandmarker
 
     renderer = Renderer(body, anny_charts())
     pose = PoseLandmarker()

@@ -13,12 +13,12 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from vtonpipe.converters.landmarks import LANDMARK_NAMES, PRESENT
-from vtonpipe.models.anny_body import AnnyBody
+from vtonpipe.datasets.sample_truth import read_truth, write_truth
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.render.raster import EmbreeMesh
 from vtonpipe.synth.anchors import top_anchors
 from vtonpipe.synth.garments import Bottom, Fabric, Top, bottom_field, top_field
-from vtonpipe.models.raster import EmbreeMesh
 from vtonpipe.synth.geometry import clip_mesh, crossings
-from vtonpipe.synth.groundtruth import read_truth, write_truth
 from vtonpipe.synth.hair import hair_curtain, rigid_fit
 from vtonpipe.synth.person import DressedBody
 from vtonpipe.synth.poses import POSE_NAMES, bone_rotations, sample_pose

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vtonpipe.annotators.base import MissingWeightsError
+from vtonpipe.core import MissingWeightsError
 from vtonpipe.models.tryon.perceptual import (
     IMAGENET_MEAN,
     IMAGENET_STD,

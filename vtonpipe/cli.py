@@ -1,5 +1,6 @@
-"""The ``vtonpipe`` command line. Every command reads ``params.yaml`` in the working directory
-(the DVC params file) for its defaults; options override it."""
+"""The ``vtonpipe`` command line: options are parsed here and resolved with ``params.yaml`` (the
+DVC params file) into the typed configurations of :mod:`vtonpipe.pipeline.config`; the work is
+done by the pipeline modules."""
 
 from __future__ import annotations
 
@@ -11,19 +12,17 @@ from typing import Any
 
 import click
 
-from .config import annotator_params, load_params
+from .config import load_params
 
 
 def _params(ctx: click.Context) -> dict[str, Any]:
     return ctx.obj["params"]
 
 
-def _build_dir(params: dict[str, Any], dataset: str, build: str | None) -> Path:
-    return Path(build) if build else Path(params.get("data_root", "data")) / dataset
+def _build_dir(ctx: click.Context, dataset: str, build: str | None) -> Path:
+    from .pipeline.config import build_dir
 
-
-def _dataset_conf(params: dict[str, Any], dataset: str) -> dict[str, Any]:
-    return dict((params.get("datasets") or {}).get(dataset) or {})
+    return build_dir(_params(ctx), dataset, build)
 
 
 def _parse_kv(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -72,17 +71,14 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None) -> None:
     """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
     and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
+    from .pipeline.config import SampleConfig
     from .synth import parse_size, write_sample
 
-    params = _params(ctx)
-    conf = params.get("sample") or {}
-    out = out or _dataset_conf(params, "sample").get("root")
-    if not out:
+    conf = SampleConfig.resolve(_params(ctx), out=out, people=people, seed=seed, size=size)
+    if not conf.out:
         _fail("pass --out or set datasets.sample.root in params.yaml")
     try:
-        summary = write_sample(
-            out, people or conf.get("people", 8), seed if seed is not None else conf.get("seed", 0), parse_size(size or conf.get("size", "256x192")), show_progress=True
-        )
+        summary = write_sample(conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True)
     except ValueError as e:
         _fail(str(e))
     click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")
@@ -103,18 +99,17 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
     listed in the report; the run fails only past --max-failure-rate.
     """
     from .datasets import DatasetLayoutError
-    from .pipeline.ingest import IngestError, ingest as run_ingest
+    from .pipeline.config import IngestConfig
+    from .pipeline.ingest import IngestError
+    from .pipeline.ingest import ingest as run_ingest
 
-    params = _params(ctx)
-    conf = _dataset_conf(params, dataset)
-    root = root or conf.get("root")
-    if not root:
+    conf = IngestConfig.resolve(_params(ctx), dataset, root=root, layout=layout, max_failure_rate=max_failure_rate, workers=workers)
+    if not conf.root:
         _fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
-    rate = max_failure_rate if max_failure_rate is not None else (params.get("ingest") or {}).get("max_failure_rate", 0.05)
     try:
-        res = run_ingest(dataset, root, _build_dir(params, dataset, build), layout_name=layout or conf.get("layout"), max_failure_rate=rate, workers=workers)
-    except (IngestError, DatasetLayoutError, FileNotFoundError) as e:
-        _fail(str(e))
+        res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
+    except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
+        _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
 
 
@@ -141,7 +136,9 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     and never stop the run. A stage over its failure budget keeps its rows and the stages after
     it still run on the items that have their upstream rows; the command then exits 1.
     """
-    from .annotators import BackendUnavailableError, get_backend
+    from .core import BackendUnavailableError
+    from .pipeline.config import StageConfig
+    from .pipeline.dag import stage_order
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
@@ -150,39 +147,20 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
         _fail("no annotators given and none listed in params.yaml")
     if (backend or param_kv) and len(names) != 1:
         _fail("--backend and --param need exactly one annotator")
+    overrides = {"backend": backend, "batch_size": batch_size, "workers": workers, "device": device, "max_failure_rate": max_failure_rate}
     try:
-        configured = {
-            n: get_backend(n, backend or annotator_params(params, n).get("backend"))({**(annotator_params(params, n).get("params") or {}), **_parse_kv(param_kv)})
-            for n in names
-        }
-        names = _dependency_order(names, configured)
+        configs = {n: StageConfig.resolve(params, n, extra_params=_parse_kv(param_kv), **overrides) for n in names}
+        backends = {n: c.make_backend() for n, c in configs.items()}
+        order = stage_order(backends)
     except (KeyError, ValueError) as e:
         _fail(str(e.args[0]))
-    defaults = params.get("annotate") or {}
-    build_dir = _build_dir(params, dataset, build)
+    build_dir = _build_dir(ctx, dataset, build)
     outcomes: list[tuple[str, Any]] = []  # (annotator, StageResult or the error that stopped it)
-    for name in names:
-        conf = annotator_params(params, name)
-        stage_params = {**(conf.get("params") or {}), **_parse_kv(param_kv)}
-        budget = max_failure_rate if max_failure_rate is not None else conf.get("max_failure_rate", defaults.get("max_failure_rate", 1.0))
+    for name in order:
         try:
-            res = run_stage(
-                build_dir,
-                name,
-                backend or conf.get("backend"),
-                stage_params,
-                batch_size=batch_size or conf.get("batch_size", defaults.get("batch_size", 8)),
-                workers=workers or conf.get("workers", defaults.get("workers", 1)),
-                rows_per_shard=conf.get("rows_per_shard", defaults.get("rows_per_shard", 256)),
-                retry_failed=retry_failed,
-                recompute=recompute,
-                max_failure_rate=budget,
-                device=device or conf.get("device", defaults.get("device", "cpu")),
-            )
+            outcomes.append((name, run_stage(build_dir, configs[name], retry_failed=retry_failed, recompute=recompute, backend=backends[name])))
         except (BackendUnavailableError, StageError, ValueError, KeyError) as e:
             outcomes.append((name, e.args[0] if e.args else str(e)))
-            continue
-        outcomes.append((name, res))
     _print_annotate_summary(outcomes)
     if any(isinstance(r, str) or r.over_budget for _, r in outcomes):
         sys.exit(1)
@@ -214,26 +192,6 @@ def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
         click.secho(f"error: {e}", fg="red", err=True)
 
 
-def _dependency_order(names: list[str], backends: dict[str, Any]) -> list[str]:
-    """``names`` sorted so that each annotator comes after the upstream ones its backend reads;
-    ``backends``: annotator -> configured backend instance."""
-    order: list[str] = []
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in order:
-            return
-        if name in chain:
-            raise KeyError(f"annotator dependency cycle: {' -> '.join(chain + (name,))}")
-        for dep in backends[name].requires:
-            if dep in backends:
-                visit(dep, chain + (name,))
-        order.append(name)
-
-    for n in names:
-        visit(n, ())
-    return order
-
-
 @main.command()
 @click.option("--dataset", required=True, help="Dataset name (build directory DATA_ROOT/DATASET).")
 @click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
@@ -244,17 +202,12 @@ def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: in
     """Join the ingest tables and every complete annotation stage into training shards of pair
     samples; writes BUILD/packed/<split>/ shards and BUILD/packed/manifest.json (schema versions,
     shard sha256s, provenance of every annotation)."""
+    from .pipeline.config import PackConfig
     from .pipeline.pack import pack as run_pack
 
-    params = _params(ctx)
-    conf = params.get("pack") or {}
+    conf = PackConfig.resolve(_params(ctx), rows_per_shard=rows_per_shard, include_images=False if no_images else None)
     try:
-        res = run_pack(
-            _build_dir(params, dataset, build),
-            annotators=conf.get("annotators"),
-            rows_per_shard=rows_per_shard or conf.get("rows_per_shard", 64),
-            include_images=not no_images and conf.get("include_images", True),
-        )
+        res = run_pack(_build_dir(ctx, dataset, build), annotators=conf.annotators, rows_per_shard=conf.rows_per_shard, include_images=conf.include_images)
     except FileNotFoundError as e:
         _fail(str(e))
     click.echo(f"packed {res.rows} pairs (dropped: {res.dropped or 'none'}); manifest {res.manifest}")
@@ -276,7 +229,7 @@ def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out:
     from .pipeline.show import render_show
 
     try:
-        picture = render_show(_build_dir(_params(ctx), dataset, build), item_id, height=height)
+        picture = render_show(_build_dir(ctx, dataset, build), item_id, height=height)
     except KeyError as e:
         _fail(str(e.args[0]))
     out = out or f"show-{item_id.replace('/', '_').rsplit('.', 1)[0]}.png"
@@ -293,13 +246,47 @@ def verify(ctx: click.Context, dataset: str, build: str | None) -> None:
     prints one line per shard directory and writes nothing. Exits 1 on any mismatch."""
     from .pipeline.verify import verify_build
 
-    results = verify_build(_build_dir(_params(ctx), dataset, build))
+    results = verify_build(_build_dir(ctx, dataset, build))
     if not results:
         _fail("no shard directories found")
     for directory, status in results.items():
         click.echo(f"{directory}: {status}")
     if any(s.startswith("error") for s in results.values()):
         sys.exit(1)
+
+
+@main.group()
+def dag() -> None:
+    """The DVC DAG derived from the registry and params.yaml: `dag write` writes dvc.yaml,
+    `dag check` prints whether the committed one is current."""
+
+
+@dag.command("write")
+@click.option("--dataset", default="sample", show_default=True, help="Dataset whose DAG to write.")
+@click.option("--out", default="dvc.yaml", show_default=True, type=click.Path(dir_okay=False), help="File to write.")
+@click.pass_context
+def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
+    """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
+    of the code it runs, params = its params.yaml sections."""
+    from .io import write_bytes_atomic
+    from .pipeline.dag import render_dvc_yaml
+
+    write_bytes_atomic(out, render_dvc_yaml(_params(ctx), Path.cwd(), dataset).encode())
+    click.echo(out)
+
+
+@dag.command("check")
+@click.option("--dataset", default="sample", show_default=True, help="Dataset whose DAG to check.")
+@click.option("--file", "path", default="dvc.yaml", show_default=True, type=click.Path(dir_okay=False), help="File to compare.")
+@click.pass_context
+def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
+    """Print whether FILE equals what `dag write` would write; writes nothing, exits 1 if stale."""
+    from .pipeline.dag import render_dvc_yaml
+
+    current = Path(path).read_text() if Path(path).exists() else ""
+    if current != render_dvc_yaml(_params(ctx), Path.cwd(), dataset):
+        _fail(f"{path} is stale: run `vtonpipe dag write`")
+    click.echo(f"{path} is current")
 
 
 @main.group()

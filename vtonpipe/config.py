@@ -29,8 +29,3 @@ def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
         return {}
     with path.open() as f:
         return yaml.safe_load(f) or {}
-
-
-def annotator_params(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """The ``annotators.<name>`` section of params.yaml (backend, params, batch_size, workers)."""
-    return dict((params.get("annotators") or {}).get(name) or {})

@@ -1,19 +1,10 @@
-"""Built-in annotators. Importing this package imports every module in it, which registers each
-annotator spec and backend (one module per annotator or backend family)."""
+"""Built-in annotators: one module per annotator spec (``keypoints``, ``parsing``, ...) and per
+backend family (``parsing_geometric``, ``densepose_rcnn``, ...). The contracts they implement
+are in :mod:`vtonpipe.core`; the registries are :mod:`vtonpipe.annotators.registry`."""
 
-import importlib
-import pkgutil
-
-from .base import (
-    AnnotationFailure,
-    AnnotatorSpec,
-    Backend,
-    BackendUnavailableError,
-    ImageItem,
-    MissingWeightsError,
-    PairItem,
-    Requirements,
-    WeightFile,
+from .registry import (
+    ANNOTATORS,
+    BACKENDS,
     annotator_specs,
     backends_of,
     get_annotator,
@@ -22,24 +13,4 @@ from .base import (
     register_backend,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = [
-    "AnnotationFailure",
-    "AnnotatorSpec",
-    "Backend",
-    "BackendUnavailableError",
-    "ImageItem",
-    "MissingWeightsError",
-    "PairItem",
-    "Requirements",
-    "WeightFile",
-    "annotator_specs",
-    "backends_of",
-    "get_annotator",
-    "get_backend",
-    "register_annotator",
-    "register_backend",
-]
+__all__ = ["ANNOTATORS", "BACKENDS", "annotator_specs", "backends_of", "get_annotator", "get_backend", "register_annotator", "register_backend"]

@@ -1,9 +1,9 @@
 """``body`` backends: ``anny-fit`` (default), ``smpl-fit`` and ``frankmocap``.
 
 - ``anny-fit``: anny (Apache-2.0, no user files) fitted to the image's COCO-18 keypoints by
-  :func:`vtonpipe.models.body_fit.fit_bodies`; the whole batch is one optimisation problem.
+  :func:`vtonpipe.models.bodies.fitting.fit_bodies`; the whole batch is one optimisation problem.
 - ``smpl-fit``: the same optimiser on SMPL (``gender`` neutral | male | female), from the user's
-  model file read by the safe loader of :mod:`vtonpipe.models.smpl_body`. Rows have ``model``
+  model file read by the safe loader of :mod:`vtonpipe.models.bodies.smpl`. Rows have ``model``
   ``smpl`` (neutral), ``smpl-male`` or ``smpl-female``; ``pose`` the 23 body joints.
 - ``frankmocap``: FrankMocap's body regressor (github.com/facebookresearch/frankmocap, not on
   PyPI: put its checkout on ``PYTHONPATH`` so that ``bodymocap`` imports, and its
@@ -14,8 +14,8 @@
 
 All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silhouette_weight >
 0`` also read the ``person_mask`` annotation's ``mask`` (``requires`` follows the param) for the
-fitter's silhouette term (:mod:`vtonpipe.models.body_fit`: off by default, 1 measures best). Params (see
-:class:`~vtonpipe.models.body_fit.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
+fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best). Params (see
+:class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
 principal point at the image centre), optimiser settings, prior and silhouette weights and the
 failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
 ``fit_failed`` (mean keypoint error above ``max_residual`` x person size, or a diverged fit),
@@ -34,21 +34,29 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..models.anny_body import AnnyBody
-from ..models.body_fit import AnnyFitModel, FitConfig, FitModel, SMPLFitModel, camera_of, fit_bodies, keypoint_problem, person_size
-from ..models.smpl_body import SMPLBody
-from .base import AnnotationFailure, Backend, ImageItem, Requirements, WeightFile, register_backend
-
-SMPL_SOURCE = (
-    "https://smpl.is.tue.mpg.de (registration required): SMPL 1.1's basicmodel_{neutral,m,f}_lbs_10_207_0_v1.1.0.pkl "
-    "renamed to SMPL_{NEUTRAL,MALE,FEMALE}.pkl (smplx's naming)"
+from ..core import (
+    AnnotationFailure,
+    Backend,
+    Context,
+    ImageItem,
+    Requirements,
+    WeightFile,
 )
-SMPL_MODEL_FILES = {
-    gender: WeightFile(f"smpl/SMPL_{gender.upper()}.pkl", SMPL_SOURCE, None, f"SMPL {gender} body model")
-    for gender in ("neutral", "male", "female")
-}
-#: body row ``model`` of each SMPL gender (vtonpipe.models.bodies.posed_mesh reads it back)
-SMPL_MODEL_NAMES = {"neutral": "smpl", "male": "smpl-male", "female": "smpl-female"}
+from ..models.bodies.anny import AnnyBody
+from ..models.bodies.fitting import (
+    AnnyFitModel,
+    FitConfig,
+    FitModel,
+    SMPLFitModel,
+    camera_of,
+    fit_bodies,
+    keypoint_problem,
+    person_size,
+)
+from ..models.bodies.smpl import SMPL_MODEL_FILES, SMPL_MODEL_NAMES, SMPLBody
+from ..schemas.body import BodyRecord
+from .body import SPEC as BODY_SPEC
+from .registry import register_backend
 
 FRANKMOCAP_SOURCE = "FrankMocap's scripts/install_frankmocap.md and download_data_body_module.sh (github.com/facebookresearch/frankmocap)"
 FRANKMOCAP_CHECKPOINT = WeightFile(
@@ -73,22 +81,22 @@ class _FitBackend(Backend):
     """Shared: read the keypoints (and the person masks for the silhouette term), fit the whole
     batch at once, one record or failure each."""
 
-    annotator = "body"
+    spec = BODY_SPEC
     _model: FitModel
 
     @property
     def requires(self) -> tuple[str, ...]:
         return ("keypoints", "person_mask") if self.params["silhouette_weight"] > 0 else ("keypoints",)
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+    def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[BodyRecord | AnnotationFailure]:
         silhouette = self.params["silhouette_weight"] > 0
-        out: dict[int, dict[str, Any] | AnnotationFailure] = {}
+        out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
             try:
-                row = ctx.annotation("keypoints", item.image_id)["keypoints"]
-                mask = ctx.annotation("person_mask", item.image_id)["mask"] if silhouette else None
+                row = ctx.annotation("keypoints", item.image_id).keypoints
+                mask = ctx.annotation("person_mask", item.image_id).mask if silhouette else None
             except AnnotationFailure as f:
                 out[i] = f
             else:
@@ -98,7 +106,7 @@ class _FitBackend(Backend):
             config = FitConfig.from_params(self.params)
             fit = fit_bodies(self._model, np.stack(list(keypoints.values())), sizes, config, list(masks.values()) if silhouette else None)
             for j, i in enumerate(keypoints):
-                out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else fit.record(j)
+                out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else BodyRecord(**fit.record(j))
         return [out[i] for i in range(len(items))]
 
 
@@ -178,7 +186,7 @@ def frankmocap_to_body(output: dict[str, Any], smpl: SMPLBody, width: int, heigh
 
 @register_backend
 class FrankMocap(Backend):
-    annotator = "body"
+    spec = BODY_SPEC
     name = "frankmocap"
     version = "1"
     requirements = Requirements(packages=("bodymocap",), weights=(FRANKMOCAP_CHECKPOINT, FRANKMOCAP_MEAN_PARAMS, FRANKMOCAP_SMPL))
@@ -211,34 +219,25 @@ class FrankMocap(Backend):
             "bbox_scale_ratio": scale_ratio,
         }
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+    def annotate_one(self, item: ImageItem, ctx: Context) -> BodyRecord:
         p = self.params
-        out: list[dict[str, Any] | AnnotationFailure] = []
-        for item in items:
-            try:
-                kp = ctx.annotation("keypoints", item.image_id)["keypoints"]
-            except AnnotationFailure as f:
-                out.append(f)
-                continue
-            problem = keypoint_problem(kp, p["min_keypoints"], p["min_confidence"])
-            if problem:
-                out.append(AnnotationFailure("too_few_keypoints", problem))
-                continue
-            found = kp[:, 2] > p["min_confidence"]
-            lo, hi = kp[found, :2].min(0), kp[found, :2].max(0)
-            margin = p["bbox_margin"] * (hi - lo).max()
-            box = np.array([*(lo - margin), *(hi - lo + 2 * margin)])
-            h, w = item.image.shape[:2]
-            output = self._regress(item.image, box)
-            if output is None:
-                out.append(AnnotationFailure("fit_failed", "FrankMocap could not crop the person box"))
-                continue
-            record = frankmocap_to_body(output, self._smpl, w, h, p["fov_y_deg"])
-            out.append(self._with_joints(record, kp, found))
-        return out
+        kp = ctx.annotation("keypoints", item.image_id).keypoints
+        problem = keypoint_problem(kp, p["min_keypoints"], p["min_confidence"])
+        if problem:
+            raise AnnotationFailure("too_few_keypoints", problem)
+        found = kp[:, 2] > p["min_confidence"]
+        lo, hi = kp[found, :2].min(0), kp[found, :2].max(0)
+        margin = p["bbox_margin"] * (hi - lo).max()
+        box = np.array([*(lo - margin), *(hi - lo + 2 * margin)])
+        h, w = item.image.shape[:2]
+        output = self._regress(item.image, box)
+        if output is None:
+            raise AnnotationFailure("fit_failed", "FrankMocap could not crop the person box")
+        return self._with_joints(frankmocap_to_body(output, self._smpl, w, h, p["fov_y_deg"]), kp, found)
 
-    def _with_joints(self, record: dict[str, Any], kp: np.ndarray, found: np.ndarray) -> dict[str, Any] | AnnotationFailure:
-        """``record`` with its projected COCO-18 joints and residual against the keypoints."""
+    def _with_joints(self, record: dict[str, Any], kp: np.ndarray, found: np.ndarray) -> BodyRecord:
+        """The body of ``record`` (:func:`frankmocap_to_body`) with its projected COCO-18 joints
+        and residual against the keypoints; ``fit_failed`` when the residual is too large."""
         with torch.no_grad():
             joints = self._smpl.openpose18(record["pose"], record["shape"])[0].double().cpu().numpy()
         cam = Rotation.from_rotvec(record["rotation"]).apply(joints) + record["translation"]
@@ -248,6 +247,6 @@ class FrankMocap(Backend):
         residual = float((conf * np.linalg.norm(pixels - kp[:, :2], axis=1)).sum() / conf.sum())
         size = person_size(kp, self.params["min_confidence"])
         if not residual <= self.params["max_residual"] * size:
-            return AnnotationFailure("fit_failed", f"mean keypoint error {residual:.1f} px > {self.params['max_residual']:g} x person size {size:.0f} px")
+            raise AnnotationFailure("fit_failed", f"mean keypoint error {residual:.1f} px > {self.params['max_residual']:g} x person size {size:.0f} px")
         joints_2d = np.concatenate([pixels, found[:, None]], 1).astype(np.float32)
-        return {**record, "joints_2d": joints_2d, "residual_px": residual, "iterations": 0}
+        return BodyRecord(**record, joints_2d=joints_2d, residual_px=residual, iterations=0)

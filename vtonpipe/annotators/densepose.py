@@ -6,8 +6,9 @@ Backends: ``render`` (default; IUV rendered from the fitted body of the ``body``
 
 from __future__ import annotations
 
+from ..core import AnnotatorSpec
 from ..schemas.densepose import SCHEMA
-from .base import AnnotatorSpec, register_annotator
+from .registry import register_annotator
 
 SPEC = register_annotator(
     AnnotatorSpec(

@@ -2,21 +2,36 @@
 ``densepose_rcnn_R_50_FPN_s1x``, ``model_final_162be9.pkl``) on person images.
 
 Runs detectron2 itself when it and its DensePose project are installed (``impl: auto`` or
-``detectron2``), otherwise the pure-PyTorch port in :mod:`vtonpipe.models.densepose_rcnn`
+``detectron2``), otherwise the pure-PyTorch port in :mod:`vtonpipe.models.nets.densepose_rcnn`
 (``impl: torch``). Both read the checkpoint through the restricted unpickler
-(:mod:`vtonpipe.models.detectron2_pkl`) and share the IUV conversion.
+(:mod:`vtonpipe.models.nets.densepose_rcnn.detectron2_pkl`) and share the IUV conversion.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import numpy as np
 import torch
 
-from ..models.densepose_rcnn import Detectron2DensePosePredictor, TorchDensePosePredictor, charts_to_iuv, detectron2_available, main_person
-from ..models.detectron2_pkl import load_detectron2_pkl
-from .base import AnnotationFailure, Backend, BackendUnavailableError, ImageItem, Requirements, WeightFile, register_backend
+from ..core import (
+    AnnotationFailure,
+    Backend,
+    BackendUnavailableError,
+    Context,
+    ImageItem,
+    Requirements,
+    WeightFile,
+)
+from ..models.nets.densepose_rcnn import (
+    Detectron2DensePosePredictor,
+    TorchDensePosePredictor,
+    charts_to_iuv,
+    detectron2_available,
+    main_person,
+)
+from ..models.nets.densepose_rcnn.detectron2_pkl import load_detectron2_pkl
+from ..schemas.densepose import DenseposeRecord
+from .densepose import SPEC as DENSEPOSE_SPEC
+from .registry import register_backend
 
 WEIGHTS = WeightFile(
     "densepose/model_final_162be9.pkl",
@@ -28,7 +43,7 @@ WEIGHTS = WeightFile(
 
 @register_backend
 class RCNNDensePose(Backend):
-    annotator = "densepose"
+    spec = DENSEPOSE_SPEC
     name = "rcnn"
     version = "1"
     requirements = Requirements(packages=("torch",), weights=(WEIGHTS,))
@@ -70,20 +85,14 @@ class RCNNDensePose(Backend):
             score_thresh=p["score_thresh"], nms_thresh=p["nms_thresh"], max_detections=p["max_detections"],
         )
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
-        out: list[dict[str, Any] | AnnotationFailure] = []
-        for item in items:
-            pred = self.predictor(item.image, densepose_for="largest")
-            if len(pred.boxes) == 0:
-                out.append(AnnotationFailure("no_person", f"no person scored above {self.params['score_thresh']}"))
-                continue
-            i = main_person(pred.boxes)
-            out.append(
-                {
-                    "iuv": charts_to_iuv(pred.charts[i], pred.boxes[i], item.image.shape[:2]),
-                    "bbox": (pred.boxes[i] - 0.5).astype(np.float32),  # pixel-centre frame (docs/CONVENTIONS.md)
-                    "score": float(pred.scores[i]),
-                    "num_people": len(pred.boxes),
-                }
-            )
-        return out
+    def annotate_one(self, item: ImageItem, ctx: Context) -> DenseposeRecord:
+        pred = self.predictor(item.image, densepose_for="largest")
+        if len(pred.boxes) == 0:
+            raise AnnotationFailure("no_person", f"no person scored above {self.params['score_thresh']}")
+        i = main_person(pred.boxes)
+        return DenseposeRecord(
+            iuv=charts_to_iuv(pred.charts[i], pred.boxes[i], item.image.shape[:2]),
+            bbox=(pred.boxes[i] - 0.5).astype(np.float32),  # pixel-centre frame (docs/CONVENTIONS.md)
+            score=float(pred.scores[i]),
+            num_people=len(pred.boxes),
+        )

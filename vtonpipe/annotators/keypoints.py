@@ -10,11 +10,11 @@ Backends:
 - ``openpose-caffe``: CMU's COCO model through OpenCV DNN (user brings the prototxt + caffemodel).
 - ``openpose-torch``: the PyTorch port's ``body_pose_model.pth`` (user brings it).
   Both OpenPose backends decode several people with part affinity fields
-  (:func:`~vtonpipe.models.openpose.decode_people`); confidence is the heatmap value at the
+  (:func:`~vtonpipe.models.nets.openpose.decode_people`); confidence is the heatmap value at the
   peak. Single scale by default (``scales: [1.0]`` at ``input_height`` 368); CMU's demo averages
   ``[0.5, 1.0, 1.5, 2.0]``.
 
-Several people: the main one maximises :func:`~vtonpipe.models.openpose.main_person_score`
+Several people: the main one maximises :func:`~vtonpipe.models.nets.openpose.main_person_score`
 (size x centrality); ``people`` holds all of them, the main first. No person ->
 ``AnnotationFailure("no_person")``.
 """
@@ -26,10 +26,26 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ..converters.keypoints import clear_outside, keypoint_bbox, mp33_to_coco18
-from ..models.mediapipe_models import PoseLandmarker
-from ..models.openpose import CaffePoseNet, PoseNet, TorchPoseNet, decode_people, pose_maps, rank_people
-from ..schemas.keypoints import SCHEMA
-from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, WeightFile, register_annotator, register_backend
+from ..core import (
+    AnnotationFailure,
+    AnnotatorSpec,
+    Backend,
+    Context,
+    ImageItem,
+    Requirements,
+    WeightFile,
+)
+from ..models.nets.mediapipe import PoseLandmarker
+from ..models.nets.openpose import (
+    CaffePoseNet,
+    PoseNet,
+    TorchPoseNet,
+    decode_people,
+    pose_maps,
+    rank_people,
+)
+from ..schemas.keypoints import SCHEMA, KeypointsRecord
+from .registry import register_annotator, register_backend
 
 SPEC = register_annotator(
     AnnotatorSpec(
@@ -63,22 +79,17 @@ OPENPOSE_TORCH = WeightFile(
 )
 
 
-def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | None = None) -> dict[str, Any]:
-    """Schema record of ranked poses (main first)."""
+def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | None = None) -> KeypointsRecord:
+    """The record of ranked poses (main first)."""
     main = people[0]
-    return {
-        "keypoints": main,
-        "people": np.stack(people),
-        "num_people": len(people),
-        "score": score,
-        "bbox": keypoint_bbox(main),
-        "landmarks_mp33": landmarks,
-    }
+    return KeypointsRecord(
+        keypoints=main, people=np.stack(people), num_people=len(people), score=score, bbox=keypoint_bbox(main), landmarks_mp33=landmarks
+    )
 
 
 @register_backend
 class MediaPipeKeypoints(Backend):
-    annotator = "keypoints"
+    spec = SPEC
     name = "mediapipe"
     version = "1"
     requirements = Requirements(packages=("mediapipe",))
@@ -88,21 +99,16 @@ class MediaPipeKeypoints(Backend):
     def setup(self) -> None:
         self._pose = PoseLandmarker(min_detection_confidence=self.params["min_detection_confidence"])
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
-        out: list[dict[str, Any] | AnnotationFailure] = []
-        for item in items:
-            res = self._pose(item.image)
-            if res is None:
-                out.append(AnnotationFailure("no_person", "MediaPipe Pose found no person"))
-                continue
-            kp = mp33_to_coco18(res.landmarks[:, [0, 1, 3]], self.params["min_visibility"])
-            kp = clear_outside(kp, item.image.shape[:2])
-            found = kp[:, 2] > 0
-            if not found.any():
-                out.append(AnnotationFailure("no_person", f"no COCO-18 point inside the image with visibility >= {self.params['min_visibility']}"))
-                continue
-            out.append(_record([kp], float(kp[found, 2].mean()), res.landmarks))
-        return out
+    def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
+        res = self._pose(item.image)
+        if res is None:
+            raise AnnotationFailure("no_person", "MediaPipe Pose found no person")
+        kp = mp33_to_coco18(res.landmarks[:, [0, 1, 3]], self.params["min_visibility"])
+        kp = clear_outside(kp, item.image.shape[:2])
+        found = kp[:, 2] > 0
+        if not found.any():
+            raise AnnotationFailure("no_person", f"no COCO-18 point inside the image with visibility >= {self.params['min_visibility']}")
+        return _record([kp], float(kp[found, 2].mean()), res.landmarks)
 
 
 class _OpenPoseBackend(Backend):
@@ -119,31 +125,27 @@ class _OpenPoseBackend(Backend):
     }
     _net: PoseNet
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+    def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
         p = self.params
-        out: list[dict[str, Any] | AnnotationFailure] = []
-        for item in items:
-            heatmaps, pafs = pose_maps(item.image, self._net, input_height=p["input_height"], scales=p["scales"])
-            people = decode_people(
-                heatmaps,
-                pafs,
-                peak_threshold=p["peak_threshold"],
-                peak_sigma=p["peak_sigma"],
-                paf_threshold=p["paf_threshold"],
-                min_parts=p["min_parts"],
-                min_mean_score=p["min_mean_score"],
-            )
-            if not people:
-                out.append(AnnotationFailure("no_person", "OpenPose found no person"))
-                continue
-            people = rank_people(people, item.image.shape[:2])
-            out.append(_record([q.keypoints for q in people], people[0].score))
-        return out
+        heatmaps, pafs = pose_maps(item.image, self._net, input_height=p["input_height"], scales=p["scales"])
+        people = decode_people(
+            heatmaps,
+            pafs,
+            peak_threshold=p["peak_threshold"],
+            peak_sigma=p["peak_sigma"],
+            paf_threshold=p["paf_threshold"],
+            min_parts=p["min_parts"],
+            min_mean_score=p["min_mean_score"],
+        )
+        if not people:
+            raise AnnotationFailure("no_person", "OpenPose found no person")
+        people = rank_people(people, item.image.shape[:2])
+        return _record([q.keypoints for q in people], people[0].score)
 
 
 @register_backend
 class OpenPoseCaffe(_OpenPoseBackend):
-    annotator = "keypoints"
+    spec = SPEC
     name = "openpose-caffe"
     version = "1"
     requirements = Requirements(packages=("cv2",), weights=(OPENPOSE_PROTOTXT, OPENPOSE_CAFFEMODEL))
@@ -156,7 +158,7 @@ class OpenPoseCaffe(_OpenPoseBackend):
 
 @register_backend
 class OpenPoseTorch(_OpenPoseBackend):
-    annotator = "keypoints"
+    spec = SPEC
     name = "openpose-torch"
     version = "1"
     requirements = Requirements(packages=("torch",), weights=(OPENPOSE_TORCH,))

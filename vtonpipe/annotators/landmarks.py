@@ -7,8 +7,9 @@ landmark HRNet) belongs with the training stage.
 
 from __future__ import annotations
 
+from ..core import AnnotatorSpec
 from ..schemas.landmarks import SCHEMA
-from .base import AnnotatorSpec, register_annotator
+from .registry import register_annotator
 
 SPEC = register_annotator(
     AnnotatorSpec(

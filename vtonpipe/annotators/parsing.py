@@ -12,10 +12,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..converters.labels import atr_to_lip
+from ..converters.labels import NUM_LIP_CLASSES, atr_to_lip
 from ..converters.masks import mask_bbox
-from ..schemas.parsing import NUM_LIP_CLASSES, SCHEMA
-from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, WeightFile, register_annotator, register_backend
+from ..core import (
+    AnnotationFailure,
+    AnnotatorSpec,
+    Backend,
+    Context,
+    ImageItem,
+    Requirements,
+    WeightFile,
+)
+from ..schemas.parsing import SCHEMA, ParsingRecord
+from .registry import register_annotator, register_backend
 
 SPEC = register_annotator(
     AnnotatorSpec(
@@ -29,19 +38,19 @@ SPEC = register_annotator(
 )
 
 
-def parsing_record(parsing: np.ndarray, native_label_set: str, min_person_fraction: float) -> dict[str, Any] | AnnotationFailure:
-    """The schema fields of a LIP label map ``(H, W)`` uint8, or ``no_person`` below ``min_person_fraction``."""
+def parsing_record(parsing: np.ndarray, native_label_set: str, min_person_fraction: float) -> ParsingRecord | AnnotationFailure:
+    """The record of a LIP label map ``(H, W)`` uint8, or ``no_person`` below ``min_person_fraction``."""
     person = parsing > 0
     fraction = float(person.mean())
     if fraction < min_person_fraction or not person.any():
         return AnnotationFailure("no_person", f"person pixels cover {fraction:.2%} of the image (< {min_person_fraction:.0%})")
-    return {
-        "parsing": parsing,
-        "native_label_set": native_label_set,
-        "class_pixels": np.bincount(parsing.ravel(), minlength=NUM_LIP_CLASSES).astype(np.int32),
-        "person_fraction": fraction,
-        "bbox": mask_bbox(person),
-    }
+    return ParsingRecord(
+        parsing=parsing,
+        native_label_set=native_label_set,
+        class_pixels=np.bincount(parsing.ravel(), minlength=NUM_LIP_CLASSES).astype(np.int32),
+        person_fraction=fraction,
+        bbox=mask_bbox(person),
+    )
 
 
 _SCHP_README = "the SCHP README (github.com/GoGoDuck912/Self-Correction-Human-Parsing#trained-models): "
@@ -63,7 +72,7 @@ SCHP_WEIGHTS = {
 
 @register_backend
 class SCHPParsing(Backend):
-    annotator = "parsing"
+    spec = SPEC
     name = "schp"
     version = "1"
     requirements = Requirements(packages=("torch", "cv2"), weights=tuple(SCHP_WEIGHTS.values()))
@@ -86,13 +95,13 @@ class SCHPParsing(Backend):
         return (self.weight_file,)
 
     def setup(self) -> None:
-        from ..models.schp import SCHPParser, load_schp
+        from ..models.nets.schp import SCHPParser, load_schp
 
         dataset = self.params["dataset"]
         model = load_schp(self.weight_file.require(), dataset)
         self.parser = SCHPParser(model, dataset, self.params["input_size"], self.params["flip"], self.device)
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
+    def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[ParsingRecord | AnnotationFailure]:
         dataset = self.params["dataset"]
         maps = self.parser([item.image for item in items])
         if dataset == "atr":

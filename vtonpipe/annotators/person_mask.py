@@ -12,20 +12,27 @@ when no face is found. Face Mesh on a whole full-body photo misses the faces of 
 (20-32 px tall at 256 x 192: none of the sample's 24), so it runs on a square around the head,
 ``face_margin`` head heights wide, upscaled to at least ``face_crop_px`` px a side (a large face
 keeps its resolution). ``mediapipe`` locates the head from its Pose landmarks
-(:func:`~vtonpipe.models.mediapipe_models.head_crop`), ``selfie`` with MediaPipe's full-range
-face detector (:func:`~vtonpipe.models.mediapipe_models.face_box_crop`; no face detected, no
+(:func:`~vtonpipe.models.nets.mediapipe.head_crop`), ``selfie`` with MediaPipe's full-range
+face detector (:func:`~vtonpipe.models.nets.mediapipe.face_box_crop`; no face detected, no
 face oval).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Sequence
 
 import numpy as np
 
 from ..converters.masks import mask_bbox
-from ..models.mediapipe_models import (
+from ..core import (
+    AnnotationFailure,
+    AnnotatorSpec,
+    Backend,
+    Context,
+    ImageItem,
+    Requirements,
+)
+from ..models.nets.mediapipe import (
     FaceDetector,
     FaceOval,
     PoseLandmarker,
@@ -35,8 +42,8 @@ from ..models.mediapipe_models import (
     fill_polygon,
     head_crop,
 )
-from ..schemas.person_mask import SCHEMA
-from .base import AnnotationFailure, AnnotatorSpec, Backend, ImageItem, Requirements, register_annotator, register_backend
+from ..schemas.person_mask import SCHEMA, PersonMaskRecord
+from .registry import register_annotator, register_backend
 
 SPEC = register_annotator(
     AnnotatorSpec(
@@ -53,7 +60,7 @@ SPEC = register_annotator(
 class _PersonMaskBackend(Backend):
     """Shared: threshold a person probability map, add the face oval."""
 
-    annotator = "person_mask"
+    spec = SPEC
     requirements = Requirements(packages=("mediapipe",))
 
     def setup(self) -> None:
@@ -64,35 +71,21 @@ class _PersonMaskBackend(Backend):
         """(H, W) float32 person probability and the square around the head to find the face in
         (None: no head found); None when the model finds no person."""
 
-    def annotate(self, items: Sequence[ImageItem], ctx: Any) -> list[dict[str, Any] | AnnotationFailure]:
-        out: list[dict[str, Any] | AnnotationFailure] = []
-        for item in items:
-            person = self._person(item.image)
-            if person is None:
-                out.append(AnnotationFailure("no_person", f"{self.name}: no person detected"))
-                continue
-            prob, head = person
-            mask = (prob > self.params["threshold"]).astype(np.uint8)
-            area = float(mask.mean())
-            if area < self.params["min_area_fraction"]:
-                out.append(AnnotationFailure("no_person", f"person mask covers {area:.2%} of the image (< {self.params['min_area_fraction']:.0%})"))
-                continue
-            oval = None if head is None else self._face(item.image, head)
-            face = None if oval is None else fill_polygon(oval, mask.shape)
-            face_box = None if face is None else mask_bbox(face)
-            if face_box is None:  # no face, or an oval that covers no pixel centre
-                oval = face = None
-            out.append(
-                {
-                    "mask": mask,
-                    "area_fraction": area,
-                    "bbox": mask_bbox(mask),
-                    "face_mask": face,
-                    "face_oval": oval,
-                    "face_bbox": face_box,
-                }
-            )
-        return out
+    def annotate_one(self, item: ImageItem, ctx: Context) -> PersonMaskRecord:
+        person = self._person(item.image)
+        if person is None:
+            raise AnnotationFailure("no_person", f"{self.name}: no person detected")
+        prob, head = person
+        mask = (prob > self.params["threshold"]).astype(np.uint8)
+        area = float(mask.mean())
+        if area < self.params["min_area_fraction"]:
+            raise AnnotationFailure("no_person", f"person mask covers {area:.2%} of the image (< {self.params['min_area_fraction']:.0%})")
+        oval = None if head is None else self._face(item.image, head)
+        face = None if oval is None else fill_polygon(oval, mask.shape)
+        face_box = None if face is None else mask_bbox(face)
+        if face_box is None:  # no face, or an oval that covers no pixel centre
+            oval = face = None
+        return PersonMaskRecord(mask=mask, area_fraction=area, bbox=mask_bbox(mask), face_mask=face, face_oval=oval, face_bbox=face_box)
 
 
 FACE_PARAMS = {"face_margin": 2.0, "face_crop_px": 192}  # head square: side in head heights, least side in crop px

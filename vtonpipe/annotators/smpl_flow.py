@@ -7,8 +7,9 @@ module) reads the ``body`` annotations of both images.
 
 from __future__ import annotations
 
+from ..core import AnnotatorSpec
 from ..schemas.smpl_flow import SCHEMA
-from .base import AnnotatorSpec, register_annotator
+from .registry import register_annotator
 
 SPEC = register_annotator(
     AnnotatorSpec(

@@ -15,17 +15,25 @@ from typing import Any, Callable
 import numpy as np
 
 from ..converters.keypoints import COCO18_NAMES
+from ..converters.labels import LIP_LABELS, NUM_LIP_CLASSES
+from ..core.registry import Registry
+from ..datasets.sample_truth import (
+    GT_DIR,
+    image_truth_path,
+    pair_truth_path,
+    read_truth,
+)
 from ..pipeline.context import AnnotationContext
 from ..pipeline.pack import stages_present
 from ..pipeline.store import ShardReader
-from ..schemas.parsing import NUM_LIP_CLASSES
-from ..synth.groundtruth import GT_DIR, image_truth_path, pair_truth_path, read_truth
-from .metrics import FlowAccuracy, IUVAccuracy, KeypointAccuracy, LandmarkAccuracy, PointError, SegmentationIoU
-
-LIP_NAMES = (
-    "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
-    "jumpsuits", "scarf", "skirt", "face", "left-arm", "right-arm", "left-leg", "right-leg", "left-shoe", "right-shoe",
-)  # fmt: skip
+from .metrics import (
+    FlowAccuracy,
+    IUVAccuracy,
+    KeypointAccuracy,
+    LandmarkAccuracy,
+    PointError,
+    SegmentationIoU,
+)
 
 
 @dataclass
@@ -39,14 +47,14 @@ class StageScore:
 
 
 def _score_images(reader: ShardReader, ctx: AnnotationContext, kinds: tuple[str, ...], update: Callable[[dict[str, Any] | None, dict[str, Any]], None]) -> tuple[int, int]:
-    """Call ``update(row or None, ground truth)`` for every image of ``kinds`` that has a GT file;
+    """Call ``update(record or None, ground truth)`` for every image of ``kinds`` that has a GT file;
     returns (images, images without a row)."""
     n = missing = 0
     for image_id, image in sorted(ctx.images.items()):
         path = image_truth_path(ctx.dataset_root, image["path"])
         if image["kind"] not in kinds or not path.exists():
             continue
-        row = reader.get(image_id) if image_id in reader else None
+        row = reader.record(image_id) if image_id in reader else None
         n, missing = n + 1, missing + (row is None)
         update(row, read_truth(path))
     return n, missing
@@ -60,9 +68,9 @@ def _keypoints(reader: ShardReader, ctx: AnnotationContext):
         if row is None:  # an image without keypoints misses them all
             acc.update(np.zeros((18, 3), np.float32), gt["coco18"])
             return
-        acc.update(row["keypoints"], gt["coco18"])
-        both = (row["keypoints"][:, 2] > 0) & (gt["coco18"][:, 2] > 0)
-        offsets.append(np.where(both[:, None], row["keypoints"][:, :2] - gt["coco18"][:, :2], np.nan))
+        acc.update(row.keypoints, gt["coco18"])
+        both = (row.keypoints[:, 2] > 0) & (gt["coco18"][:, 2] > 0)
+        offsets.append(np.where(both[:, None], row.keypoints[:, :2] - gt["coco18"][:, :2], np.nan))
 
     n, missing = _score_images(reader, ctx, ("person",), update)
     per_joint = acc.per_joint_pck()
@@ -83,7 +91,7 @@ def _present(update: Callable[[dict[str, Any], dict[str, Any]], None]) -> Callab
 def _mask(kind: str, field_name: str, gt_key: str):
     def score(reader: ShardReader, ctx: AnnotationContext):
         iou = SegmentationIoU(2)
-        n, missing = _score_images(reader, ctx, (kind,), _present(lambda row, gt: iou.update(row[field_name].astype(bool), gt[gt_key].astype(bool))))
+        n, missing = _score_images(reader, ctx, (kind,), _present(lambda row, gt: iou.update(getattr(row, field_name).astype(bool), gt[gt_key].astype(bool))))
         return {"iou": float(iou.per_class_iou()[1])}, n, missing, {}
 
     return score
@@ -91,14 +99,14 @@ def _mask(kind: str, field_name: str, gt_key: str):
 
 def _parsing(reader: ShardReader, ctx: AnnotationContext):
     iou = SegmentationIoU(NUM_LIP_CLASSES)
-    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: iou.update(row["parsing"], gt["parsing"])))
+    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: iou.update(row.parsing, gt["parsing"])))
     per_class = iou.per_class_iou()
-    return iou.result(), n, missing, {"per_class_iou": {LIP_NAMES[c]: float(per_class[c]) for c in range(NUM_LIP_CLASSES) if np.isfinite(per_class[c])}}
+    return iou.result(), n, missing, {"per_class_iou": {LIP_LABELS[c]: float(per_class[c]) for c in range(NUM_LIP_CLASSES) if np.isfinite(per_class[c])}}
 
 
 def _densepose(reader: ShardReader, ctx: AnnotationContext):
     acc = IUVAccuracy()
-    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: acc.update(row["iuv"], gt["iuv"])))
+    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: acc.update(row.iuv, gt["iuv"])))
     return acc.result(), n, missing, {}
 
 
@@ -106,8 +114,8 @@ def _body(reader: ShardReader, ctx: AnnotationContext):
     err = PointError()
 
     def update(row, gt):
-        used = row["joints_2d"][:, 2] > 0
-        err.update(row["joints_2d"][used, :2], gt["coco18"][used])
+        used = row.joints_2d[:, 2] > 0
+        err.update(row.joints_2d[used, :2], gt["coco18"][used])
 
     n, missing = _score_images(reader, ctx, ("person",), _present(update))
     return {"joint_px_error": err.result()["mean_px_error"]}, n, missing, {}
@@ -115,7 +123,7 @@ def _body(reader: ShardReader, ctx: AnnotationContext):
 
 def _landmarks(reader: ShardReader, ctx: AnnotationContext):
     acc = LandmarkAccuracy()
-    n, missing = _score_images(reader, ctx, ("person", "garment"), _present(lambda row, gt: acc.update(row["landmarks"], gt["landmarks"])))
+    n, missing = _score_images(reader, ctx, ("person", "garment"), _present(lambda row, gt: acc.update(row.landmarks, gt["landmarks"])))
     return acc.result(), n, missing, {}
 
 
@@ -131,12 +139,16 @@ def _smpl_flow(reader: ShardReader, ctx: AnnotationContext):
         if p["pair_id"] not in reader:
             missing += 1
             continue
-        row, gt = reader.get(p["pair_id"]), read_truth(path)
-        acc.update(row["flow"], row["visibility"], gt["flow"], gt["visibility"])
+        row, gt = reader.record(p["pair_id"]), read_truth(path)
+        acc.update(row.flow, row.visibility, gt["flow"], gt["visibility"])
     return acc.result(), n, missing, {}
 
 
-EVALUATORS: dict[str, Callable[[ShardReader, AnnotationContext], tuple[dict[str, float], int, int, dict[str, Any]]]] = {
+#: an evaluator scores one stage's reader against the sample's ground truth:
+#: (metrics, items, items without a row, details)
+Evaluator = Callable[[ShardReader, AnnotationContext], tuple[dict[str, float], int, int, dict[str, Any]]]
+EVALUATORS: Registry[str, Evaluator] = Registry("evaluator")
+for _name, _evaluator in {
     "keypoints": _keypoints,
     "person_mask": _mask("person", "mask", "person_mask"),
     "garment_mask": _mask("garment", "mask", "garment_mask"),
@@ -145,7 +157,8 @@ EVALUATORS: dict[str, Callable[[ShardReader, AnnotationContext], tuple[dict[str,
     "body": _body,
     "smpl_flow": _smpl_flow,
     "landmarks": _landmarks,
-}
+}.items():
+    EVALUATORS.add(_name, _evaluator)
 
 
 def evaluate(build: str | Path) -> list[StageScore]:
@@ -159,6 +172,6 @@ def evaluate(build: str | Path) -> list[StageScore]:
             continue
         reader = ctx.reader(name)
         backends = sorted({p["backend"] for p in reader.manifest.get("provenance", [])})
-        metrics, n, missing, details = EVALUATORS[name](reader, ctx)
+        metrics, n, missing, details = EVALUATORS.get(name)(reader, ctx)
         scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details))
     return scores

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -24,6 +25,9 @@ COCO18_NAMES = (
     "left_hip", "left_knee", "left_ankle",
     "right_eye", "left_eye", "right_ear", "left_ear",
 )  # fmt: skip
+
+#: COCO-18 indices by name: ``COCO18.NECK == 1``, ``COCO18.LEFT_HIP == 11`` (the one home of these ids)
+COCO18 = IntEnum("COCO18", [(name.upper(), i) for i, name in enumerate(COCO18_NAMES)])
 
 BODY25_NAMES = (
     *COCO18_NAMES[:8],

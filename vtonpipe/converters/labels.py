@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+from enum import IntEnum
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,9 @@ LIP_LABELS = (
     "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
     "jumpsuits", "scarf", "skirt", "face", "left-arm", "right-arm", "left-leg", "right-leg", "left-shoe", "right-shoe",
 )
+NUM_LIP_CLASSES = len(LIP_LABELS)
+#: LIP ids by name: ``LIP.UPPER_CLOTHES == 5``, ``LIP.FACE == 13`` (the one home of these ids)
+LIP = IntEnum("LIP", [(name.upper().replace("-", "_"), i) for i, name in enumerate(LIP_LABELS)])
 CIHP_LABELS = LIP_LABELS[:10] + ("torso-skin",) + LIP_LABELS[11:]
 ATR_LABELS = (
     "background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress", "belt", "left-shoe",

@@ -17,7 +17,17 @@ import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from .base import DatasetAdapter, DatasetLayoutError, ImageRegistry, PairEntry, Problem, Scan, add_pair, read_list
+from . import register_adapter
+from .base import (
+    DatasetAdapter,
+    DatasetLayoutError,
+    ImageRegistry,
+    PairEntry,
+    Problem,
+    Scan,
+    add_pair,
+    read_list,
+)
 
 PARTITION = "Eval/list_eval_partition.txt"
 STATUS_SPLIT = {"train": "train", "query": "test", "gallery": "test"}
@@ -72,3 +82,6 @@ class DeepFashionAdapter(DatasetAdapter):
                         add_pair(scan, seen, PairEntry(a, b, garment, group_split[key], True if garment else None), f"item {key[0]}")
         images.finish()
         return scan
+
+
+register_adapter(DeepFashionAdapter)

@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DatasetAdapter, DatasetLayoutError, ImageRegistry, PairEntry, Problem, Scan, add_pair, read_list
+from . import register_adapter
+from .base import (
+    DatasetAdapter,
+    DatasetLayoutError,
+    ImageRegistry,
+    PairEntry,
+    Problem,
+    Scan,
+    add_pair,
+    read_list,
+)
 
 CATEGORIES = ("dresses", "lower_body", "upper_body")
 CATEGORY_INDEX = {"0": "upper_body", "1": "lower_body", "2": "dresses"}
@@ -63,3 +73,6 @@ class DressCodeAdapter(DatasetAdapter):
             raise DatasetLayoutError(f"{root}: no pair lists ({', '.join(LISTS)}) found")
         images.finish()
         return scan
+
+
+register_adapter(DressCodeAdapter)

@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DatasetAdapter, DatasetLayoutError, ImageRegistry, PairEntry, Problem, Scan, add_pair, read_list, same_stem_duplicates
+from . import register_adapter
+from .base import (
+    DatasetAdapter,
+    DatasetLayoutError,
+    ImageRegistry,
+    PairEntry,
+    Problem,
+    Scan,
+    add_pair,
+    read_list,
+    same_stem_duplicates,
+)
 
 SPLITS = {"train", "test", "val"}
 
@@ -46,3 +57,6 @@ class MPVAdapter(DatasetAdapter):
                     add_pair(scan, seen, PairEntry(a, b, g, split, True), where)
         images.finish()
         return scan
+
+
+register_adapter(MPVAdapter)

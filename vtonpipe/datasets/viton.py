@@ -15,7 +15,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import DatasetAdapter, DatasetLayoutError, ImageRegistry, PairEntry, Problem, Scan, add_pair, read_list, same_stem_duplicates
+from . import register_adapter
+from .base import (
+    DatasetAdapter,
+    DatasetLayoutError,
+    ImageRegistry,
+    PairEntry,
+    Problem,
+    Scan,
+    add_pair,
+    read_list,
+    same_stem_duplicates,
+)
 
 _SUFFIX = re.compile(r"_\d+$")
 
@@ -57,3 +68,6 @@ class VitonAdapter(DatasetAdapter):
             raise DatasetLayoutError(f"{root}: no train_pairs.txt or test_pairs.txt (is this a VITON/VITON-HD root?)")
         images.finish()
         return scan
+
+
+register_adapter(VitonAdapter, "vitonhd")

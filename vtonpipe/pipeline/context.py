@@ -1,4 +1,5 @@
-"""Read access to a build for backends: dataset tables, image pixels and upstream annotations."""
+"""Read access to a build for backends (:class:`vtonpipe.core.Context`): dataset tables, image
+pixels and upstream annotations."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..annotators.base import AnnotationFailure
+from ..core import AnnotationFailure
 from ..io import ImageDecodeError, read_image
 from .layout import BuildLayout
 from .store import ShardReader, read_manifest
 
 
 class AnnotationContext:
-    """What a backend may read besides its own items. Cheap to build in each worker process."""
+    """The :class:`~vtonpipe.core.Context` of a build directory. Cheap to build in each worker."""
 
     def __init__(self, build: str | Path, dataset_root: str | Path | None = None, image_cache: int = 64):
         self.layout = BuildLayout(build)
@@ -62,19 +63,29 @@ class AnnotationContext:
         return list(self._garments.get(image_id, ()))
 
     def reader(self, annotator: str) -> ShardReader:
+        """The shard reader of stage ``annotator`` (opened once)."""
         if annotator not in self._readers:
             self._readers[annotator] = ShardReader(self.layout.annotation(annotator))
         return self._readers[annotator]
 
     def has(self, annotator: str) -> bool:
+        """Whether stage ``annotator`` has written its shard directory."""
         return (self.layout.annotation(annotator) / "manifest.json").exists()
 
-    def annotation(self, annotator: str, item_id: str) -> dict[str, Any]:
-        """The upstream row for ``item_id``; AnnotationFailure('missing_upstream') if it has none."""
+    def annotation(self, annotator: str, item_id: str) -> Any:
+        """The upstream record of ``item_id``; AnnotationFailure('missing_upstream') if it has none."""
         try:
-            return self.reader(annotator).get(item_id)
+            return self.reader(annotator).record(item_id)
         except KeyError:
             raise AnnotationFailure("missing_upstream", f"no {annotator} annotation for {item_id} (did it fail upstream?)") from None
+
+    def annotation_key(self, annotator: str, item_id: str) -> str | None:
+        """``input_sha256:backend:version:params_hash`` of the upstream row, None without one."""
+        reader = self.reader(annotator)
+        if item_id not in reader:
+            return None
+        row = reader.get(item_id, dense=False)
+        return ":".join(str(row[k]) for k in ("input_sha256", "backend", "version", "params_hash"))
 
     def provenance(self, annotator: str) -> list[dict[str, Any]]:
         return read_manifest(self.layout.annotation(annotator)).get("provenance", [])

@@ -17,9 +17,9 @@ from typing import Any
 
 from ..datasets import Problem, get_adapter
 from ..io import ImageDecodeError, decode_image, sha256_bytes, write_json_atomic
-from ..schemas import IMAGES, PAIRS
+from ..progress import progress_bar
+from ..schemas.tables import IMAGES, PAIRS
 from .layout import BuildLayout
-from .progress import progress_bar
 from .store import write_table
 
 

@@ -21,14 +21,15 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..annotators import annotator_specs
-from ..annotators.base import PAIR_ROLES, ROLE_KIND, AnnotatorSpec
+from ..core import PAIR_ROLES, ROLE_KIND, AnnotatorSpec
 from ..io import write_json_atomic
-from ..schemas.packed import NAME as PACKED, VERSION as PACKED_VERSION, packed_schema
+from ..progress import progress_bar
+from ..schemas.packed import NAME as PACKED
+from ..schemas.packed import VERSION as PACKED_VERSION
+from ..schemas.packed import packed_schema
 from .context import AnnotationContext
 from .layout import BuildLayout
-from .progress import progress_bar
 from .store import MANIFEST, ShardReader, ShardWriter, manifest_summary, read_manifest
-
 
 
 @dataclass

@@ -1,49 +1,45 @@
-"""The stage runner: batches items, calls a backend, writes shards atomically, resumes.
+"""The stage runner: plans a stage (:mod:`vtonpipe.pipeline.plan`), runs its backend on batches
+in one or several worker processes, and commits the rows as shards, atomically and resumably.
 
-Rows are keyed by ``(input_sha256, annotator, backend, version, params_hash)``. A rerun reads the
-keys already in the stage directory and computes only what is missing, so an interrupted run
-loses at most one unflushed shard and added images cost only their own work. Items with the same
-inputs (a duplicated image, two pairs of the same two people) are computed once.
+An interrupted run loses at most one unflushed shard; added images cost only their own work;
+items with the same inputs (a duplicated image, two pairs of the same two people) are computed
+once. Per-item failures are recorded in ``failures/`` and never stop the run.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 import multiprocessing as mp
 import os
-import traceback
-from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..annotators.base import (
+from ..annotators import get_annotator
+from ..core import (
     AnnotationFailure,
     AnnotatorSpec,
     Backend,
     ImageItem,
     PairItem,
     canonical_json,
-    get_annotator,
-    get_backend,
     params_hash,
 )
-from ..schemas import FAILURES, SchemaError
+from ..progress import progress_bar
+from ..schemas.tables import FAILURES
+from .config import StageConfig
 from .context import AnnotationContext
 from .layout import BuildLayout
-from .progress import progress_bar
+from .plan import KEY_COLUMNS, StageKey, StagePlan, StoredRow, plan_stage
 from .store import ShardReader, ShardWriter, write_table
-
-log = logging.getLogger(__name__)
-
-KEY_COLUMNS = ("input_sha256", "annotator", "backend", "version", "params_hash")
 
 
 class StageError(RuntimeError):
-    """A stage that cannot run (missing upstream stage) or that failed too many items."""
+    """A stage that cannot run: an upstream stage it reads has not run."""
 
 
 #: the failure reason of an item whose upstream stage has no row for it: the failure is the
@@ -90,7 +86,7 @@ def upstream_fingerprint(ctx: AnnotationContext, backend: Backend) -> dict[str, 
     out = {}
     for name in backend.requires:
         if not ctx.has(name):
-            raise StageError(f"{backend.annotator}/{backend.name} needs the {name!r} annotations: run `vtonpipe annotate {name}` first")
+            raise StageError(f"{backend.spec.name}/{backend.name} needs the {name!r} annotations: run `vtonpipe annotate {name}` first")
         out[name] = sorted({f"{p['backend']}/{p['version']}/{p['params_hash']}" for p in ctx.provenance(name)})
     return out
 
@@ -102,23 +98,178 @@ def item_ids(spec: AnnotatorSpec, ctx: AnnotationContext) -> list[str]:
     return sorted(p["pair_id"] for p in ctx.pairs if spec.applies_to(p))
 
 
-# -- worker side -------------------------------------------------------------------------------
+def run_stage(
+    build: str | Path,
+    config: StageConfig,
+    *,
+    retry_failed: bool = False,
+    recompute: bool = False,
+    dataset_root: str | Path | None = None,
+    show_progress: bool = True,
+    backend: Backend | None = None,
+) -> StageResult:
+    """Annotate every item of ``build`` as ``config`` says and write ``annotations/<annotator>/``.
+
+    Rows already there for the same inputs and configuration are kept (``recompute`` discards
+    them: for a backend whose code changed without a version bump); failures are kept unless
+    ``retry_failed``. A stage whose failure rate exceeds ``config.max_failure_rate`` still writes
+    every row it computed; the result says it is ``over_budget`` and the caller decides.
+    ``backend``: the configured backend when the caller has built it already.
+    """
+    spec = get_annotator(config.annotator)
+    b = backend or config.make_backend()
+    b.check_available()
+    layout = BuildLayout(build)
+    ctx = AnnotationContext(build, dataset_root)
+    upstream = upstream_fingerprint(ctx, b)
+    key = StageKey(spec.name, b.name, b.version, params_hash({"params": b.params, "upstream": upstream}))
+    inputs = {i: b.input_sha256(i, ctx) for i in item_ids(spec, ctx)}
+
+    commit = StageCommit(layout, spec, key, b.params, config.rows_per_shard)
+    plan = plan_stage(inputs, commit.stored_rows(), commit.stored_failures(), key, recompute=recompute, retry_failed=retry_failed)
+    result = StageResult(spec.name, b.name, commit.directory, total=len(inputs), max_failure_rate=config.max_failure_rate)
+    result.skipped = len(plan.done) + len(plan.failed_before)
+    result.failed_before = len(plan.failed_before)
+    for reason in plan.failed_before.values():
+        result.count_failure(reason)
+    commit.start(plan, inputs)
+
+    for item_id, place in plan.copy.items():
+        commit.copy(item_id, place)
+        result.reused += 1
+    if plan.representatives:
+        worker = WorkerSpec(spec.name, b.name, type(b).__module__, dict(b.params), config.device, str(build), str(dataset_root) if dataset_root else None)
+        with progress_bar(f"{spec.name}/{b.name}", total=len(plan.representatives), enabled=show_progress) as advance:
+            for batch in run_batches(plan.representatives, config.batch_size, config.workers, worker):
+                for rep, outcome in batch:
+                    for i in plan.compute[inputs[rep]]:
+                        if isinstance(outcome, AnnotationFailure):
+                            commit.fail(i, outcome)
+                            result.count_failure(outcome.reason)
+                        else:
+                            commit.add(i, outcome)
+                            if i == rep:
+                                result.computed += 1
+                            else:
+                                result.reused += 1
+                    advance(1)
+    commit.finish(plan, provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}], result=result)
+    return result
+
+
+class StageCommit:
+    """The writing side of a stage run: reads what is stored, appends rows and failures in shards
+    of ``rows_per_shard`` (each written atomically, the manifest last), drops what the plan says
+    and marks the directory complete."""
+
+    def __init__(self, layout: BuildLayout, spec: AnnotatorSpec, key: StageKey, params: Mapping[str, Any], rows_per_shard: int):
+        self.spec = spec
+        self.key = key
+        self.directory = layout.annotation(spec.name)
+        self.failures_dir = layout.failures(spec.name)
+        self.rows_per_shard = rows_per_shard
+        self.writer = ShardWriter(self.directory, spec.schema, name=spec.name)
+        self._provenance = {**key.as_dict(), "params": canonical_json(params)}
+        self._pending: list[dict[str, Any]] = []
+        self._failures: list[dict[str, Any]] = []
+        self._inputs: Mapping[str, str] = {}
+
+    def stored_rows(self) -> Iterator[StoredRow]:
+        """Every row of the stage directory, by key (reads only the key columns)."""
+        id_col = self.spec.id_column
+        for s in self.writer.shards:
+            t = pq.read_table(self.directory / s.file, columns=[id_col, *KEY_COLUMNS])
+            cols = {c: t.column(c).to_pylist() for c in t.column_names}
+            for r in range(t.num_rows):
+                key = StageKey(cols["annotator"][r], cols["backend"][r], cols["version"][r], cols["params_hash"][r])
+                yield StoredRow(cols[id_col][r], cols["input_sha256"][r], key, s.file, r)
+
+    def stored_failures(self) -> list[dict[str, Any]]:
+        """The recorded failures of this configuration."""
+        if not (self.failures_dir / "manifest.json").exists():
+            return []
+        config = self.key.as_dict()
+        return [f for f in ShardReader(self.failures_dir) if all(f[k] == v for k, v in config.items())]
+
+    def start(self, plan: StagePlan, inputs: Mapping[str, str]) -> None:
+        self._inputs = inputs
+        self._failures = list(plan.failures)
+        self._reader: ShardReader | None = ShardReader(self.directory) if plan.copy else None
+
+    def add(self, item_id: str, record: Any) -> None:
+        """Append the row of ``item_id`` (a record of the annotator's type, or a stored row's payload)."""
+        payload = record if isinstance(record, dict) else self.spec.schema.payload_of(record)
+        row = {**payload, self.spec.id_column: item_id, "input_sha256": self._inputs[item_id], **self._provenance}
+        self._pending.append(self.spec.schema.validate(row))
+        self._flush()
+
+    def copy(self, item_id: str, place: tuple[str, int]) -> None:
+        """Append a copy, under ``item_id``, of the stored row at ``place`` (same inputs)."""
+        assert self._reader is not None
+        file, row = place
+        stored = self._reader.row_at(next(n for n, s in enumerate(self._reader.shards) if s.file == file), row)
+        self.add(item_id, {k: stored[k] for k in self.spec.schema.payload})
+
+    def fail(self, item_id: str, failure: AnnotationFailure) -> None:
+        self._failures.append({"item_id": item_id, "input_sha256": self._inputs[item_id], **self.key.as_dict(), "error": failure.reason, "message": failure.message})
+
+    def _flush(self, force: bool = False) -> None:
+        while len(self._pending) >= self.rows_per_shard or (force and self._pending):
+            chunk, self._pending = self._pending[: self.rows_per_shard], self._pending[self.rows_per_shard :]
+            self.writer.write_shard(chunk, validated=True)
+            write_table(self.failures_dir, FAILURES, self._failures)
+
+    def finish(self, plan: StagePlan, *, provenance: list[dict[str, Any]], result: StageResult) -> None:
+        """Write what is pending, drop the plan's stale shards and rows, complete the manifest."""
+        self._flush(force=True)
+        write_table(self.failures_dir, FAILURES, self._failures)
+        if self._reader is not None:
+            self._reader.close()
+        if plan.drop_files:
+            self.writer.drop_shards(plan.drop_files)
+        for file, rows in plan.drop_rows.items():
+            self.writer.rewrite_shard(file, drop_rows=rows)
+        self.writer.finish(
+            provenance=provenance,
+            counts={"items": result.total, "failed": result.failed, "failures_by_reason": result.failures_by_reason},
+            level=self.spec.level,
+            kinds=list(self.spec.kinds),
+        )
+
+
+# -- execution: batches in this process or in worker processes ---------------------------------
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process needs to build its context and backend (once). ``module``: where the
+    backend class is defined, imported first so that backends registered outside vtonpipe (a
+    lab's own, a test's) exist in spawned workers too."""
+
+    annotator: str
+    backend: str
+    module: str
+    params: dict[str, Any]
+    device: str
+    build: str
+    dataset_root: str | None
+
+
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(annotator: str, backend: str, params: Mapping[str, Any], device: str, build: str, dataset_root: str | None, threads: int) -> None:
-    try:
-        import torch
+def _init_worker(worker: WorkerSpec, threads: int) -> None:
+    import torch
 
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    ctx = AnnotationContext(build, dataset_root)
-    b = get_backend(annotator, backend)(params, device=device)
-    _WORKER.update(ctx=ctx, backend=b, spec=get_annotator(annotator))
+    torch.set_num_threads(threads)
+    importlib.import_module(worker.module)
+    spec = get_annotator(worker.annotator)
+    _WORKER.update(
+        ctx=AnnotationContext(worker.build, worker.dataset_root),
+        backend=StageConfig(worker.annotator, worker.backend, worker.params, device=worker.device).make_backend(),
+        spec=spec,
+    )
 
 
-def _make_item(spec: AnnotatorSpec, ctx: AnnotationContext, item_id: str) -> ImageItem | PairItem:
+def _item(spec: AnnotatorSpec, ctx: AnnotationContext, item_id: str) -> ImageItem | PairItem:
     if spec.level == "image":
         row = ctx.images[item_id]
         return ImageItem(item_id, row["sha256"], row["kind"], ctx.load_image(item_id), row.get("category"))
@@ -126,200 +277,34 @@ def _make_item(spec: AnnotatorSpec, ctx: AnnotationContext, item_id: str) -> Ima
     return PairItem(p["pair_id"], p["source_image_id"], p["target_image_id"], p["garment_image_id"], p["split"])
 
 
-def _annotate_batch(item_ids_: Sequence[str]) -> list[tuple[str, dict[str, Any] | AnnotationFailure]]:
-    """Run the worker's backend on ``item_ids_``; one (id, record-or-failure) per id, in order."""
+def _annotate_batch(ids: Sequence[str]) -> list[tuple[str, Any]]:
+    """The worker's backend on ``ids``: one (id, record or AnnotationFailure) per id."""
     ctx: AnnotationContext = _WORKER["ctx"]
-    b: Backend = _WORKER["backend"]
-    spec: AnnotatorSpec = _WORKER["spec"]
-    b.ensure_setup()
+    backend: Backend = _WORKER["backend"]
     out: list[tuple[str, Any]] = []
-    items, ids = [], []
-    for i in item_ids_:
+    items: list[ImageItem | PairItem] = []
+    for i in ids:
         try:
-            items.append(_make_item(spec, ctx, i))
-            ids.append(i)
-        except AnnotationFailure as f:
+            items.append(_item(_WORKER["spec"], ctx, i))
+        except AnnotationFailure as f:  # an image that cannot be decoded
             out.append((i, f))
-    if not items:
-        return out
-    try:
-        results = b.annotate(items, ctx)
-        if len(results) != len(items):
-            raise RuntimeError(f"backend returned {len(results)} results for {len(items)} items")
-    except Exception:  # isolate the item that breaks the batch
-        results = []
-        for item in items:
-            try:
-                results.extend(b.annotate([item], ctx))
-            except AnnotationFailure as f:
-                results.append(f)
-            except Exception as e:  # noqa: BLE001 - recorded per item, never lost
-                log.debug("item failed: %s", traceback.format_exc())
-                results.append(AnnotationFailure(f"error:{type(e).__name__}", str(e)[:2000]))
-    for i, r in zip(ids, results):
-        if not isinstance(r, AnnotationFailure):
-            try:
-                spec.schema.validate({**_dummy_key(spec), **r})
-            except SchemaError as e:
-                r = AnnotationFailure("schema_error", str(e))
-        out.append((i, r))
+    if items:
+        out += list(zip([it.pair_id if isinstance(it, PairItem) else it.image_id for it in items], backend.run(items, ctx)))
     return out
 
 
-def _dummy_key(spec: AnnotatorSpec) -> dict[str, str]:
-    return {k: "" for k in spec.schema.key}
-
-
-# -- main side ---------------------------------------------------------------------------------
 def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(seq), n):
         yield list(seq[i : i + n])
 
 
-def _existing_keys(directory: Path, id_col: str, shards: Iterable[Any]) -> Iterator[tuple[str, dict[str, Any], str, int]]:
-    for s in shards:
-        t = pq.read_table(directory / s.file, columns=[id_col, *KEY_COLUMNS])
-        cols = {c: t.column(c).to_pylist() for c in t.column_names}
-        for r in range(t.num_rows):
-            yield cols[id_col][r], {k: cols[k][r] for k in KEY_COLUMNS}, s.file, r
-
-
-def run_stage(
-    build: str | Path,
-    annotator: str,
-    backend: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    *,
-    batch_size: int = 8,
-    workers: int = 1,
-    rows_per_shard: int = 256,
-    retry_failed: bool = False,
-    recompute: bool = False,
-    max_failure_rate: float = 1.0,
-    device: str = "cpu",
-    dataset_root: str | Path | None = None,
-    show_progress: bool = True,
-) -> StageResult:
-    """Annotate every item of ``build`` with ``annotator`` and write ``annotations/<annotator>/``.
-
-    Rows already there for the same inputs and configuration are kept (``recompute`` discards
-    them: for a backend whose code changed without a version bump); failures are kept unless
-    ``retry_failed``.
-    """
-    spec = get_annotator(annotator)
-    cls = get_backend(annotator, backend)
-    b = cls(params, device=device)
-    b.check_available()
-    layout = BuildLayout(build)
-    ctx = AnnotationContext(build, dataset_root)
-    upstream = upstream_fingerprint(ctx, b)
-    phash = params_hash({"params": b.params, "upstream": upstream})
-    config = {"annotator": spec.name, "backend": cls.name, "version": cls.version, "params_hash": phash}
-    id_col = spec.schema.key[0]
-
-    ids = item_ids(spec, ctx)
-    inputs = {i: b.input_sha256(i, ctx) for i in ids}
-    directory = layout.annotation(annotator)
-    writer = ShardWriter(directory, spec.schema, name=annotator)
-
-    # What is already there: rows of this configuration, by id and by input.
-    done: set[tuple[str, str]] = set()  # (id, input) rows of this configuration
-    stored_inputs: dict[str, tuple[str, int]] = {}
-    stale_files: set[str] = set()  # shards of another configuration
-    stale_rows: dict[str, list[int]] = defaultdict(list)  # rows whose id now has other inputs
-    for item_id, key, file, r in _existing_keys(directory, id_col, writer.shards):
-        if recompute or {k: key[k] for k in config} != config:
-            stale_files.add(file)
-            continue
-        stored_inputs[key["input_sha256"]] = (file, r)
-        if item_id in inputs and inputs[item_id] != key["input_sha256"]:
-            stale_rows[file].append(r)
-        else:
-            done.add((item_id, key["input_sha256"]))
-
-    failures = _load_failures(layout.failures(annotator), config)
-    if retry_failed or recompute:
-        failures = []
-    known_failed = {(f["item_id"], f["input_sha256"]): f["error"] for f in failures}
-
-    result = StageResult(spec.name, cls.name, directory, total=len(ids), max_failure_rate=max_failure_rate)
-    todo_by_input: dict[str, list[str]] = defaultdict(list)
-    reuse: list[str] = []
-    for i in ids:
-        if (i, inputs[i]) in done:
-            result.skipped += 1
-        elif (i, inputs[i]) in known_failed:
-            result.skipped += 1
-            result.failed_before += 1
-            result.count_failure(known_failed[(i, inputs[i])])
-        elif inputs[i] in stored_inputs:
-            reuse.append(i)
-        else:
-            todo_by_input[inputs[i]].append(i)
-    representatives = [group[0] for group in todo_by_input.values()]
-
-    pending: list[dict[str, Any]] = []
-    provenance_row = {**config, "params": canonical_json(b.params)}
-
-    def flush(force: bool = False) -> None:
-        while len(pending) >= rows_per_shard or (force and pending):
-            chunk, pending[:] = pending[:rows_per_shard], pending[rows_per_shard:]
-            writer.write_shard(chunk, validated=True)
-        _write_failures(layout.failures(annotator), failures)
-
-    def emit(item_id: str, record: Mapping[str, Any]) -> None:
-        row = spec.schema.validate({**record, id_col: item_id, "input_sha256": inputs[item_id], **provenance_row})
-        pending.append(row)
-        flush()
-
-    def fail(item_id: str, f: AnnotationFailure) -> None:
-        failures.append({"item_id": item_id, "input_sha256": inputs[item_id], **config, "error": f.reason, "message": f.message})
-        result.count_failure(f.reason)
-
-    if reuse:
-        reader = ShardReader(directory)
-        shard_pos = {s.file: n for n, s in enumerate(reader.shards)}
-        for i in reuse:
-            file, r = stored_inputs[inputs[i]]
-            row = reader._row(shard_pos[file], r)
-            emit(i, {k: v for k, v in row.items() if k not in spec.schema.key})
-            result.reused += 1
-        reader.close()
-
-    if representatives:
-        init_args = (spec.name, cls.name, dict(b.params), device, str(build), str(dataset_root) if dataset_root else None)
-        with progress_bar(f"{spec.name}/{cls.name}", total=len(representatives), enabled=show_progress) as advance:
-            for batch_out in _run_batches(representatives, batch_size, workers, init_args):
-                for rep, rec in batch_out:
-                    for i in todo_by_input[inputs[rep]]:
-                        if isinstance(rec, AnnotationFailure):
-                            fail(i, rec)
-                        else:
-                            emit(i, rec)
-                            if i == rep:
-                                result.computed += 1
-                            else:
-                                result.reused += 1
-                    advance(1)
-    flush(force=True)
-    if stale_files:
-        writer.drop_shards(stale_files)
-    for file, rows in stale_rows.items():
-        writer.rewrite_shard(file, drop_rows=rows)
-    weights = b.weights_sha256()
-    writer.finish(
-        provenance=[{**config, "params": b.params, "upstream": upstream, "weights_sha256": weights, "packages": b.packages()}],
-        counts={"items": result.total, "failed": result.failed, "failures_by_reason": result.failures_by_reason},
-        level=spec.level,
-        kinds=list(spec.kinds),
-    )
-    return result
-
-
-def _run_batches(ids: Sequence[str], batch_size: int, workers: int, init_args: tuple) -> Iterator[list[tuple[str, Any]]]:
+def run_batches(ids: Sequence[str], batch_size: int, workers: int, worker: WorkerSpec) -> Iterator[list[tuple[str, Any]]]:
+    """Results of ``ids`` in batches of ``batch_size``: in this process (``workers <= 1``) or in
+    ``workers`` spawned processes, each building the backend once, at most two batches per
+    worker in flight (memory does not grow with the dataset)."""
     cpus = os.cpu_count() or 1
     if workers <= 1:
-        _init_worker(*init_args, threads=cpus)
+        _init_worker(worker, cpus)
         try:
             for chunk in _chunks(ids, batch_size):
                 yield _annotate_batch(chunk)
@@ -327,10 +312,9 @@ def _run_batches(ids: Sequence[str], batch_size: int, workers: int, init_args: t
             _WORKER.clear()
         return
     threads = max(1, cpus // workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(*init_args, threads)) as pool:
-        chunks = iter(_chunks(ids, batch_size))
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(worker, threads)) as pool:
         running = set()
-        for chunk in chunks:  # keep at most 2 batches per worker in flight
+        for chunk in _chunks(ids, batch_size):
             running.add(pool.submit(_annotate_batch, chunk))
             if len(running) >= 2 * workers:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -338,14 +322,3 @@ def _run_batches(ids: Sequence[str], batch_size: int, workers: int, init_args: t
                     yield fut.result()
         for fut in running:
             yield fut.result()
-
-
-def _load_failures(directory: Path, config: Mapping[str, str]) -> list[dict[str, Any]]:
-    if not (directory / "manifest.json").exists():
-        return []
-    rows = list(ShardReader(directory))
-    return [r for r in rows if all(r[k] == v for k, v in config.items())]
-
-
-def _write_failures(directory: Path, failures: list[dict[str, Any]]) -> None:
-    write_table(directory, FAILURES, failures)

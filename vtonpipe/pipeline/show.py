@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..annotators import annotator_specs
-from ..vis import drawers
+from ..core import PAIR_ROLES
+from ..vis import DRAWERS
 from ..vis.panel import compose, failure_panel
 from .context import AnnotationContext
 from .layout import BuildLayout
@@ -26,10 +27,9 @@ def show_panels(build: str | Path, item_id: str) -> list[tuple[str, np.ndarray]]
     ctx = AnnotationContext(build)
     layout = BuildLayout(build)
     specs = annotator_specs()
-    draw = drawers()
     if item_id in ctx.images:
         image = ctx.load_image(item_id)
-        level, kind = "image", ctx.images[item_id]["kind"]
+        level, kind, images = "image", ctx.images[item_id]["kind"], {}
     else:
         try:
             pair = ctx.pair(item_id)
@@ -37,15 +37,16 @@ def show_panels(build: str | Path, item_id: str) -> list[tuple[str, np.ndarray]]
             raise KeyError(f"{item_id!r} is neither an image id nor a pair id of {build}") from None
         image = ctx.load_image(pair["target_image_id"] or pair["source_image_id"])
         level, kind = "pair", None
+        images = {role: ctx.load_image(pair[col]) for role, col in PAIR_ROLES.items() if pair[col]}
     panels = [(item_id.rsplit("/", 1)[-1], image)]
     for name in sorted(specs):
         spec = specs[name]
         if spec.level != level or (kind and kind not in spec.kinds) or not (layout.annotation(name) / MANIFEST).exists():
             continue
         reader = ctx.reader(name)
-        if item_id in reader and name in draw:
-            record = reader.get(item_id)
-            panels.append((f"{name}/{record['backend']}", draw[name](image, {**record, "_ctx": ctx})))
+        if item_id in reader and name in DRAWERS:
+            row = reader.get(item_id)
+            panels.append((f"{name}/{row['backend']}", DRAWERS.get(name)(image, spec.schema.record(row), images)))
         elif item_id not in reader and (failure := _failure(layout, name, item_id)):
             panels.append((f"{name}/{failure['backend']}", failure_panel(image, failure["error"], failure["message"])))
     return panels

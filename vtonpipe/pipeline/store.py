@@ -24,8 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..core.schema import Schema
 from ..io import atomic_path, sha256_file, write_json_atomic
-from ..schemas import Schema, get_schema, packed
+from ..schemas import get_schema, packed
 
 MANIFEST = "manifest.json"
 FORMAT = "vtonpipe-shards"
@@ -276,9 +277,10 @@ class ShardReader:
             row[f.name] = npz[key] if npz is not None and key in npz.files else None
         return row
 
-    def _row(self, i: int, r: int, dense: bool = True) -> dict[str, Any]:
-        row = self.schema.rows_from_table(self.table(i).slice(r, 1))[0]
-        return self._attach_dense(row, self._dense(i), r) if dense and self.schema.dense else row
+    def row_at(self, shard: int, row: int, *, dense: bool = True) -> dict[str, Any]:
+        """Row ``row`` of shard ``shard`` (positions as in :attr:`shards`), dense arrays loaded."""
+        out = self.schema.rows_from_table(self.table(shard).slice(row, 1))[0]
+        return self._attach_dense(out, self._dense(shard), row) if dense and self.schema.dense else out
 
     @property
     def index(self) -> dict[str, tuple[int, int]]:
@@ -310,7 +312,12 @@ class ShardReader:
             i, r = self.index[item_id]
         except KeyError:
             raise KeyError(f"{item_id!r} not in {self.directory}") from None
-        return self._row(i, r, dense=dense)
+        return self.row_at(i, r, dense=dense)
+
+    def record(self, item_id: str) -> Any:
+        """The typed record (the schema's :attr:`~vtonpipe.core.Schema.record_type`) of
+        ``item_id``; KeyError if absent."""
+        return self.schema.record(self.get(item_id))
 
     def iter_shard(self, i: int) -> Iterator[dict[str, Any]]:
         """The rows of shard ``i`` in order, dense arrays loaded."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..schemas import SchemaError
+from ..core import SchemaError
 from .store import FORMAT, MANIFEST, ShardReader, StoreError
 
 

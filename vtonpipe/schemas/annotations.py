@@ -7,11 +7,9 @@ repeated for the same input and configuration.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from .core import Field, Schema, register_schema
-
-Level = Literal["image", "pair"]
+from ..core.schema import Field, Schema
+from ..core.spec import Level
+from .registry import register_schema
 
 PROVENANCE_FIELDS = (
     Field("input_sha256", "string", doc="sha256 of the inputs: the image bytes, or of the images a pair/row depends on"),
@@ -33,7 +31,8 @@ def id_column(level: Level) -> str:
 
 
 def annotation_schema(name: str, version: int, level: Level, fields: tuple[Field, ...], doc: str = "") -> Schema:
-    """Register and return the schema of annotator ``name``: id + provenance + ``fields``."""
+    """Register and return the schema of annotator ``name``: id + provenance + ``fields``; the
+    record backends return (:attr:`Schema.record_type`) holds ``fields``."""
     key_fields = (ID_FIELD[level], *PROVENANCE_FIELDS)
     return register_schema(
         Schema(
@@ -42,5 +41,6 @@ def annotation_schema(name: str, version: int, level: Level, fields: tuple[Field
             fields=(*key_fields, *fields),
             key=tuple(f.name for f in key_fields),
             doc=doc,
+            payload=tuple(f.name for f in fields),
         )
     )

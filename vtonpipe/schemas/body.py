@@ -1,12 +1,12 @@
 """Schema of the ``body`` annotation: a parametric 3D body fitted to the image (per person image).
 
 Vertices are not stored: they are recomputed from the parameters with the model named in
-``model`` (``vtonpipe.models.anny_body`` for anny, ``vtonpipe.models.smpl_body`` for SMPL), then mapped to the camera
+``model`` (``vtonpipe.models.bodies.anny`` for anny, ``vtonpipe.models.bodies.smpl`` for SMPL), then mapped to the camera
 frame by ``rotation``/``translation`` and projected with ``camera``.
 """
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "body",
@@ -25,3 +25,6 @@ SCHEMA = annotation_schema(
     ),
     doc="A fitted 3D body per person image.",
 )
+
+#: what a ``body`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+BodyRecord = SCHEMA.record_type

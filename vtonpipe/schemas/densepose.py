@@ -1,7 +1,7 @@
 """Schema of the ``densepose`` annotation (DensePose IUV of the main person)."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "densepose",
@@ -15,3 +15,6 @@ SCHEMA = annotation_schema(
     ),
     doc="DensePose IUV in DensePose's conventions (docs/CONVENTIONS.md).",
 )
+
+#: what a ``densepose`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+DenseposeRecord = SCHEMA.record_type

@@ -1,7 +1,7 @@
 """Schema of the ``garment_mask`` annotation (in-shop garment foreground)."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "garment_mask",
@@ -15,3 +15,6 @@ SCHEMA = annotation_schema(
     ),
     doc="Garment foreground of in-shop garment images.",
 )
+
+#: what a ``garment_mask`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+GarmentMaskRecord = SCHEMA.record_type

@@ -1,7 +1,7 @@
 """Schema of the ``keypoints`` annotation (OpenPose COCO-18 body keypoints of the main person)."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "keypoints",
@@ -17,3 +17,6 @@ SCHEMA = annotation_schema(
     ),
     doc="Body keypoints in OpenPose COCO-18 order (docs/CONVENTIONS.md).",
 )
+
+#: what a ``keypoints`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+KeypointsRecord = SCHEMA.record_type

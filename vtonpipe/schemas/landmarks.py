@@ -2,8 +2,8 @@
 (definition: :mod:`vtonpipe.converters.landmarks`), on in-shop garment images and on the person
 wearing the garment."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "landmarks",
@@ -15,3 +15,6 @@ SCHEMA = annotation_schema(
     ),
     doc="32 semantically associated garment landmarks per image.",
 )
+
+#: what a ``landmarks`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+LandmarksRecord = SCHEMA.record_type

@@ -3,14 +3,17 @@
 The packed schema is composed from the component schemas it was built from (recorded in the
 manifest as ``components``), so a reader rebuilds it exactly and refuses unknown component
 versions. Columns are ``<role>.<annotator>.<field>`` with role ``source``, ``target``,
-``garment`` (image-level annotations) or ``pair`` (pair-level ones).
+``garment`` (image-level annotations) or ``pair`` (pair-level ones); a reader gets a row as a
+:class:`PackedSample` of typed records (``ShardReader.record``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .core import Field, Schema, UnknownSchemaVersionError, get_schema
+from ..core.schema import Field, Schema, UnknownSchemaVersionError
+from .registry import get_schema
 
 NAME = "packed"
 VERSION = 1
@@ -32,27 +35,68 @@ _BASE_FIELDS = (
 )
 
 
-def packed_schema(components: Mapping[str, Mapping[str, Any]], version: int = VERSION) -> Schema:
+@dataclass(frozen=True)
+class PackedSchema(Schema):
+    """The packed schema of a build, with the component schemas it was composed from."""
+
+    components: tuple[tuple[str, Schema], ...] = ()
+
+    def record(self, row: Mapping[str, Any]) -> "PackedSample":
+        """The typed sample of a packed row."""
+        return PackedSample.from_row(row, dict(self.components))
+
+
+def packed_schema(components: Mapping[str, Mapping[str, Any]], version: int = VERSION) -> PackedSchema:
     """The packed schema for ``components``: ``{"<role>.<annotator>": {"name": ..., "version": ...}}``."""
     if version != VERSION:
         raise UnknownSchemaVersionError(f"packed schema version {version} is not known (known: [{VERSION}])")
     fields = list(_BASE_FIELDS)
+    schemas = []
     for prefix in sorted(components):
         comp = get_schema(components[prefix]["name"], int(components[prefix]["version"]))
-        id_col = comp.key[0]
+        schemas.append((prefix, comp))
         for f in comp.fields:
-            if f.name != id_col:
+            if f.name != comp.key[0]:
                 fields.append(Field(f"{prefix}.{f.name}", f.dtype, f.shape, f.dense, True, f.doc))
-    return Schema(NAME, VERSION, tuple(fields), key=("pair_id",), doc="pair samples for training")
+    return PackedSchema(NAME, VERSION, tuple(fields), key=("pair_id",), doc="pair samples for training", payload=(), components=tuple(schemas))
 
 
-def unflatten(row: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"source.keypoints.coco18": x}`` -> ``{"source": {"keypoints": {"coco18": x}}}``."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        node = out
-        *path, leaf = key.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
+@dataclass(frozen=True)
+class RoleSample:
+    """One role of a packed pair: its image id, the image file's bytes, and the record of each
+    annotation of that image (None where it is absent: not applicable to this pair)."""
+
+    image_id: str | None
+    image: bytes | None
+    annotations: Mapping[str, Any]
+
+    def __getitem__(self, annotator: str) -> Any:
+        """The record of ``annotator`` (KeyError if the build packed no such stage for this role)."""
+        return self.annotations[annotator]
+
+
+@dataclass(frozen=True)
+class PackedSample:
+    """A packed pair: ``source``, ``target``, ``garment`` (:class:`RoleSample`) and ``pair``
+    (pair-level annotator -> record or None), e.g. ``sample.target["densepose"].iuv``,
+    ``sample.pair["smpl_flow"].flow``."""
+
+    pair_id: str
+    split: str
+    dataset: str
+    paired: bool | None
+    source: RoleSample
+    target: RoleSample
+    garment: RoleSample
+    pair: Mapping[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], components: Mapping[str, Schema]) -> "PackedSample":
+        """Split a packed row into records; a component whose columns are all null is None."""
+        found: dict[str, dict[str, Any]] = {role: {} for role in (*ROLES, "pair")}
+        for prefix, comp in components.items():
+            role, annotator = prefix.split(".", 1)
+            values = {n: row.get(f"{prefix}.{n}") for n in comp.payload}
+            found[role][annotator] = None if all(v is None for v in values.values()) else comp.record_type(**values)
+        roles = {r: RoleSample(row.get(f"{r}.image_id"), row.get(f"{r}.image"), found[r]) for r in ROLES}
+        return cls(row["pair_id"], row["split"], row["dataset"], row["paired"], pair=found["pair"], **roles)

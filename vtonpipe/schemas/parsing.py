@@ -1,9 +1,8 @@
 """Schema of the ``parsing`` annotation (human parsing of person images, LIP labels)."""
 
+from ..converters.labels import NUM_LIP_CLASSES
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
-
-NUM_LIP_CLASSES = 20
 
 SCHEMA = annotation_schema(
     "parsing",
@@ -22,3 +21,6 @@ SCHEMA = annotation_schema(
     ),
     doc="Human parsing in LIP's 20 labels; every backend converts to LIP.",
 )
+
+#: what a ``parsing`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+ParsingRecord = SCHEMA.record_type

@@ -1,7 +1,7 @@
 """Schema of the ``person_mask`` annotation (person foreground and face region)."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "person_mask",
@@ -17,3 +17,6 @@ SCHEMA = annotation_schema(
     ),
     doc="Person foreground (MediaPipe segmentation thresholded to {0, 1}) and the face oval region.",
 )
+
+#: what a ``person_mask`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+PersonMaskRecord = SCHEMA.record_type

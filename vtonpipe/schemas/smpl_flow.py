@@ -1,8 +1,8 @@
 """Schema of the ``smpl_flow`` annotation: dense 2D flow and visibility between the bodies of a
 pair's target and source person images (3D-GCL's SMPL flow; DIAF's 3-state visibility)."""
 
+from ..core.schema import Field
 from .annotations import annotation_schema
-from .core import Field
 
 SCHEMA = annotation_schema(
     "smpl_flow",
@@ -15,3 +15,6 @@ SCHEMA = annotation_schema(
     ),
     doc="Body-surface correspondence flow between a pair's two people.",
 )
+
+#: what a ``smpl_flow`` backend returns: the schema's own fields (:attr:`Schema.record_type`)
+SmplFlowRecord = SCHEMA.record_type

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .core import Field, Schema, register_schema
+from ..core.schema import Field, Schema
+from .registry import register_schema
 
 IMAGES = register_schema(
     Schema(

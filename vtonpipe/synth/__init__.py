@@ -1,7 +1,7 @@
 """The embedded sample dataset (MPV layout), written by ``vtonpipe sample`` (docs/SAMPLE.md).
 
 Synthetic dressed people rendered from anny (:mod:`vtonpipe.synth.scene`), each in two poses, and
-their top alone as the in-shop garment, with exact ground truth (:mod:`vtonpipe.synth.groundtruth`).
+their top alone as the in-shop garment, with exact ground truth (:mod:`vtonpipe.datasets.sample_truth`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..datasets.sample_truth import image_truth_path, pair_truth_path, write_truth
 from ..io import write_bytes_atomic, write_image, write_json_atomic
-from ..pipeline.progress import progress_bar
-from .groundtruth import image_truth_path, pair_truth_path, write_truth
+from ..progress import progress_bar
 
 GENERATOR_VERSION = 3
 TEST_EVERY = 4  # person i is in the test split when i % TEST_EVERY == TEST_EVERY - 1
@@ -50,9 +50,9 @@ def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[in
     ``A B cloth split`` of ``all_poseA_poseB_clothes.txt``, the GT of the three images and of the
     pair (A source, B target), and their recipe in ``sample.json``.
     """
-    from ..models.anny_body import PHENOTYPE_LABELS, AnnyBody
-    from ..models.flow import body_flow
-    from ..models.iuv import anny_charts
+    from ..models.bodies.anny import PHENOTYPE_LABELS, AnnyBody
+    from ..models.render.flow import body_flow
+    from ..models.render.iuv import anny_charts
     from .person import DressedBody
     from .recipes import sample_person, sample_photos
     from .scene import Renderer

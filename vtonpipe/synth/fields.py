@@ -1,7 +1,7 @@
 """Smooth per-vertex scalar fields on anny's rest body, from which garment regions are cut.
 
 Every field is computed once per person on their own rest body (zero pose, their phenotype) in
-the body frame of :mod:`vtonpipe.models.anny_body` (metres, ``+Z`` up, facing ``-Y``, ``+X`` the
+the body frame of :mod:`vtonpipe.models.bodies.anny` (metres, ``+Z`` up, facing ``-Y``, ``+X`` the
 person's left). Renders interpolate the fields at each pixel's surface point (barycentrics of the
 hit face) and threshold them there, so region boundaries are smooth curves across triangles, not
 staircases along triangle edges. The fields follow the person through any pose because they are
@@ -52,7 +52,7 @@ def uv_face_classes() -> np.ndarray:
     import yaml
     from PIL import Image
 
-    from ..models.anny_body import load_anny
+    from ..models.bodies.anny import load_anny
 
     model = load_anny()
     root = os.path.join(os.path.dirname(anny.__file__), "data", "segmentation")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.raster import EmbreeMesh
+from ..models.render.raster import EmbreeMesh
 
 
 @dataclass

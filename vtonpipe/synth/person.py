@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull
 
-from ..models.anny_body import AnnyBody
+from ..models.bodies.anny import AnnyBody
 from .anchors import Anchors, top_anchors
 from .fields import body_fields, vertex_normals
 from .garments import (

@@ -1,6 +1,6 @@
 """Named, natural poses for anny, built from a handful of named bones.
 
-Axes follow :mod:`vtonpipe.models.anny_body` (``local-ref`` poses, body frame ``+Z`` up, facing
+Axes follow :mod:`vtonpipe.models.bodies.anny` (``local-ref`` poses, body frame ``+Z`` up, facing
 ``-Y``, ``+X`` the person's left). For the left arm, with ``u`` its rest direction (shoulder to
 elbow, about 42 degrees out from the vertical): raising it sideways turns it about ``-Y``,
 swinging it forward about ``-X``, twisting it about ``u``; the elbow bends forward about

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.camera import PinholeCamera
+from ..models.bodies.camera import PinholeCamera
 
 AMBIENT, KEY, HEADLIGHT = 0.25, 0.75, 0.35
 KEY_DIRECTION = np.array([-0.55, -0.65, -0.52]) / np.linalg.norm([-0.55, -0.65, -0.52])  # towards the light

@@ -13,7 +13,7 @@ rasters at pixel centres (docs/CONVENTIONS.md):
   of any body point but the arms and hands (as DensePose annotators mark the legs under a skirt);
   elsewhere there is none (a skirt between the legs or in front of a hand, the rim of a few
   millimetres a garment adds to the silhouette). ``face_id``, ``iuv``
-  (:func:`~vtonpipe.models.iuv.anny_charts`) and the pairs' flow use it.
+  (:func:`~vtonpipe.models.render.iuv.anny_charts`) and the pairs' flow use it.
 - ``coco18``: anny's keypoints projected; state 2 when the line of sight from the camera to the
   keypoint crosses the body's closed outer surface at most once (joints: it enters the limb the
   joint is in; face points, which lie at the surface or in the eye sockets: at most their own
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from ..converters.landmarks import ABSENT, OCCLUDED, VISIBLE
-from ..models.anny_body import AnnyBody
-from ..models.camera import PinholeCamera, RigidTransform, frame_body
-from ..models.iuv import PartCharts, iuv_from_raster
-from ..models.raster import EmbreeMesh, Raster
+from ..models.bodies.anny import AnnyBody
+from ..models.bodies.camera import PinholeCamera, RigidTransform, frame_body
+from ..models.render.iuv import PartCharts, iuv_from_raster
+from ..models.render.raster import EmbreeMesh, Raster
 from .anchors import Anchors
 from .fields import vertex_normals
 from .garments import fabric_albedo

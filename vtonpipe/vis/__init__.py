@@ -1,32 +1,24 @@
 """Drawing annotations, kept apart from computing them.
 
-Each module registers one drawer per annotator with :func:`register_drawer`: a function
-``draw(image, record) -> RGB uint8`` that returns a picture of the same height as ``image``
-(usually the annotation overlaid on it). ``vtonpipe show`` lays the pictures side by side.
+Each module registers one drawer per annotator in :data:`DRAWERS`: a function
+``draw(image, record, images) -> RGB uint8`` that returns a picture of the same height as
+``image`` (usually the annotation overlaid on it). ``record`` is the annotator's typed record;
+``images`` holds the pair's RGB images by role (``source``, ``target``, ``garment``) for pair-level
+annotations and is empty for image-level ones. ``vtonpipe show`` lays the pictures side by side.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-Drawer = Callable[[np.ndarray, dict[str, Any]], np.ndarray]
-_DRAWERS: dict[str, Drawer] = {}
+from ..core.registry import Registry
+
+Drawer = Callable[[np.ndarray, Any, Mapping[str, np.ndarray]], np.ndarray]
+#: annotator name -> its drawer
+DRAWERS: Registry[str, Drawer] = Registry("drawer", builtins="vtonpipe.vis", skip=("panel",))
 
 
 def register_drawer(annotator: str) -> Callable[[Drawer], Drawer]:
-    def deco(fn: Drawer) -> Drawer:
-        _DRAWERS[annotator] = fn
-        return fn
-
-    return deco
-
-
-def drawers() -> dict[str, Drawer]:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name not in ("panel",):
-            importlib.import_module(f"{__name__}.{module.name}")
-    return dict(_DRAWERS)
+    return lambda fn: DRAWERS.add(annotator, fn)

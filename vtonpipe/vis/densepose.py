@@ -12,11 +12,12 @@ with ``alpha = 1`` (IDM-VTON's preprocessing sets ``inplace=False, alpha=1``; HR
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 import cv2
 import numpy as np
 
+from ..schemas.densepose import DenseposeRecord
 from . import register_drawer
 
 N_PART_LABELS = 24
@@ -53,13 +54,13 @@ def dp_segm(iuv: np.ndarray, cmap: int = cv2.COLORMAP_PARULA) -> np.ndarray:
 
 
 @register_drawer("densepose")
-def draw_densepose(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+def draw_densepose(image: np.ndarray, record: DenseposeRecord, images: Mapping[str, np.ndarray]) -> np.ndarray:
     """``dp_segm`` blended over the image (``alpha`` 0.7, as apply_net shows it) with the person
     box, beside the IUV picture."""
-    iuv = record["iuv"]
+    iuv = record.iuv
     body = iuv[..., 0] > 0
     overlay = image.copy()
     overlay[body] = (0.3 * image[body] + 0.7 * dp_segm(iuv)[body]).astype(np.uint8)
-    x0, y0, x1, y1 = (float(v) for v in record["bbox"])  # pixel-centre frame: first/last pixel centres inside
+    x0, y0, x1, y1 = (float(v) for v in record.bbox)  # pixel-centre frame: first/last pixel centres inside
     cv2.rectangle(overlay, (int(np.ceil(x0)), int(np.ceil(y0))), (int(np.ceil(x1)) - 1, int(np.ceil(y1)) - 1), (18, 127, 15), 1)
     return np.concatenate([overlay, iuv_image(iuv)], axis=1)

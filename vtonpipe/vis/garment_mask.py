@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 import cv2
 import numpy as np
 
+from ..schemas.garment_mask import GarmentMaskRecord
 from . import register_drawer
 
 
@@ -22,8 +23,8 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, in
 
 
 @register_drawer("garment_mask")
-def draw_garment_mask(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
-    out = overlay_mask(image, record["mask"], (0, 200, 255))
-    x0, y0, x1, y1 = (int(v) for v in record["bbox"])
+def draw_garment_mask(image: np.ndarray, record: GarmentMaskRecord, images: Mapping[str, np.ndarray]) -> np.ndarray:
+    out = overlay_mask(image, record.mask, (0, 200, 255))
+    x0, y0, x1, y1 = (int(v) for v in record.bbox)
     cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (255, 80, 0), 1)
     return out

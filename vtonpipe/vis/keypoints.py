@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 import cv2
 import numpy as np
 
 from ..converters.keypoints import COCO18_SKELETON, OPENPOSE_COLOURS
+from ..schemas.keypoints import KeypointsRecord
 from . import register_drawer
 
 
@@ -29,11 +30,11 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, thickness: int, alph
 
 
 @register_drawer("keypoints")
-def draw_keypoints(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+def draw_keypoints(image: np.ndarray, record: KeypointsRecord, images: Mapping[str, np.ndarray]) -> np.ndarray:
     """Every detected person's skeleton, the main person's (the record's ``keypoints``) thicker."""
     h, w = image.shape[:2]
     thick = max(2, round(min(h, w) / 64))
     out = image
-    for pose in record["people"][1:]:
+    for pose in record.people[1:]:
         out = draw_skeleton(out, pose, max(1, thick // 2))
-    return draw_skeleton(out, record["keypoints"], thick)
+    return draw_skeleton(out, record.keypoints, thick)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 import numpy as np
 
 from ..converters.labels import LIP_PALETTE, colorize
+from ..schemas.parsing import ParsingRecord
 from . import register_drawer
 
 
@@ -19,5 +20,5 @@ def blend_parsing(image: np.ndarray, parsing: np.ndarray, alpha: float = 0.6) ->
 
 
 @register_drawer("parsing")
-def draw_parsing(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
-    return blend_parsing(image, record["parsing"])
+def draw_parsing(image: np.ndarray, record: ParsingRecord, images: Mapping[str, np.ndarray]) -> np.ndarray:
+    return blend_parsing(image, record.parsing)

@@ -8,12 +8,13 @@ one drawn, white = no motion.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 import cv2
 import numpy as np
 
-from ..models.flow import BACKGROUND, HIDDEN, VISIBLE
+from ..models.render.flow import BACKGROUND, HIDDEN, VISIBLE
+from ..schemas.smpl_flow import SmplFlowRecord
 from . import register_drawer
 
 #: colours of the visibility states (RGB): visible green, hidden red, background black
@@ -68,16 +69,15 @@ def visibility_image(visibility: np.ndarray) -> np.ndarray:
 
 
 @register_drawer("smpl_flow")
-def draw_smpl_flow(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+def draw_smpl_flow(image: np.ndarray, record: SmplFlowRecord, images: Mapping[str, np.ndarray]) -> np.ndarray:
     """Three pictures of the target's size side by side: the flow's colours on the body (white
     elsewhere); the source warped onto the target where visible, red-tinted where hidden, over the
-    faded target image; the visibility states. ``image`` is the target image; the source comes
-    from ``record["_ctx"]`` (the pair's ``source_image_id``)."""
-    flow, visibility = record["flow"], record["visibility"]
+    faded target image; the visibility states. ``image`` is the target image, ``images["source"]``
+    the source."""
+    flow, visibility = record.flow, record.visibility
     if image.shape[:2] != visibility.shape:
         raise ValueError(f"image {image.shape[:2]} is not the flow's target grid {visibility.shape}")
-    ctx = record["_ctx"]
-    source = ctx.load_image(ctx.pair(record["pair_id"])["source_image_id"])
+    source = images["source"]
     colours = flow_to_colour(flow)  # white off the body, where the flow is 0
     warped = (0.35 * image + 0.65 * 255).astype(np.uint8)
     moved = warp_source(source, flow)

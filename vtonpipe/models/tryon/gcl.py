@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import ConvBlock, SpatiallyAdaptiveNorm, to_signed, to_unit
-from .discriminators import GanKind, MultiScaleDiscriminator, adversarial_g_loss, multiscale_patch_discriminator
+from .discriminators import (
+    GanKind,
+    MultiScaleDiscriminator,
+    adversarial_g_loss,
+    multiscale_patch_discriminator,
+)
 from .perceptual import PerceptualLoss
 
 

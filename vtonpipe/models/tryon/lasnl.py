@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import ConvBlock, SpatiallyAdaptiveNorm, to_signed, to_unit
-from .discriminators import GanKind, MultiScaleDiscriminator, adversarial_g_loss, feature_matching_loss, multiscale_patch_discriminator
+from .discriminators import (
+    GanKind,
+    MultiScaleDiscriminator,
+    adversarial_g_loss,
+    feature_matching_loss,
+    multiscale_patch_discriminator,
+)
 from .perceptual import PerceptualLoss
 
 NUM_LANDMARKS = 32

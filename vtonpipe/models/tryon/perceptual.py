@@ -29,7 +29,7 @@ from ...config import weights_dir
 from ...io import sha256_file
 
 if TYPE_CHECKING:
-    from ...annotators.base import WeightFile
+    from ...core.weights import WeightFile
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ VGG19_LAYER_INDEX = _layer_indices()
 
 
 def vgg19_weight_file() -> "WeightFile":
-    """The VGG-19 weight file as a :class:`~vtonpipe.annotators.base.WeightFile` (for ``doctor``)."""
-    from ...annotators.base import WeightFile
+    """The VGG-19 weight file as a :class:`~vtonpipe.core.WeightFile` (for ``doctor``)."""
+    from ...core.weights import WeightFile
 
     return WeightFile(
         f"vgg/{VGG19_FILE}",
@@ -145,10 +145,10 @@ def load_vgg19_features(path: str | Path, layers: Sequence[str]) -> VGG19Feature
     ``features.N.weight`` / ``features.N.bias`` with torchvision's shapes for every convolution up
     to the deepest requested layer (other keys are ignored). A file named ``vgg19-dcbb9e9d.pth``
     must have a sha256 beginning with ``dcbb9e9d``. Raises
-    :class:`~vtonpipe.annotators.base.MissingWeightsError` for an absent or corrupt file and
+    :class:`~vtonpipe.core.MissingWeightsError` for an absent or corrupt file and
     ``ValueError`` for missing keys or wrong shapes, naming them.
     """
-    from ...annotators.base import MissingWeightsError
+    from ...core.errors import MissingWeightsError
 
     path = Path(path).expanduser()
     if not path.is_file():

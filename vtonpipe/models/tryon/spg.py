@@ -38,9 +38,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .agnostic import FACE, HAIR, NUM_LIP, UPPER_GARMENT, drop_labels, label_mask, lip_ids, one_hot
+from .agnostic import (
+    FACE,
+    HAIR,
+    NUM_LIP,
+    UPPER_GARMENT,
+    drop_labels,
+    label_mask,
+    lip_ids,
+    one_hot,
+)
 from .common import ConvBlock, Phase, ResBlock, compose, split_image_and_mask
-from .discriminators import GlobalLocalDiscriminator, MultiScaleDiscriminator, adversarial_g_loss
+from .discriminators import (
+    GlobalLocalDiscriminator,
+    MultiScaleDiscriminator,
+    adversarial_g_loss,
+)
 from .perceptual import PerceptualLoss
 
 NUM_POSE = 18

@@ -38,8 +38,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from .agnostic import FACE, HAIR, NUM_LIP, label_mask
-from .common import ConvBlock, Phase, UpBlock, compose, crop_and_resize, mask_boxes, paste_crop, split_image_and_mask, to_signed, to_unit
-from .discriminators import MultiScaleDiscriminator, adversarial_g_loss, multiscale_patch_discriminator
+from .common import (
+    ConvBlock,
+    Phase,
+    UpBlock,
+    compose,
+    crop_and_resize,
+    mask_boxes,
+    paste_crop,
+    split_image_and_mask,
+    to_signed,
+    to_unit,
+)
+from .discriminators import (
+    MultiScaleDiscriminator,
+    adversarial_g_loss,
+    multiscale_patch_discriminator,
+)
 from .perceptual import PerceptualLoss, perceptual_loss
 
 NUM_POSE = 18

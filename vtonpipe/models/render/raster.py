@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .camera import PinholeCamera, RigidTransform
+from ..bodies.camera import PinholeCamera, RigidTransform
 
 Backend = Literal["embree", "torch"]
 _NO_HIT = torch.iinfo(torch.int64).max

@@ -17,7 +17,7 @@ Body parts (:func:`keypoint_parts`, :func:`densepose_parts`)
     the limb or straight down the torso axis (so legs without keypoints are the mask below the
     hips, split between the two hip columns). A skin pixel of the torso inside an arm's capsule
     is that arm's (a hand in front of the body).
-    ``densepose``: the DensePose part map ``I`` (parts named in :data:`vtonpipe.models.iuv.PART_NAMES`)
+    ``densepose``: the DensePose part map ``I`` (parts named in :data:`vtonpipe.models.render.iuv.PART_NAMES`)
     on the body; mask pixels off the body (hair, loose clothes) take the nearest body part.
 
 Colours (:func:`colour_features`: CIE Lab with a, b divided by L + 16, which keeps a surface's
@@ -73,7 +73,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .iuv import PART_NAMES
+from ..render.iuv import PART_NAMES
 
 # LIP ids (docs/CONVENTIONS.md)
 HAIR, UPPER, DRESS, PANTS, SKIRT, FACE = 2, 5, 6, 9, 12, 13

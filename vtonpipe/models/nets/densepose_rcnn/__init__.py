@@ -8,7 +8,12 @@
 - :mod:`.iuv`: charts of one box -> IUV on the image's pixel grid.
 """
 
-from .checkpoint import CheckpointMismatchError, build_model, check_state_dict, expected_shapes
+from .checkpoint import (
+    CheckpointMismatchError,
+    build_model,
+    check_state_dict,
+    expected_shapes,
+)
 from .config import DensePoseRCNNConfig
 from .iuv import charts_to_iuv
 from .network import DensePoseCharts, DensePoseRCNN

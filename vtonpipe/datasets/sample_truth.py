@@ -1,4 +1,5 @@
-"""Ground truth written next to the sample dataset's images (documented in docs/SAMPLE.md).
+"""The embedded sample dataset's ground-truth files beside its images (written by
+:mod:`vtonpipe.synth`, read by the ``groundtruth`` backends and `vtonpipe bench accuracy`; docs/SAMPLE.md).
 
 For each image ``<root>/all/<stem>.jpg`` there is ``<root>/gt/<stem>.npz``; for each pair
 (source person A, target person B) there is ``<root>/gt/pairs/<stemA>__<stemB>.npz``. Arrays only
@@ -26,7 +27,7 @@ PERSON_KEYS: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "iuv": ("uint8", ("H", "W", 3)),  # DensePose convention
     "face_id": ("int32", ("H", "W")),  # body-mesh triangle under each pixel centre, -1 none
     "landmarks": ("float32", (32, 3)),  # the worn garment's landmarks: x, y, attribute 0/1/2
-    "body_pose": ("float32", ("B", 3)),  # anny per-bone axis-angle (vtonpipe.models.anny_body order)
+    "body_pose": ("float32", ("B", 3)),  # anny per-bone axis-angle (vtonpipe.models.bodies.anny order)
     "phenotype": ("float32", (6,)),  # anny phenotype (gender, age, muscle, weight, height, proportions)
     "body_rotation": ("float32", (3,)),  # axis-angle, body frame -> camera frame
     "body_translation": ("float32", (3,)),  # metres, camera frame

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..converters.labels import LR_PAIRS
+from ...converters.labels import LR_PAIRS
 
 MEAN_BGR = (0.406, 0.456, 0.485)
 STD_BGR = (0.225, 0.224, 0.229)

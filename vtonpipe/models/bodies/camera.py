@@ -122,7 +122,7 @@ def frame_body(
 ) -> tuple[PinholeCamera, RigidTransform]:
     """A camera that photographs a body whole, centred, with a margin, as a fashion photo.
 
-    ``vertices``: (V, 3) points in the body frame of :mod:`vtonpipe.models.anny_body` (metres,
+    ``vertices``: (V, 3) points in the body frame of :mod:`vtonpipe.models.bodies.anny` (metres,
     ``+Z`` up, the person facing ``-Y``, ``+X`` their left). ``azimuth_deg`` turns the camera about
     the vertical axis through the body (right-handed about ``+Z``): 0 photographs the front, 90
     the person's left side, 180 their back. ``elevation_deg`` raises the camera, which then looks

@@ -16,7 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DensePoseRCNNConfig
-from .ops import BoxTransform, batched_nms, cell_anchors, clip_boxes, grid_anchors, multilevel_roi_align, nonempty, roi_align
+from .ops import (
+    BoxTransform,
+    batched_nms,
+    cell_anchors,
+    clip_boxes,
+    grid_anchors,
+    multilevel_roi_align,
+    nonempty,
+    roi_align,
+)
 
 
 class FrozenBatchNorm2d(nn.Module):

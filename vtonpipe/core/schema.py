@@ -1,16 +1,22 @@
-"""Versioned column schemas for every table and annotation vtonpipe writes.
+"""Versioned column schemas and the typed records generated from them.
 
 A :class:`Schema` is a list of :class:`Field` s. Scalars and small fixed-shape arrays become
-Parquet columns (arrays flattened into fixed-size lists, the shape kept in the field metadata);
+Parquet columns (arrays flattened into variable-size lists, the shape kept in the field metadata);
 ``dense`` fields (per-pixel maps) go to the NPZ file beside each Parquet shard. Every schema has a
 name and an integer version; readers refuse versions they do not know
 (:class:`UnknownSchemaVersionError`).
+
+A schema's *payload* is what its producer computes (an annotation's own fields, without the id and
+provenance columns the pipeline adds); :attr:`Schema.record_type` is a frozen dataclass of the
+payload fields, generated from the schema, which backends return and drawers and trainers read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -113,13 +119,15 @@ class Field:
 
 @dataclass(frozen=True)
 class Schema:
-    """A named, versioned list of fields. ``key`` names the columns that identify a row."""
+    """A named, versioned list of fields. ``key`` names the columns that identify a row;
+    ``payload`` the fields of its :attr:`record_type` (default: every field)."""
 
     name: str
     version: int
     fields: tuple[Field, ...]
     key: tuple[str, ...] = ()
     doc: str = ""
+    payload: tuple[str, ...] | None = None
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +138,10 @@ class Schema:
         missing = set(self.key) - set(names)
         if missing:
             raise SchemaError(f"schema {self.name}: key columns {missing} are not fields")
+        if self.payload is None:
+            object.__setattr__(self, "payload", tuple(names))
+        elif set(self.payload) - set(names):
+            raise SchemaError(f"schema {self.name}: payload fields {set(self.payload) - set(names)} are not fields")
 
     def __getitem__(self, name: str) -> Field:
         return self._by_name[name]
@@ -166,6 +178,13 @@ class Schema:
             out[f.name] = f.coerce(record.get(f.name))
         return out
 
+    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``payload`` (the payload fields only) coerced to this schema; SchemaError otherwise."""
+        extra = set(payload) - set(self.payload)
+        if extra:
+            raise SchemaError(f"schema {self.name}: unknown fields {sorted(extra)}")
+        return {n: self[n].coerce(payload.get(n)) for n in self.payload}
+
     def to_table(self, records: Iterable[Mapping[str, Any]]) -> pa.Table:
         """Arrow table of the Parquet columns of already validated records."""
         records = list(records)
@@ -181,28 +200,28 @@ class Schema:
         n = table.num_rows
         return [{name: self[name].from_arrow_value(values[i]) for name, values in cols.items()} for i in range(n)]
 
+    @cached_property
+    def record_type(self) -> type:
+        """A frozen dataclass of the payload fields, named after the schema (``keypoints`` ->
+        ``KeypointsRecord``); nullable fields default to None. Its docstring lists each field's
+        dtype, shape and doc."""
+        specs = []
+        for name in sorted(self.payload, key=lambda n: self[n].nullable):  # defaults last
+            f = self[name]
+            specs.append((name, Any, dataclasses.field(default=None)) if f.nullable else (name, Any))
+        lines = [f"{self.name} v{self.version}: {self.doc}".rstrip(": "), ""]
+        lines += [f"- ``{n}``: {self[n].dtype} {list(self[n].shape) or 'scalar'}{', nullable' if self[n].nullable else ''}. {self[n].doc}".rstrip(". ") for n in self.payload]
+        cls_name = "".join(part.capitalize() for part in self.name.replace("-", "_").split("_")) + "Record"
+        cls = dataclasses.make_dataclass(cls_name, specs, frozen=True, eq=False, namespace={"__doc__": "\n".join(lines), "schema": self})
+        cls.__module__ = f"vtonpipe.schemas.{self.name}"  # where the schema module names it (picklable)
+        return cls
 
-_REGISTRY: dict[str, dict[int, Schema]] = {}
+    def record(self, row: Mapping[str, Any]) -> Any:
+        """The typed record of a stored row (its payload fields)."""
+        return self.record_type(**{n: row.get(n) for n in self.payload})
 
-
-def register_schema(schema: Schema) -> Schema:
-    """Make ``schema`` known to readers. Registering the same name/version twice must be identical."""
-    versions = _REGISTRY.setdefault(schema.name, {})
-    known = versions.get(schema.version)
-    if known is not None and known != schema:
-        raise SchemaError(f"schema {schema.name} v{schema.version} registered twice with different fields")
-    versions[schema.version] = schema
-    return schema
-
-
-def get_schema(name: str, version: int) -> Schema:
-    """The registered schema; :class:`UnknownSchemaVersionError` for an unknown name or version."""
-    versions = _REGISTRY.get(name)
-    if versions is None:
-        raise UnknownSchemaVersionError(f"unknown schema {name!r} (known: {sorted(_REGISTRY)})")
-    if version not in versions:
-        raise UnknownSchemaVersionError(
-            f"schema {name!r} version {version} is not known to this vtonpipe "
-            f"(known versions: {sorted(versions)}); upgrade vtonpipe or rebuild the shards"
-        )
-    return versions[version]
+    def payload_of(self, record: Any) -> dict[str, Any]:
+        """The payload fields of a :attr:`record_type` instance as a dict."""
+        if type(record) is not self.record_type:
+            raise SchemaError(f"schema {self.name}: expected a {self.record_type.__name__}, got {type(record).__name__}")
+        return {n: getattr(record, n) for n in self.payload}

@@ -237,7 +237,7 @@ def anny_charts() -> PartCharts:
     """DensePose parts and charts of anny's faces, unrolled on the default body in its reference A-pose."""
     import torch
 
-    from .anny_body import AnnyBody
+    from ..bodies.anny import AnnyBody
 
     body = AnnyBody()
     with torch.no_grad():

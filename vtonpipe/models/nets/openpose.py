@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..converters.keypoints import keypoint_bbox
+from ...converters.keypoints import keypoint_bbox
 
 STRIDE = 8
 NUM_PARTS = 18

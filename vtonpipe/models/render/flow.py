@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .camera import PinholeCamera
+from ..bodies.camera import PinholeCamera
 from .raster import EmbreeMesh, Raster
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2

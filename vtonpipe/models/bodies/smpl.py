@@ -41,7 +41,21 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from .anny_body import rotvec_to_rotmat
+from ...core.weights import WeightFile
+from .anny import rotvec_to_rotmat
+
+SMPL_SOURCE = (
+    "https://smpl.is.tue.mpg.de (registration required): SMPL 1.1's basicmodel_{neutral,m,f}_lbs_10_207_0_v1.1.0.pkl "
+    "renamed to SMPL_{NEUTRAL,MALE,FEMALE}.pkl (smplx's naming)"
+)
+#: the SMPL model file of each gender, which users bring
+SMPL_MODEL_FILES = {
+    gender: WeightFile(f"smpl/SMPL_{gender.upper()}.pkl", SMPL_SOURCE, None, f"SMPL {gender} body model")
+    for gender in ("neutral", "male", "female")
+}
+#: body row ``model`` of each SMPL gender, and back
+SMPL_MODEL_NAMES = {"neutral": "smpl", "male": "smpl-male", "female": "smpl-female"}
+SMPL_GENDERS = {name: gender for gender, name in SMPL_MODEL_NAMES.items()}
 
 NUM_VERTICES = 6890
 NUM_JOINTS = 24

@@ -1,0 +1,233 @@
+"""The parametric bodies as the fitter sees them: the unknowns it optimises (fitted bones,
+shape), their priors (per-bone weights, hinges) and a fast keypoint forward.
+
+:class:`AnnyFitModel` computes anny's 18 OpenPose keypoints without skinning the mesh: the
+regressor is linear in the skinned vertices and skinning is linear in the rest vertices per bone,
+so each keypoint is ``sum_j T_j m_kj`` over the bone transforms ``T_j`` with per-bone moments
+``m_kj`` linear in anny's blend-shape coefficients, precomputed once (equal to the full forward to
+2e-5 m); the silhouette term's surface points (:func:`spread_vertices`) are skinned alone.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse
+import torch
+
+from ..anny import OPENPOSE18_FROM_COCO, PHENOTYPE_LABELS, AnnyBody, rotvec_to_rotmat
+from ..smpl import JOINT_NAMES, NUM_JOINTS, SMPLBody
+
+
+@dataclass(frozen=True)
+class Hinge:
+    """A hinge joint: pose row ``bone`` bends naturally by a positive rotation about ``axis`` (unit,
+    pose coordinates); flexion below ``min_flexion`` radians is penalised (hyperextension)."""
+
+    bone: int
+    axis: tuple[float, float, float]
+    min_flexion: float
+
+
+class FitModel(ABC):
+    """A body model as the fitter sees it: pose rows, which of them are fitted, priors, shape
+    parameterisation and the 18 OpenPose keypoints in the body frame."""
+
+    name: str  # the ``model`` of the body row
+    num_bones: int  # pose rows stored
+    num_shape: int
+    fit_bones: tuple[int, ...]
+    bone_weights: tuple[float, ...]  # pose prior weight of each fitted bone
+    hinges: tuple[Hinge, ...]
+    #: the body frame's unit vectors: the person's left, up, and the direction they face
+    left: tuple[float, float, float]
+    up: tuple[float, float, float]
+    front: tuple[float, float, float]
+    device: torch.device
+    dtype: torch.dtype
+    surface_index: np.ndarray  # (K,) vertices the silhouette term projects (:func:`spread_vertices`)
+
+    @abstractmethod
+    def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
+        """Shape parameters (B, num_shape) from the unconstrained optimisation variables."""
+
+    @abstractmethod
+    def shape_prior(self, shape: torch.Tensor) -> torch.Tensor:
+        """(B,) squared distance of the shape from the mean."""
+
+    @abstractmethod
+    def keypoints(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        """OpenPose COCO-18 (B, 18, 3), body frame, of ``pose`` (B, num_bones, 3) and ``shape`` (B, num_shape)."""
+
+    @abstractmethod
+    def keypoints_and_surface(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keypoints (B, 18, 3) and the silhouette term's surface points (B, K, 3): the posed
+        vertices ``surface_index`` (K,), body frame."""
+
+    def mean_shape(self) -> torch.Tensor:
+        return self.shape_from_free(torch.zeros(1, self.num_shape, dtype=self.dtype, device=self.device))
+
+
+#: spacing (m) of the surface points of the silhouette term: about 1900 of anny's 13718 vertices
+SURFACE_SPACING = 0.03
+
+
+def spread_vertices(vertices: np.ndarray, spacing: float) -> np.ndarray:
+    """Sorted indices of one vertex (the first) per ``spacing``-metre cube of the rest vertices
+    (V, 3): points spread evenly over the surface, dense parts (hands, face) thinned."""
+    _, first = np.unique(np.floor(vertices / spacing).astype(np.int64), axis=0, return_index=True)
+    return np.sort(first)
+
+
+class AnnyFitModel(FitModel):
+    """anny (:class:`~vtonpipe.models.bodies.anny.AnnyBody`) for fitting: 104 pose rows (19 major
+    bones fitted), six phenotype values through a sigmoid, keypoints from per-bone moments."""
+
+    name = "anny"
+    num_shape = len(PHENOTYPE_LABELS)
+    left, up, front = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)
+    #: fitted bones and their pose prior weights; fingers, toes, eyes, twist bones, wrists and feet stay 0
+    BONE_WEIGHTS = {
+        "spine05": 1.0, "spine04": 1.0, "spine03": 1.0, "spine02": 1.0, "spine01": 1.0, "neck01": 1.0, "head": 0.5,
+        "clavicle.L": 4.0, "clavicle.R": 4.0, "shoulder01.L": 4.0, "shoulder01.R": 4.0,
+        "upperarm01.L": 0.1, "upperarm01.R": 0.1, "lowerarm01.L": 0.1, "lowerarm01.R": 0.1,
+        "upperleg01.L": 0.1, "upperleg01.R": 0.1, "lowerleg01.L": 0.1, "lowerleg01.R": 0.1,
+    }  # fmt: skip
+    ELBOW_REST_ANGLE = 0.73  # rad: the upper arm's angle from the vertical in the reference pose
+
+    def __init__(self, body: AnnyBody | None = None):
+        import anny
+        import roma
+
+        self._procrustes = roma.special_procrustes
+        self.body = body or AnnyBody()
+        m = self.body.model
+        if m.bone_orientation != "cached" or m.rest_orientation_refiner is not None:
+            raise RuntimeError(f"anny model with bone orientation {m.bone_orientation!r}: AnnyFitModel expects anny 0.6's cached orientations")
+        self.model, self.device, self.dtype = m, self.body.device, self.body.dtype
+        self.num_bones = len(self.body.bone_labels)
+        index = self.body.bone_index
+        self.fit_bones = tuple(index[b] for b in self.BONE_WEIGHTS)
+        self.bone_weights = tuple(self.BONE_WEIGHTS.values())
+        c, s = math.cos(self.ELBOW_REST_ANGLE), math.sin(self.ELBOW_REST_ANGLE)
+        self.hinges = (
+            Hinge(index["lowerarm01.L"], (-c, 0.0, -s), -0.2),
+            Hinge(index["lowerarm01.R"], (-c, 0.0, s), -0.2),
+            Hinge(index["lowerleg01.L"], (1.0, 0.0, 0.0), -0.05),
+            Hinge(index["lowerleg01.R"], (1.0, 0.0, 0.0), -0.05),
+        )
+
+        # OpenPose regressor rows (18, V): anny's COCO rows, the neck as the shoulders' midpoint
+        regressor = anny.KeypointsRegressor.coco(m)
+        coco = dict(zip(regressor.labels, regressor.regression_weights.double().cpu().numpy()))
+        op18 = np.stack([0.5 * (coco["left_shoulder"] + coco["right_shoulder"]) if n == "neck" else coco[n] for n in OPENPOSE18_FROM_COCO])
+        # per-bone moments: M[k, j] = sum_v W[k, v] s[v, j] (x_v, 1) with s the skinning weights
+        skin_index = m.vertex_bone_indices.long().cpu().numpy()
+        skin_weight = m.vertex_bone_weights.double().cpu().numpy()
+        k, v = np.nonzero(op18)
+        rows = (k[:, None] * self.num_bones + skin_index[v]).ravel()
+        cols = np.repeat(v, skin_index.shape[1])
+        V = op18.shape[1]
+        P = scipy.sparse.csr_matrix(((op18[k, v][:, None] * skin_weight[v]).ravel(), (rows, cols)), shape=(18 * self.num_bones, V))
+        template = m.template_vertices.double().cpu().numpy()
+        blendshapes = m.blendshapes.double().cpu().numpy()  # (A, V, 3)
+        A = blendshapes.shape[0]
+        moments = P @ np.concatenate([template, np.ones((V, 1))], 1)  # (18 * J, 4)
+        moment_dirs = P @ blendshapes.transpose(1, 0, 2).reshape(V, A * 3)  # (18 * J, A * 3)
+        t = {"dtype": self.dtype, "device": self.device}
+        self._moments = torch.as_tensor(moments.reshape(18, self.num_bones, 4), **t)
+        self._moment_dirs = torch.as_tensor(moment_dirs.reshape(18, self.num_bones, A, 3).transpose(2, 0, 1, 3), **t).contiguous()
+        self._eye4 = torch.zeros(4, 4, **t)
+        self._eye4[3, 3] = 1.0
+        # surface points: rest positions and blend shapes of the subset, dense skinning weights (K, J)
+        self.surface_index = spread_vertices(template, SURFACE_SPACING)
+        self._surface_rest = torch.as_tensor(template[self.surface_index], **t)
+        self._surface_dirs = torch.as_tensor(blendshapes[:, self.surface_index], **t)
+        self._surface_skin = torch.as_tensor(self.body.dense_skin_weights()[self.surface_index], **t)
+
+    def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(free)
+
+    def shape_prior(self, shape: torch.Tensor) -> torch.Tensor:
+        return ((shape - 0.5) ** 2).sum(-1)
+
+    def _rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """anny's rest bone poses (B, J, 4, 4) for blend-shape coefficients (B, A), without the mesh
+        (anny's ``_get_cached_rest_model`` minus its rest vertices)."""
+        m = self.model
+        heads = m.template_bone_heads + torch.einsum("ba,akd->bkd", coeffs, m.bone_heads_blendshapes)
+        cross = m.bone_template_orientation_matrices + torch.einsum("ba,akij->bkij", coeffs, m.bone_orientation_blendshapes)
+        rotation = self._procrustes(cross)
+        rotation = torch.cat([torch.eye(3, dtype=self.dtype, device=self.device).expand(len(coeffs), 1, 3, 3), rotation[:, 1:]], 1)
+        return torch.cat([torch.cat([rotation, heads[..., None]], -1), self._eye4[3].expand(*heads.shape[:2], 1, 4)], -2)
+
+    def _posed(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blend-shape coefficients (B, A) and bone transforms (B, J, 3, 4) (rest -> posed, body frame)."""
+        m = self.model
+        # anny's public (if deprecated) phenotype -> blend-shape coefficients; local changes and facial actions 0
+        coeffs = m.get_phenotype_blendshape_coefficients(**{label: shape[:, i] for i, label in enumerate(PHENOTYPE_LABELS)})
+        rot = torch.nn.functional.pad(rotvec_to_rotmat(pose), (0, 1, 0, 1)) + self._eye4
+        transforms, _ = m.get_bone_transforms(rot, self._rest_bone_poses(coeffs))
+        return coeffs, transforms[:, :, :3, :]
+
+    def _keypoints(self, coeffs: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+        moments = self._moments + torch.nn.functional.pad(torch.einsum("ba,akjd->bkjd", coeffs, self._moment_dirs), (0, 1))
+        return torch.einsum("bjrc,bkjc->bkr", T, moments)
+
+    def keypoints(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self._keypoints(*self._posed(pose, shape))
+
+    def keypoints_and_surface(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        coeffs, T = self._posed(pose, shape)
+        rest = self._surface_rest + torch.einsum("ba,akd->bkd", coeffs, self._surface_dirs)
+        blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)  # linear blend skinning of the subset
+        return self._keypoints(coeffs, T), (blend[..., :3] @ rest[..., None])[..., 0] + blend[..., 3]
+
+
+class SMPLFitModel(FitModel):
+    """SMPL (:class:`~vtonpipe.models.bodies.smpl.SMPLBody`) for fitting: 23 pose rows (17 fitted:
+    hands, feet, ankles and wrists move no COCO-18 point), betas with an L2 prior.
+
+    ``name``: the body row's ``model`` ("smpl", "smpl-male", "smpl-female").
+    """
+
+    left, up, front = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    # pose rows are SMPL joints 1..23, so row = joint - 1
+    JOINT_WEIGHTS = {
+        "left_hip": 0.1, "right_hip": 0.1, "spine1": 1.0, "left_knee": 0.1, "right_knee": 0.1, "spine2": 1.0,
+        "spine3": 1.0, "neck": 1.0, "left_collar": 4.0, "right_collar": 4.0, "head": 0.5, "left_shoulder": 0.1,
+        "right_shoulder": 0.1, "left_elbow": 0.1, "right_elbow": 0.1,
+    }  # fmt: skip
+
+    def __init__(self, body: SMPLBody, name: str = "smpl"):
+        self.body, self.name = body, name
+        self.device, self.dtype = body.device, body.dtype
+        self.num_bones, self.num_shape = NUM_JOINTS - 1, body.num_betas
+        row = {n: JOINT_NAMES.index(n) - 1 for n in JOINT_NAMES[1:]}
+        self.fit_bones = tuple(row[n] for n in self.JOINT_WEIGHTS)
+        self.bone_weights = tuple(self.JOINT_WEIGHTS.values())
+        # SMPLify's angle prior signs: natural bends are -y (left elbow), +y (right elbow), +x (knees)
+        self.hinges = (
+            Hinge(row["left_elbow"], (0.0, -1.0, 0.0), 0.0),
+            Hinge(row["right_elbow"], (0.0, 1.0, 0.0), 0.0),
+            Hinge(row["left_knee"], (1.0, 0.0, 0.0), 0.0),
+            Hinge(row["right_knee"], (1.0, 0.0, 0.0), 0.0),
+        )
+        with torch.no_grad():
+            rest = body(torch.zeros(NUM_JOINTS - 1, 3), torch.zeros(self.num_shape))[0]
+        self.surface_index = spread_vertices(rest.double().cpu().numpy(), SURFACE_SPACING)
+
+    def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
+        return free
+
+    def shape_prior(self, shape: torch.Tensor) -> torch.Tensor:
+        return (shape**2).sum(-1)
+
+    def keypoints(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self.body.openpose18(pose, shape)
+
+    def keypoints_and_surface(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.body.openpose18(pose, shape), self.body(pose, shape)[:, self.surface_index]
