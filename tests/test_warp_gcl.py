@@ -190,7 +190,7 @@ def test_training_steps_lower_the_loss():
         optimiser.step()
         history.append({name: term.item() for name, term in {"total": losses.total, **losses.terms}.items()})
     first, last = history[0], history[-1]
-    # measured (seed 0): total 4.77 -> 2.79, L_o 0.059 -> 0.0043, l1 0.49 -> 0.29
+    # measured (seed 0): total 4.76 -> 2.73, L_o 0.059 -> 0.0033, l1 0.49 -> 0.30
     assert last["total"] < 0.7 * first["total"]
     assert last["correspondence"] < 0.3 * first["correspondence"]
     assert last["l1"] < 0.8 * first["l1"]

@@ -190,8 +190,10 @@ def test_training_steps_lower_the_loss():
         losses.total.backward()
         optimiser.step()
         history.append({name: term.item() for name, term in {"total": losses.total, **losses.terms}.items()})
-    print(history[0], history[-1])
+    # measured (seed 0): total 0.304 -> 0.120, l1 (Eq. 7) 0.297 -> 0.114, landmark (Eq. 9) 0.0075 -> 0.0031
     assert history[-1]["total"] < 0.7 * history[0]["total"]
+    assert history[-1]["l1"] < 0.7 * history[0]["l1"]
+    assert history[-1]["landmark"] < 0.7 * history[0]["landmark"]
 
 
 def test_autocast_keeps_flows_in_float32():

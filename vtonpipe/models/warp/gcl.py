@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from ..flow import VISIBLE, correspondence_ground_truth
 from ..iuv import PART_NAMES
-from .layers import PyramidEncoder, conv_block, zero_head
+from .layers import FlowHead, PyramidEncoder, conv_block
 from .ops import (
     PERCEPTUAL_STAND_IN,
     Perceptual,
@@ -162,8 +162,9 @@ class GACRM(nn.Module):
     ``(B, C, h, w)`` and the upsampled flow ``f^u`` ``(B, 2, h, w)`` in pixels of this level;
     returns the refined flow ``f^u + h(x, y, f^u)`` (same shape). Each of ``iterations`` ConvGRU
     steps reads the target features, the source features warped by the current flow and the
-    flow (divided by the level size), and adds a residual predicted from the state. The flow
-    head's last layer starts at zero, so an untrained module returns ``f^u``."""
+    flow (divided by the level size), and adds a residual predicted from the state
+    (:class:`~.layers.FlowHead`: in units of the level size, starting at zero, so an untrained
+    module returns ``f^u``)."""
 
     def __init__(self, feature_channels: int, hidden_channels: int, iterations: int):
         super().__init__()
@@ -171,7 +172,7 @@ class GACRM(nn.Module):
         self.context = nn.Conv2d(2 * feature_channels, 2 * hidden_channels, 3, 1, 1)
         self.motion = nn.Sequential(conv_block(2 * feature_channels + 2, hidden_channels), conv_block(hidden_channels, hidden_channels))
         self.gru = ConvGRU(hidden_channels, 2 * hidden_channels)
-        self.head = nn.Sequential(conv_block(hidden_channels, hidden_channels), zero_head(hidden_channels, 2))
+        self.head = FlowHead(hidden_channels, hidden_channels)
 
     def forward(self, source: Tensor, target: Tensor, flow: Tensor) -> Tensor:
         h, w = flow.shape[-2:]

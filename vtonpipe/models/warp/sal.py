@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...converters.landmarks import ABSENT, NUM_LANDMARKS, VISIBLE
-from .layers import PyramidEncoder, conv_block, zero_head
+from .layers import FlowHead, PyramidEncoder, conv_block
 from .ops import (
     PERCEPTUAL_STAND_IN,
     Perceptual,
@@ -174,8 +174,8 @@ class _GlobalLevel(nn.Module):
 
     def __init__(self, channels: int, landmarks: int):
         super().__init__()
-        self.first = nn.Sequential(conv_block(2 * channels, channels), zero_head(channels, 2))
-        self.second = nn.Sequential(conv_block(2 * channels, channels), zero_head(channels, 2))
+        self.first = FlowHead(2 * channels, channels)
+        self.second = FlowHead(2 * channels, channels)
         self.attention = nn.Sequential(conv_block(2 * channels + 1 + landmarks, channels), nn.Conv2d(channels, 1, 3, 1, 1))
 
     def forward(self, garment: Tensor, person: Tensor, flow: Tensor | None, previous_attention: Tensor) -> tuple[Tensor, Tensor]:
