@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vtonpipe.models.flow import BACKGROUND, HIDDEN, VISIBLE
+from vtonpipe.models.render.flow import BACKGROUND, HIDDEN, VISIBLE
 from vtonpipe.models.warp.gcl import (
     GCLConfig,
     GCLLossConfig,

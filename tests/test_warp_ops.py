@@ -9,7 +9,6 @@ from vtonpipe.models.warp.ops import (
     ThinPlateSpline,
     charbonnier,
     correlation,
-    flow_to_colour,
     identity_grid,
     normalize_channels,
     normalized_to_pixels,
@@ -111,19 +110,6 @@ def test_spatial_gradients():
     dx, dy = spatial_gradients(x)
     assert dx.tolist() == [[[[1.0, 2.0], [0.0, 0.0]]]]
     assert dy.tolist() == [[[[2.0, 1.0, -1.0]]]]
-
-
-def test_flow_colour_wheel():
-    flow = torch.zeros(1, 2, 1, 4)
-    flow[0, 0, 0, 1] = 2.0  # +x at full magnitude: red
-    flow[0, 0, 0, 2] = -2.0  # -x: cyan to blue (Middlebury wheel index 27 of 55)
-    flow[0, 0, 0, 3] = 1.0  # +x at half magnitude: half-saturated red
-    colour = flow_to_colour(flow)
-    assert colour.shape == (1, 3, 1, 4)
-    assert colour[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]  # no motion is white
-    assert torch.allclose(colour[0, :, 0, 1], torch.tensor([1.0, 0.0, 0.0]))
-    assert torch.allclose(colour[0, :, 0, 2], torch.tensor([0.0, 1 - 2 / 11, 1.0]))
-    assert torch.allclose(colour[0, :, 0, 3], torch.tensor([1.0, 0.5, 0.5]))
 
 
 def test_sampling_positions_stay_float32_under_autocast():

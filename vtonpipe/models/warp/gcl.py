@@ -17,7 +17,7 @@ Facts from the official code (huangzy225/3D-GCL): temperature 0.01, correlation 
 1/4 and 1/2 with 2 ConvGRU iterations, positional (centred L2) feature normalisation before the
 correlation, garment = LIP 5/6/7 (the data layer's ``source_garment_region``).
 
-Correspondence convention (as :func:`vtonpipe.models.flow.correspondence_ground_truth`): ``o`` is
+Correspondence convention (as :func:`vtonpipe.models.render.flow.correspondence_ground_truth`): ``o`` is
 ``(B, N, N)`` with rows the *target* cells and columns the *source* cells, ``N = H/8 x W/8``
 row-major, each row summing to 1, so ``o @ G`` (``G`` ``(N, C)``) warps the source onto the target.
 The paper writes Eq. 1 as ``x_i y_j`` with ``x`` the source features; the official code and Eq. 4
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..flow import VISIBLE, correspondence_ground_truth
-from ..iuv import PART_NAMES
+from ..render.flow import VISIBLE, correspondence_ground_truth
+from ..render.iuv import PART_NAMES
 from .layers import FlowHead, PyramidEncoder, conv_block
 from .ops import (
     PERCEPTUAL_STAND_IN,
@@ -256,7 +256,7 @@ class GCLLossConfig:
 
 def batch_correspondence_ground_truth(smpl_flow: Tensor, visibility: Tensor) -> list[Tensor]:
     """``o_gt`` (Eq. 4) per batch item: sparse ``(N, N)`` on the 1/8 grid, by
-    :func:`vtonpipe.models.flow.correspondence_ground_truth` (its conventions: rows target cells,
+    :func:`vtonpipe.models.render.flow.correspondence_ground_truth` (its conventions: rows target cells,
     only cells whose centre pixel is visible, bilinear weights of the 4 source cells).
 
     ``smpl_flow`` ``(B, 2, H, W)`` target -> source pixels, ``visibility`` ``(B, H, W)`` int64."""

@@ -4,7 +4,7 @@ Frames (docs/CONVENTIONS.md): points are ``(x, y)`` pixels, x right, y down, pix
 integers, an image of width ``W`` spans ``[-0.5, W - 0.5]``. A **flow** is ``(B, 2, h, w)`` float
 on a *target* grid, channel 0 = dx, channel 1 = dy, in pixels of that grid: target pixel
 ``(x, y)`` takes its value from source position ``(x + dx, y + dy)`` (the SMPL flow's
-convention, ``vtonpipe.models.flow``). ``torch.nn.functional.grid_sample`` with
+convention, ``vtonpipe.models.render.flow``). ``torch.nn.functional.grid_sample`` with
 ``align_corners=False`` puts normalised ``-1`` / ``+1`` on the image *edges*, so pixel centre ``x``
 is ``(2 x + 1) / W - 1``; every sampler here uses that mapping.
 
@@ -14,7 +14,6 @@ Also here: the output and loss types every warping model returns (:class:`WarpOu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -194,51 +193,6 @@ def charbonnier(x: Tensor, *, alpha: float = 0.45, eps: float = 1e-3) -> Tensor:
 def spatial_gradients(x: Tensor) -> tuple[Tensor, Tensor]:
     """Forward differences of ``(B, C, H, W)``: ``dx`` ``(B, C, H, W-1)``, ``dy`` ``(B, C, H-1, W)``."""
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
-
-
-def _colour_wheel() -> Tensor:
-    """Middlebury flow colour wheel (Baker et al. 2011): 55 RGB colours in [0, 1], hue order
-    red -> yellow -> green -> cyan -> blue -> magenta -> red."""
-    segments = (
-        (15, (1, 0, 0), (1, 1, 0)),
-        (6, (1, 1, 0), (0, 1, 0)),
-        (4, (0, 1, 0), (0, 1, 1)),
-        (11, (0, 1, 1), (0, 0, 1)),
-        (13, (0, 0, 1), (1, 0, 1)),
-        (6, (1, 0, 1), (1, 0, 0)),
-    )
-    colours = []
-    for n, start, end in segments:
-        t = torch.arange(n, dtype=torch.float32).unsqueeze(1) / n
-        colours.append(torch.tensor(start) * (1 - t) + torch.tensor(end) * t)
-    return torch.cat(colours)
-
-
-def flow_to_colour(flow: Tensor, max_magnitude: float | None = None) -> Tensor:
-    """Colour-wheel image of a flow ``(B, 2, H, W)`` -> RGB ``(B, 3, H, W)`` in ``[0, 1]``.
-
-    Hue is the direction (Middlebury convention: +x red, +y blue-ish, -x cyan, -y green-yellow),
-    saturation the magnitude relative to ``max_magnitude`` (default: the batch's largest vector),
-    white = no motion; vectors longer than ``max_magnitude`` are drawn darker."""
-    flow = flow.detach().float()
-    dx, dy = flow[:, 0], flow[:, 1]
-    magnitude = torch.sqrt(dx * dx + dy * dy)
-    if max_magnitude is None:
-        max_magnitude = float(magnitude.max())
-    radius = magnitude / max(max_magnitude, 1e-6)
-    wheel = _colour_wheel().to(flow.device)
-    n = len(wheel)
-    angle = torch.atan2(-dy, -dx) / math.pi  # in [-1, 1]
-    position = (angle + 1) / 2 * (n - 1)
-    k0 = position.floor().long().clamp(0, n - 1)
-    k1 = (k0 + 1) % n
-    frac = (position - k0.float()).unsqueeze(-1)
-    colour = wheel[k0] * (1 - frac) + wheel[k1] * frac  # (B, H, W, 3)
-    r = radius.unsqueeze(-1)
-    inside = 1 - r * (1 - colour)
-    outside = colour * 0.75
-    colour = torch.where(r <= 1, inside, outside)
-    return colour.permute(0, 3, 1, 2).clamp(0, 1)
 
 
 def l1(prediction: Tensor, target: Tensor) -> Tensor:
