@@ -320,9 +320,9 @@ def test_backend_through_the_runner(build):
     for image_id, r in rows.items():
         fig = FIGURES[image_id]
         expected = parsing_record(parse_person(ctx.load_image(image_id), fig.mask, fig.keypoints, face_mask=fig.face,
-                                               garments=[garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g)["mask"]) for g in ctx.garments_of(image_id)]),
+                                               garments=[garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g).mask) for g in ctx.garments_of(image_id)]),
                                   "lip", 0.01)  # fmt: skip
-        np.testing.assert_array_equal(r["parsing"], expected["parsing"])
+        np.testing.assert_array_equal(r["parsing"], expected.parsing)
         np.testing.assert_array_equal(r["class_pixels"], np.bincount(r["parsing"].ravel(), minlength=20))
         assert r["native_label_set"] == "lip" and r["backend"] == "geometric"
         per_class = iou(r["parsing"], fig.truth)
