@@ -34,11 +34,22 @@ chromaticity under shading; :class:`ColourModel`: Gaussian mixtures with a covar
       oval above the eyes, or without an oval above the forehead);
     - shoes: the feet's (below the ankles) pixels that are neither skin nor bottom.
 
+    An image without colour (grayscale, 16-bit grayscale, a grayscale image saved in colour:
+    :func:`shows_colour`) is parsed from lightness alone (:class:`Evidence`, :data:`LUMINANCE`):
+    a and b are set to 0, a zone's pixels sample a garment, hair or shoe from one standard
+    deviation off the skin model, and the in-shop garment's lightness is matched as it is. Local
+    texture (the lightness' standard deviation in a window) as a second feature was measured and
+    lowered the sample's grayscale mIoU, so it is not used; the leg hems and the bare-torso cost
+    below carry what per-pixel lightness cannot.
+
 Labels
     Each pixel takes the material of least cost: its colour's negative log-density, averaged
     over a window ~1.5% of the image height, plus :data:`PRIOR` (hair only on the head and
     upper torso, shoes only on the legs and feet and cheapest below the ankles, the bottom never
-    on the head or on an arm). Garment pixels of the torso and legs split at the torso
+    on the head or on an arm; skin on the torso below the neckline, torso coordinate NECKLINE,
+    costs BARE_TORSO more). On each leg the garment then ends at one hem (:func:`leg_hems`: the
+    garment covers the leg from the hip down, the hems of both legs alike, clear evidence
+    otherwise kept). Garment pixels of the torso and legs split at the torso
     coordinate (:func:`waist_cut`) that best separates the top's colours above from the bottom's
     below (with a weak prior for the hips, which decides between garments of one colour); arms
     and head keep the top. Then:
@@ -147,6 +158,46 @@ SKIN_PRIOR = (np.array([60.0, 10.0, 18.0]), np.array([22.0, 5.0, 9.0]))
 CHI2_3_99 = 11.34  # 99% quantile of chi-square with 3 degrees of freedom
 CLEAR_SKIN = 2.0  # squared Mahalanobis distance within which a crown pixel is clearly skin
 MIN_SAMPLES = 24  # fewest pixels a colour model is fitted on
+#: CIE Lab chroma (sqrt(a^2 + b^2)) that the 90th percentile of a person's pixels stays below when
+#: the image has no colour (:func:`shows_colour`; colour photos of the sample: 15 or more)
+NO_COLOUR_CHROMA = 5.0
+NECKLINE, BARE_TORSO = 0.15, 1.0  # torso coordinate below which skin on the torso costs BARE_TORSO nats more
+HEM_WEIGHT = 1.0  # nats per pixel per squared difference between the two legs' hems (:func:`leg_hems`)
+HEM_EVIDENCE = 6.0  # nats per pixel by which a leg pixel's cost must favour a material for it to keep that material across its hem
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a pixel's features tell apart, and the sampling thresholds that follow from it.
+
+    ``colour``: CIE Lab, where skin, garments and hair differ in chromaticity whatever the
+    shading. ``luminance`` (an image without colour: :func:`shows_colour`): lightness alone (a and
+    b set to 0), where one surface's shading spans about as much lightness as the difference
+    between skin and most garments, so a zone's pixels sample a garment, hair or shoe model from
+    one standard deviation off the skin model, no mixture component is dropped for being near the
+    skin's lightness, and the in-shop garment's lightness is matched as it is.
+    """
+
+    colour: bool
+    not_skin: float  # squared Mahalanobis distance from skin beyond which a chest or thigh pixel samples a garment
+    clear_skin: float  # ... within which a crown or foot pixel is skin (left out of the hair and shoe samples)
+    drop_skin_components: bool  # garment mixture components of the skin's colour are dropped (:meth:`ColourModel.without`)
+    shop_lightness_tolerance: float  # :meth:`ColourModel.lightness_tolerant` factor of the in-shop garment's model
+
+    def features(self, lab: np.ndarray) -> np.ndarray:
+        """(N, 3) :func:`colour_features` as this evidence sees them: unchanged, or with a and b
+        set to 0 (without colour they are noise)."""
+        return lab if self.colour else lab * np.array([1.0, 0.0, 0.0])
+
+    @property
+    def skin_prior(self) -> ColourModel:
+        """The generic skin model :data:`SKIN_PRIOR`, its chromaticity 0 without colour."""
+        mean, std = SKIN_PRIOR
+        return ColourModel.gaussian(self.features(mean[None])[0], std)
+
+
+COLOUR = Evidence(colour=True, not_skin=CHI2_3_99, clear_skin=CLEAR_SKIN, drop_skin_components=True, shop_lightness_tolerance=3.0)
+LUMINANCE = Evidence(colour=False, not_skin=1.0, clear_skin=1.0, drop_skin_components=False, shop_lightness_tolerance=1.0)
 
 
 class MissingKeypointsError(ValueError):
@@ -186,6 +237,15 @@ def colour_features(image: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     lab[..., 1:] *= 50.0 / (lab[..., :1] + 16.0)
     return lab
+
+
+def shows_colour(image: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the person's pixels (``mask`` (H, W) bool of the RGB uint8 ``image``) show colour:
+    the 90th percentile of their CIE Lab chroma reaches NO_COLOUR_CHROMA. False for grayscale
+    images (equal channels: 8-bit or 16-bit grayscale decoded to RGB) and near-equal channels
+    (a grayscale image re-encoded in colour, a faint tint)."""
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[np.asarray(mask).astype(bool)]
+    return bool(len(lab)) and float(np.percentile(np.hypot(lab[:, 1], lab[:, 2]), 90)) >= NO_COLOUR_CHROMA
 
 
 @dataclass(frozen=True)
@@ -262,7 +322,7 @@ class ColourModel:
             return self
         return ColourModel(self.means[keep], self.covs[keep], self.weights[keep] / self.weights[keep].sum())
 
-    def lightness_tolerant(self, factor: float = 3.0) -> ColourModel:
+    def lightness_tolerant(self, factor: float) -> ColourModel:
         """The same model with the L standard deviation multiplied by ``factor`` (to match an
         in-shop photo's colours under the person image's different lighting)."""
         scale = np.array([factor, 1.0, 1.0])
@@ -470,14 +530,14 @@ def densepose_parts(mask: np.ndarray, densepose_i: np.ndarray) -> np.ndarray:
 # -- colour models and labels ------------------------------------------------------------------
 
 
-def skin_model(lab: np.ndarray, pixels: np.ndarray, trusted: bool) -> ColourModel:
+def skin_model(lab: np.ndarray, pixels: np.ndarray, trusted: bool, prior: ColourModel) -> ColourModel:
     """Skin colours from the (N, 3) ``lab`` colours of the ``pixels`` (N,) bool: the face oval
-    (``trusted``) or places skin usually shows (face centre, hands: only the colours that
-    :data:`SKIN_PRIOR` accepts). A 3-component mixture is fitted to those with L between their
-    10th and 95th percentiles (no eyes, brows, nostrils, shadows or highlights) and its heaviest
-    component whose mean the prior accepts (the heaviest if none) is the skin (lips, hair,
-    sleeves fall in the others); the prior itself without enough pixels."""
-    prior = ColourModel.gaussian(*SKIN_PRIOR)
+    (``trusted``) or places skin usually shows (face centre, hands: only the colours that the
+    generic skin model ``prior``, :attr:`Evidence.skin_prior`, accepts). A 3-component mixture is
+    fitted to those with L between their 10th and 95th percentiles (no eyes, brows, nostrils,
+    shadows or highlights) and its heaviest component whose mean the prior accepts (the heaviest
+    if none) is the skin (lips, hair, sleeves fall in the others); the prior itself without
+    enough pixels."""
     x = lab[pixels]
     if not trusted:
         x = x[prior.near(x)]
@@ -531,22 +591,23 @@ def colour_models(
     skin: ColourModel,
     garment: np.ndarray | None,
     category: str | None,
+    evidence: Evidence = COLOUR,
 ) -> Models:
     """Fit the person's models from its pixels: ``lab`` (N, 3), their ``zone`` (N,) (a
     :class:`Part` or CROWN), torso coordinate ``torso_t`` (N,), hip-to-ankle fraction ``leg_f``
     (N,) (nan off the legs); ``garment`` (M, 3) in-shop Lab colours or None; ``category``
-    upper_body | lower_body | dresses | None.
+    upper_body | lower_body | dresses | None; the sampling thresholds of ``evidence``.
 
     ``one_colour`` tells whether the top and bottom have the same colours (:func:`_same_garment`).
     """
     torso = zone == Part.TORSO
     chest = torso & (torso_t >= CHEST[0]) & (torso_t <= CHEST[1])
     thighs = np.isin(zone, (Part.R_LEG, Part.L_LEG)) & (leg_f >= THIGHS[0]) & (leg_f <= THIGHS[1])
-    not_skin = ~skin.near(lab)
+    not_skin = ~skin.near(lab, evidence.not_skin)
     ref = ColourModel.fit(garment, components=3) if garment is not None else None
     role = None
     if ref is not None:
-        ref = ref.lightness_tolerant()
+        ref = ref.lightness_tolerant(evidence.shop_lightness_tolerance)
         matches = ref.near(lab) & (ref.nll(lab) < skin.nll(lab))
         role = {"lower_body": "bottom", "dresses": "dress"}.get(category or "", "top")
     if role == "bottom":
@@ -561,11 +622,12 @@ def colour_models(
         bottom_samples = lab[thighs & not_skin]
         bottom = ColourModel.fit(bottom_samples, components=3)
     top = ColourModel.fit(top_samples, components=3)
-    top, bottom = (m.without(skin) if m is not None else None for m in (top, bottom))  # skin slipped into the samples
+    if evidence.drop_skin_components:  # skin slipped into the samples
+        top, bottom = (m.without(skin) if m is not None else None for m in (top, bottom))
     one_colour = top is not None and bottom is not None and _same_garment(top, top_samples, bottom, bottom_samples)
     crown = lab[zone == CROWN]
-    hair = ColourModel.fit(crown[~skin.near(crown, CLEAR_SKIN)], components=2)
-    feet = np.isin(zone, (Part.R_FOOT, Part.L_FOOT)) & ~skin.near(lab, CLEAR_SKIN)
+    hair = ColourModel.fit(crown[~skin.near(crown, evidence.clear_skin)], components=2)
+    feet = np.isin(zone, (Part.R_FOOT, Part.L_FOOT)) & ~skin.near(lab, evidence.clear_skin)
     shoe = ColourModel.fit(lab[feet & _not(bottom, lab)], components=2) or ColourModel.fit(lab[feet], components=2)
     return Models(skin, hair, top, bottom, shoe, one_colour)
 
@@ -594,6 +656,41 @@ def waist_cut(torso_t: np.ndarray, top_cost: np.ndarray, bottom_cost: np.ndarray
     above = np.searchsorted(t, cuts)  # pixels [0, above) are above the cut
     prior = WAIST_WEIGHT * len(t) * np.square(cuts - WAIST)
     return float(cuts[np.argmin(top[above] + bottom[-1] - bottom[above] + prior)])
+
+
+def leg_hems(material: np.ndarray, cost: np.ndarray, part: np.ndarray, leg_f: np.ndarray, cap: float = 30.0, step: float = 0.01) -> np.ndarray:
+    """(N,) materials with the legs' garment ending at one hem per leg: each leg's skin and
+    garment pixels (``part`` (N,) the leg's, ``material`` (N,) SKIN or GARMENT) become garment
+    above the leg's hem and skin below it, unless their ``cost`` (4, N) nats favours the other
+    material by more than HEM_EVIDENCE (clear evidence: shoes where no ankle locates the feet).
+    The hems (fractions of the hip -> ankle path, ``leg_f`` (N,), on a ``step`` grid in [0, 1]: 0
+    bare legs, 1 trousers to the ankle) are those of least total cost: GARMENT's above and SKIN's
+    below, each pixel's capped at ``cap``, plus HEM_WEIGHT nats per pixel times the squared
+    difference between the two hems (one garment covers both legs alike, which decides where the
+    costs cannot). Where lightness alone cannot tell skin from cloth, the evidence of the whole
+    leg decides each pixel. Unchanged when a leg has fewer than MIN_SAMPLES such pixels or either
+    material is not allowed on some of them."""
+    hems = np.arange(0.0, 1.0 + step / 2, step)
+    legs = []
+    for side in (Part.R_LEG, Part.L_LEG):
+        on = np.flatnonzero((part == side) & np.isin(material, (Material.SKIN, Material.GARMENT)))
+        garment, skin = cost[Material.GARMENT, on], cost[Material.SKIN, on]
+        if len(on) < MIN_SAMPLES or not (np.isfinite(garment).all() and np.isfinite(skin).all()):
+            return material
+        order = np.argsort(leg_f[on])
+        above = np.searchsorted(leg_f[on][order], hems)  # pixels [0, above) are above the hem
+        garment_sum = np.concatenate([[0.0], np.cumsum(np.minimum(garment[order], cap))])
+        skin_sum = np.concatenate([[0.0], np.cumsum(np.minimum(skin[order], cap))])
+        legs.append((on, garment_sum[above] + skin_sum[-1] - skin_sum[above]))
+    (right, right_cost), (left, left_cost) = legs
+    total = right_cost[:, None] + left_cost[None, :] + HEM_WEIGHT * (len(right) + len(left)) * np.square(hems[:, None] - hems[None, :])
+    i, j = np.unravel_index(np.argmin(total), total.shape)
+    out = material.copy()
+    for on, hem in ((right, hems[i]), (left, hems[j])):
+        skin_over_garment = cost[Material.SKIN, on] - cost[Material.GARMENT, on]
+        garment = np.where(leg_f[on] < hem, skin_over_garment > -HEM_EVIDENCE, skin_over_garment > HEM_EVIDENCE)
+        out[on] = np.where(garment, Material.GARMENT, Material.SKIN)
+    return out
 
 
 def _midline_cover(garment: np.ndarray, skeleton: Skeleton) -> float | None:
@@ -707,8 +804,9 @@ def parse_person(
     ``face_mask`` (H, W) {0, 1} face oval or None; ``densepose_i`` (H, W) DensePose part ids
     (body parts from it instead of the keypoints) or None; ``garments`` (M, 3) colours of each
     paired in-shop garment (:func:`garment_colours`); ``category`` of the garment (upper_body |
-    lower_body | dresses | None). :class:`MissingKeypointsError` when the keypoints do not locate
-    the torso.
+    lower_body | dresses | None). An image whose person shows no colour (:func:`shows_colour`) is
+    parsed from lightness alone (:data:`LUMINANCE`). :class:`MissingKeypointsError` when the
+    keypoints do not locate the torso.
     """
     mask = np.asarray(mask).astype(bool)
     h, w = mask.shape
@@ -726,7 +824,8 @@ def parse_person(
     ys, xs = np.nonzero(mask)
     points = np.column_stack([xs, ys]).astype(np.float64)
     part, arm, on_arm = _body_parts(mask, points, sk, densepose_i)
-    lab = colour_features(image)[ys, xs].astype(np.float64)
+    evidence = COLOUR if shows_colour(image, mask) else LUMINANCE
+    lab = evidence.features(colour_features(image)[ys, xs].astype(np.float64))
     torso_t = sk.torso_coordinate(points)
     leg_f = _leg_fraction(points, part, sk)
 
@@ -740,19 +839,19 @@ def parse_person(
         band = 2 * max(1, round(0.12 * (face_box[3] - face_box[1]))) + 1
         off_face = ~cv2.dilate(face.astype(np.uint8), np.ones((band, band), np.uint8))[ys, xs].astype(bool)
         zone[head & off_face & (points[:, 1] < face_box[1] + 0.45 * (face_box[3] - face_box[1]))] = CROWN
-        skin = skin_model(lab, face[ys, xs], trusted=True)
+        skin = skin_model(lab, face[ys, xs], trusted=True, prior=evidence.skin_prior)
     else:
         eyes_y = sk.eyes_y()
         zone[head & (points[:, 1] < eyes_y - 0.6 * sk.head_radius)] = CROWN
         centre = np.array([sk.xy[NOSE, 0] if sk.detected[NOSE] else sk.head[0], eyes_y + 0.3 * sk.head_radius])
         face_centre = head & (np.square((points - centre) / (np.array([0.5, 0.55]) * sk.head_radius)).sum(1) < 1)
         hands = np.isin(part, (Part.R_ARM, Part.L_ARM)) & (_limb_end(points, part, sk) > 0.8)
-        plausible = ColourModel.gaussian(*SKIN_PRIOR).near(lab)
+        plausible = evidence.skin_prior.near(lab)
         # where skin shows, in order: the face centre, the hands, the head
         skin_pixels = next((s for s in (face_centre, hands) if (s & plausible).sum() >= MIN_SAMPLES), head)
-        skin = skin_model(lab, skin_pixels, trusted=False)
-    garment = np.concatenate(garments) if len(garments) else None
-    models = colour_models(lab, zone, torso_t, leg_f, skin, garment, category)
+        skin = skin_model(lab, skin_pixels, trusted=False, prior=evidence.skin_prior)
+    garment = evidence.features(np.concatenate(garments)) if len(garments) else None
+    models = colour_models(lab, zone, torso_t, leg_f, skin, garment, category, evidence)
 
     # materials: least colour cost (smoothed over a window ~1.5% of the image height) + prior
     lower = (part != Part.HEAD) & ~on_arm  # where the bottom may be
@@ -760,8 +859,10 @@ def parse_person(
     cost = smooth(nll, ys, xs, mask, 2 * max(1, round(h / 128)) + 1) + PRIOR[:, zone]
     cost[absent] = np.inf
     cost[Material.HAIR] += np.where((part != Part.HEAD) & (torso_t > HAIR_LOWEST), np.inf, 0.0)
+    cost[Material.SKIN] += np.where((zone == Part.TORSO) & (torso_t > NECKLINE), BARE_TORSO, 0.0)
     material = np.argmin(cost, axis=0)
     material[~np.isfinite(cost.min(0))] = Material.SKIN  # nothing allowed fits: bare skin
+    material = leg_hems(material, cost, part, leg_f)
 
     # garments: the top above the waist cut (and on the arms and head), the bottom below it
     garment_px = material == Material.GARMENT
