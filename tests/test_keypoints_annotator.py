@@ -18,6 +18,7 @@ from vtonpipe.models import mediapipe_models
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.synth import write_sample
 from vtonpipe.vis import drawers
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512 x 600 portrait
@@ -134,18 +135,43 @@ def test_run_stage_grayscale_rgba_tiny_and_blank(build, stage):
 
 
 def test_one_pose_model_per_worker(monkeypatch, tmp_path):
-    built = []
-    real = mediapipe_models.PoseLandmarker.__init__
+    built = {"pose": [], "people": []}
 
-    def counting_init(self, **kwargs):
-        built.append(kwargs)
-        real(self, **kwargs)
+    def counting(cls, name):
+        real = cls.__init__
 
-    monkeypatch.setattr(mediapipe_models.PoseLandmarker, "__init__", counting_init)
+        def init(self, **kwargs):
+            built[name].append(kwargs)
+            real(self, **kwargs)
+
+        return init
+
+    for name, cls in (("pose", mediapipe_models.PoseLandmarker), ("people", mediapipe_models.PeopleCounter)):
+        monkeypatch.setattr(cls, "__init__", counting(cls, name))
     img = grace()
     build = make_build(tmp_path, [(img, img[:, ::-1], garment_image(0))])
     res = run_stage(build, "keypoints", batch_size=1, show_progress=False)
-    assert res.computed == 2 and len(built) == 1
+    assert res.computed == 2 and len(built["pose"]) == len(built["people"]) == 1
+
+
+@pytest.fixture(scope="module")
+def sample_people(tmp_path_factory) -> list[np.ndarray]:
+    """The pose-A photos (256 x 192) of the first two people of ``vtonpipe sample --seed 0``."""
+    root = tmp_path_factory.mktemp("people") / "raw"
+    write_sample(root, people=2, seed=0)
+    return [np.asarray(Image.open(root / "all" / f"S000{i}@0=person_whole_front.jpg").convert("RGB")) for i in (0, 1)]
+
+
+def test_num_people_counts_several_people(sample_people):
+    """Pose sees one person; the row counts the people: 1 on each render, 2 on both side by side,
+    2 on two copies of the grace_hopper portrait."""
+    backend = MediaPipeKeypoints()
+    backend.ensure_setup()
+    first, second = sample_people
+    images = [first, second, np.hstack([first, second]), np.hstack([grace(), grace()])]
+    rows = backend.annotate([item(i) for i in images], ctx=None)
+    assert [r["num_people"] for r in rows] == [1, 1, 2, 2]
+    assert all(r["people"].shape == (1, 18, 3) for r in rows)  # keypoints of the main person only
 
 
 def test_keypoints_drawing(build, stage):
