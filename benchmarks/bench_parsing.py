@@ -75,9 +75,9 @@ def algorithm(build: Path, items: list[ImageItem], densepose: bool) -> float:
     inputs = []
     for item in items:
         pm = ctx.annotation("person_mask", item.image_id)
-        garments = [garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g)["mask"]) for g in ctx.garments_of(item.image_id)]
-        iuv = ctx.annotation("densepose", item.image_id)["iuv"][..., 0] if densepose else None
-        inputs.append((item.image, pm["mask"], ctx.annotation("keypoints", item.image_id)["keypoints"], pm["face_mask"], iuv, garments))
+        garments = [garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g).mask) for g in ctx.garments_of(item.image_id)]
+        iuv = ctx.annotation("densepose", item.image_id).iuv[..., 0] if densepose else None
+        inputs.append((item.image, pm.mask, ctx.annotation("keypoints", item.image_id).keypoints, pm.face_mask, iuv, garments))
     t0 = time.perf_counter()
     for image, mask, keypoints, face, iuv, garments in inputs:
         parse_person(image, mask, keypoints, face_mask=face, densepose_i=iuv, garments=garments)

@@ -10,7 +10,6 @@ from PIL import Image
 
 from vtonpipe.cli import main
 
-
 #: every command, and what its --help must name: the files it writes (or that it writes nothing)
 WRITES = {
     ("sample",): ("OUT/all/*.jpg", "all_poseA_poseB_clothes.txt"),

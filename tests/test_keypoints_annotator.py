@@ -19,6 +19,7 @@ from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.ingest import ingest
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader
+from vtonpipe.synth import write_sample
 from vtonpipe.vis import DRAWERS
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512 x 600 portrait
@@ -87,11 +88,11 @@ def test_mediapipe_on_grace_hopper_finds_face_and_shoulders():
     backend = MediaPipeKeypoints()
     backend.ensure_setup()
     (rec,) = backend.annotate([item(grace())], ctx=None)
-    check_grace_keypoints(rec["keypoints"])
-    assert rec["num_people"] == 1 and rec["people"].shape == (1, 18, 3)
-    np.testing.assert_array_equal(rec["people"][0], rec["keypoints"])
-    found = rec["keypoints"][:, 2] > 0
-    assert rec["score"] == pytest.approx(rec["keypoints"][found, 2].mean())
+    check_grace_keypoints(rec.keypoints)
+    assert rec.num_people == 1 and rec.people.shape == (1, 18, 3)
+    np.testing.assert_array_equal(rec.people[0], rec.keypoints)
+    found = rec.keypoints[:, 2] > 0
+    assert rec.score == pytest.approx(rec.keypoints[found, 2].mean())
 
 
 def test_mediapipe_keypoints_follow_the_pixel_convention():
@@ -103,12 +104,12 @@ def test_mediapipe_keypoints_follow_the_pixel_convention():
     backend = MediaPipeKeypoints()
     backend.ensure_setup()
     (rec,) = backend.annotate([item(img)], ctx=None)
-    raw = rec["landmarks_mp33"]
+    raw = rec.landmarks_mp33
     np.testing.assert_allclose(raw[:, 0], [p.x * w - 0.5 for p in lms], atol=1e-3)
     np.testing.assert_allclose(raw[:, 1], [p.y * h - 0.5 for p in lms], atol=1e-3)
     np.testing.assert_allclose(raw[:, 2], [p.z * w for p in lms], atol=1e-3)
     np.testing.assert_allclose(raw[:, 3], [p.visibility for p in lms], atol=1e-6)
-    kp = rec["keypoints"]
+    kp = rec.keypoints
     for coco, mp_index in ((0, 0), (2, 12), (5, 11), (14, 5), (15, 2), (16, 8), (17, 7)):
         np.testing.assert_array_equal(kp[coco], raw[mp_index, [0, 1, 3]])
     np.testing.assert_allclose(kp[1], [*(raw[11, :2] + raw[12, :2]) / 2, min(raw[11, 3], raw[12, 3])], rtol=1e-6)
@@ -135,18 +136,43 @@ def test_run_stage_grayscale_rgba_tiny_and_blank(build, stage):
 
 
 def test_one_pose_model_per_worker(monkeypatch, tmp_path):
-    built = []
-    real = mediapipe_models.PoseLandmarker.__init__
+    built = {"pose": [], "people": []}
 
-    def counting_init(self, **kwargs):
-        built.append(kwargs)
-        real(self, **kwargs)
+    def counting(cls, name):
+        real = cls.__init__
 
-    monkeypatch.setattr(mediapipe_models.PoseLandmarker, "__init__", counting_init)
+        def init(self, **kwargs):
+            built[name].append(kwargs)
+            real(self, **kwargs)
+
+        return init
+
+    for name, cls in (("pose", mediapipe_models.PoseLandmarker), ("people", mediapipe_models.PeopleCounter)):
+        monkeypatch.setattr(cls, "__init__", counting(cls, name))
     img = grace()
     build = make_build(tmp_path, [(img, img[:, ::-1], garment_image(0))])
     res = run_stage(build, StageConfig("keypoints", batch_size=1), show_progress=False)
-    assert res.computed == 2 and len(built) == 1
+    assert res.computed == 2 and len(built["pose"]) == len(built["people"]) == 1
+
+
+@pytest.fixture(scope="module")
+def sample_people(tmp_path_factory) -> list[np.ndarray]:
+    """The pose-A photos (256 x 192) of the first two people of ``vtonpipe sample --seed 0``."""
+    root = tmp_path_factory.mktemp("people") / "raw"
+    write_sample(root, people=2, seed=0)
+    return [np.asarray(Image.open(root / "all" / f"S000{i}@0=person_whole_front.jpg").convert("RGB")) for i in (0, 1)]
+
+
+def test_num_people_counts_several_people(sample_people):
+    """Pose sees one person; the row counts the people: 1 on each render, 2 on both side by side,
+    2 on two copies of the grace_hopper portrait."""
+    backend = MediaPipeKeypoints()
+    backend.ensure_setup()
+    first, second = sample_people
+    images = [first, second, np.hstack([first, second]), np.hstack([grace(), grace()])]
+    records = backend.annotate([item(i) for i in images], ctx=None)
+    assert [r.num_people for r in records] == [1, 1, 2, 2]
+    assert all(r.people.shape == (1, 18, 3) for r in records)  # keypoints of the main person only
 
 
 def test_keypoints_drawing(build, stage):

@@ -203,7 +203,7 @@ def test_threshold_param_and_bad_params():
         backend = SelfieMask({"threshold": threshold})
         backend.ensure_setup()
         (rec,) = backend.annotate([item], ctx=None)
-        areas.append(rec["area_fraction"])
+        areas.append(rec.area_fraction)
     assert areas[0] > areas[1] > areas[2] > 0.3
     with pytest.raises(ValueError, match="unknown params"):
         MediaPipePoseMask({"model_selection": 1})

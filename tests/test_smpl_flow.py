@@ -261,14 +261,14 @@ def test_drawing_of_a_stored_pair(tmp_path, body):
     run_stage(build, StageConfig("body", "test-known"), show_progress=False)
     run_stage(build, StageConfig("smpl_flow"), show_progress=False)
     ctx = AnnotationContext(build)
-    record = ctx.reader("smpl_flow").get(pair["pair_id"])
+    record = ctx.reader("smpl_flow").record(pair["pair_id"])
     target = ctx.load_image(pair["target_image_id"])
-    picture = draw_smpl_flow(target, {**record, "_ctx": ctx})
+    picture = draw_smpl_flow(target, record, {"source": ctx.load_image(pair["source_image_id"]), "target": target})
     assert picture.dtype == np.uint8 and picture.shape == (H, 3 * W, 3)
     colours, warped, states = np.split(picture, 3, axis=1)
-    vis = record["visibility"]
+    vis = record.visibility
     assert (colours[vis == BACKGROUND] == 255).all() and (colours[vis != BACKGROUND] != 255).any(-1).mean() > 0.9
-    moved = warp_source(ctx.load_image(pair["source_image_id"]), record["flow"])
+    moved = warp_source(ctx.load_image(pair["source_image_id"]), record.flow)
     np.testing.assert_array_equal(warped[vis == VISIBLE], moved[vis == VISIBLE])
     np.testing.assert_array_equal(states[vis == HIDDEN], np.tile([220, 40, 40], ((vis == HIDDEN).sum(), 1)))
     assert render_show(build, pair["pair_id"], height=128).shape[0] == 128 + 20

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from vtonpipe.models.warp.tps import TPSConfig, TPSLossConfig, TPSOutput, TPSWarp, conductible_cycle_loss, tps_losses
+from vtonpipe.models.warp.tps import (
+    TPSConfig,
+    TPSLossConfig,
+    TPSOutput,
+    TPSWarp,
+    conductible_cycle_loss,
+    tps_losses,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

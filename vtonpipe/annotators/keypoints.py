@@ -6,7 +6,16 @@ Backends:
   COCO-18 (:func:`~vtonpipe.converters.keypoints.mp33_to_coco18`); confidence is MediaPipe's
   visibility. Points with visibility below ``min_visibility`` (default 0.5, the threshold
   MediaPipe's own drawing uses) or outside the image are reported undetected (0, 0, 0); the raw
-  landmarks are kept in ``landmarks_mp33`` whatever their visibility.
+  landmarks are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
+  ``people`` holds that one and ``num_people`` is counted by models that see several
+  (:class:`~vtonpipe.models.mediapipe_models.PeopleCounter`: MediaPipe's full-range face
+  detector and Selfie Segmentation on square tiles; a person counts by a face or a person-size
+  silhouette, :mod:`vtonpipe.models.people`), at least 1. ``benchmarks/bench_people_count.py``:
+  on the sample's 256 x 192 person photos composed side by side it counts 1, 2, 3 and 4 people
+  right on 48 of 48 images each (Pose itself finds no person on 7 of the 48 four-person 256 x 768
+  images: those fail ``no_person``); with two people overlapping (one pasted over the other, 0.7,
+  0.5, 0.35 of a width apart) it counts 2 on 41, 38, 32 of 48 (the silhouettes merge, and both
+  faces must then be found). The count costs about 30-50 ms per image of up to 512 x 600 px.
 - ``openpose-caffe``: CMU's COCO model through OpenCV DNN (user brings the prototxt + caffemodel).
 - ``openpose-torch``: the PyTorch port's ``body_pose_model.pth`` (user brings it).
   Both OpenPose backends decode several people with part affinity fields
@@ -14,8 +23,9 @@ Backends:
   peak. Single scale by default (``scales: [1.0]`` at ``input_height`` 368); CMU's demo averages
   ``[0.5, 1.0, 1.5, 2.0]``.
 
-Several people: the main one maximises :func:`~vtonpipe.models.nets.openpose.main_person_score`
-(size x centrality); ``people`` holds all of them, the main first. No person ->
+Several people (OpenPose): the main one maximises
+:func:`~vtonpipe.models.nets.openpose.main_person_score` (size x centrality); ``people`` holds
+all of them, the main first, and ``num_people`` is their number. No person ->
 ``AnnotationFailure("no_person")``.
 """
 
@@ -35,7 +45,7 @@ from ..core import (
     Requirements,
     WeightFile,
 )
-from ..models.nets.mediapipe import PoseLandmarker
+from ..models.nets.mediapipe import PeopleCounter, PoseLandmarker
 from ..models.nets.openpose import (
     CaffePoseNet,
     PoseNet,
@@ -79,11 +89,17 @@ OPENPOSE_TORCH = WeightFile(
 )
 
 
-def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | None = None) -> KeypointsRecord:
-    """The record of ranked poses (main first)."""
+def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | None = None, num_people: int | None = None) -> KeypointsRecord:
+    """The record of ranked poses (main first); ``num_people`` the people in the image (default:
+    the poses)."""
     main = people[0]
     return KeypointsRecord(
-        keypoints=main, people=np.stack(people), num_people=len(people), score=score, bbox=keypoint_bbox(main), landmarks_mp33=landmarks
+        keypoints=main,
+        people=np.stack(people),
+        num_people=len(people) if num_people is None else num_people,
+        score=score,
+        bbox=keypoint_bbox(main),
+        landmarks_mp33=landmarks,
     )
 
 
@@ -91,13 +107,14 @@ def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | 
 class MediaPipeKeypoints(Backend):
     spec = SPEC
     name = "mediapipe"
-    version = "1"
+    version = "2"
     requirements = Requirements(packages=("mediapipe",))
     default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5}
-    doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence."
+    doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence; people counted from faces and silhouettes."
 
     def setup(self) -> None:
         self._pose = PoseLandmarker(min_detection_confidence=self.params["min_detection_confidence"])
+        self._people = PeopleCounter(min_detection_confidence=self.params["min_detection_confidence"])
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
         res = self._pose(item.image)
@@ -108,7 +125,7 @@ class MediaPipeKeypoints(Backend):
         found = kp[:, 2] > 0
         if not found.any():
             raise AnnotationFailure("no_person", f"no COCO-18 point inside the image with visibility >= {self.params['min_visibility']}")
-        return _record([kp], float(kp[found, 2].mean()), res.landmarks)
+        return _record([kp], float(kp[found, 2].mean()), res.landmarks, max(1, self._people(item.image)))
 
 
 class _OpenPoseBackend(Backend):

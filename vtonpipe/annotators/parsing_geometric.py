@@ -39,10 +39,10 @@ BODY_PARTS = ("keypoints", "densepose")
 class GeometricParsing(Backend):
     spec = PARSING_SPEC
     name = "geometric"
-    version = "2"
+    version = "3"
     requirements = Requirements(packages=("cv2", "scipy"))
     default_params = {"body_parts": "keypoints", "min_person_fraction": 0.01}
-    doc = "Offline: person mask + face oval, body parts from keypoints or DensePose, Lab colour models (skin, hair, in-shop garment)."
+    doc = "Offline: person mask + face oval, body parts from keypoints or DensePose, Lab colour models (skin, hair, in-shop garment); lightness alone on grayscale."
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, device: str = "cpu"):
         super().__init__(params, device=device)

@@ -9,8 +9,13 @@ SCHEMA = annotation_schema(
     "image",
     (
         Field("keypoints", "float32", (18, 3), doc="main person, COCO-18 order: x, y px (pixel centres at integers), confidence; (0, 0, 0) undetected"),
-        Field("people", "float32", ("N", 18, 3), doc="every person detected, as keypoints, the main person first"),
-        Field("num_people", "int32", doc="people detected (>= 1); MediaPipe detects one at most"),
+        Field("people", "float32", ("N", 18, 3), doc="keypoints of every person whose pose was found, the main person first (mediapipe: the main person only)"),
+        Field(
+            "num_people",
+            "int32",
+            doc="people in the image (>= 1): openpose the poses decoded (= N); mediapipe counted from faces and person-size silhouettes "
+            "(vtonpipe.models.people; may exceed N); groundtruth 1 (the sample shows one person)",
+        ),
         Field("score", "float32", doc="main person's score: mediapipe mean confidence of its points; openpose (part + limb scores) / parts"),
         Field("bbox", "float32", (4,), doc="x0, y0, x1, y1 px of the main person's detected keypoints"),
         Field("landmarks_mp33", "float32", (33, 4), nullable=True, doc="mediapipe only: the 33 raw landmarks x px, y px, z px (z x W, hip-midpoint origin, smaller = closer), visibility"),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..classical.people import count_people, merge_detections, square_tiles
+
 
 def _rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -162,15 +164,49 @@ class FaceDetector:
 
         self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_detection_confidence)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray | None:
-        """(4,) float64 box x0, y0, x1, y1 px (edges) of the most confident face; None without one."""
+    def detections(self, image: np.ndarray) -> np.ndarray:
+        """(K, 5) float64 every face found: box x0, y0, x1, y1 px (edges) and score, most confident first."""
         image = _rgb(image)
         h, w = image.shape[:2]
         res = self._detector.process(image)
-        if not res.detections:
-            return None
-        b = max(res.detections, key=lambda d: d.score[0]).location_data.relative_bounding_box
-        return np.array([b.xmin, b.ymin, b.xmin + b.width, b.ymin + b.height]) * [w, h, w, h] - 0.5
+        boxes = [(d.location_data.relative_bounding_box, d.score[0]) for d in res.detections or ()]
+        out = np.array([(b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h, s) for b, s in boxes], np.float64).reshape(-1, 5)
+        out[:, :4] -= 0.5
+        return out[np.argsort(-out[:, 4], kind="stable")]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        """(4,) float64 box x0, y0, x1, y1 px (edges) of the most confident face; None without one."""
+        faces = self.detections(image)
+        return faces[0, :4] if len(faces) else None
+
+
+class PeopleCounter:
+    """The number of people in a photo (:func:`vtonpipe.models.classical.people.count_people`: faces and
+    person-size silhouettes) from two MediaPipe models that see several people, where Pose sees
+    one: :class:`FaceDetector` and :class:`SelfieSegmenter` (general model). Both run on each tile
+    of :func:`~vtonpipe.models.classical.people.square_tiles` (a wide group photo is cut into squares, which
+    the models see at full resolution); faces of overlapping tiles are merged
+    (:func:`~vtonpipe.models.classical.people.merge_detections`), the person probability is averaged where
+    tiles overlap and thresholded at ``threshold``."""
+
+    def __init__(self, min_detection_confidence: float = 0.5, threshold: float = 0.5):
+        self._faces = FaceDetector(min_detection_confidence)
+        self._segmenter = SelfieSegmenter(model_selection=0)
+        self._threshold = threshold
+
+    def __call__(self, image: np.ndarray) -> int:
+        """People in ``image`` (0 when neither a face nor a silhouette shows)."""
+        image = _rgb(image)
+        h, w = image.shape[:2]
+        prob, cover, faces = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32), []
+        for y0, x0, th, tw in square_tiles(h, w):
+            tile = np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw])
+            found = self._faces.detections(tile)
+            found[:, :4] += [x0, y0, x0, y0]
+            faces.append(found)
+            prob[y0 : y0 + th, x0 : x0 + tw] += self._segmenter(tile)
+            cover[y0 : y0 + th, x0 : x0 + tw] += 1.0
+        return count_people(merge_detections(np.concatenate(faces)), prob > self._threshold * cover)
 
 
 class FaceOval:
