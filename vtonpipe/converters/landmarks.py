@@ -21,7 +21,8 @@ id    name                           where
 6     neck_right                     front neckline, its rightmost point
 7     shoulder_left                  outer end of the left shoulder line (shoulder seam; on a
                                      sleeveless top the outer top corner of the armhole)
-8     armpit_left                    bottom of the left sleeve seam / armhole
+8     armpit_left                    bottom of the left sleeve seam (on a sleeveless top the
+                                     outer end of the armhole's bottom, at the side seam)
 9     upper_arm_exterior_left        left sleeve half way from the shoulder to the elbow joint,
                                      exterior (lateral) edge
 10    upper_arm_interior_left        ... interior (medial, towards the body) edge
@@ -41,8 +42,8 @@ id    name                           where
 24    lower_arm_interior_right
 25    sleeve_end_exterior_right
 26    sleeve_end_interior_right
-27    waist_left                     left side edge at the natural waist (the trunk's narrowest
-                                     height between the pelvis and the shoulders)
+27    waist_left                     left side edge at the waist line: :data:`WAIST_FRACTION` of
+                                     the way up from the hip joints to the shoulder joints
 28    waist_right
 29    hem_left                       bottom hem, left corner
 30    hem_middle                     bottom hem, centre front
@@ -60,11 +61,11 @@ has no such part, with x = y = 0. Which parts a garment has:
 
 - every upper garment (tops, coats, the top part of dresses) has 0-8, 17, 18 and 29-31; a
   dress's hem (29-31) is the bottom hem of its skirt;
-- waist points 27, 28 when the garment reaches below the natural waist (absent on cropped tops);
+- waist points 27, 28 when the garment reaches below the waist line (absent on cropped tops);
 - a sleeve point (9-14, 19-24) when the sleeve reaches past its position along the arm by at
   least :data:`SLEEVE_MARGIN` of the arm length (shoulder to wrist joint): a tee has the upper
   arm's points, a long sleeve all of them; the sleeve end (15, 16, 25, 26) whenever there is a
-  sleeve (absent on sleeveless tops, whose 7, 8 are the armhole's top and bottom).
+  sleeve (absent on sleeveless tops, whose 7, 8 are on the armhole).
 
 Garments without an upper part (trousers, shorts, skirts: Dress Code's ``lower_body``) have no
 landmarks under this definition; the ``landmarks`` annotator fails their images with the reason
@@ -125,6 +126,10 @@ NECK_FRACTIONS: dict[int, float] = {1: 1.0, 2: 0.5, 3: 0.15, 4: -0.15, 5: -0.5, 
 SLEEVE_SECTIONS = ("upper_arm", "elbow", "lower_arm", "sleeve_end")
 #: a sleeve point is present when the sleeve reaches this fraction of the arm length past it
 SLEEVE_MARGIN = 0.03
+#: the waist line's height, as a fraction of the way from the hip joints up to the shoulder joints
+#: (about where women's natural waist, the trunk's narrowest height, lies; a fixed proportion
+#: keeps it defined on trunks that do not narrow)
+WAIST_FRACTION = 0.45
 
 #: garment categories without an upper part (the sample's bottoms, Dress Code's ``lower_body``):
 #: their images have no landmarks

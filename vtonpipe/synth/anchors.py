@@ -4,7 +4,7 @@ Each landmark (:mod:`vtonpipe.converters.landmarks`) is a point of the person's 
 from the top's field (:func:`~vtonpipe.synth.garments.top_field`): on the boundary of the region
 (neckline, hem, cuffs, armholes; exact points where the interpolated field crosses zero on mesh
 edges) or at a vertex (shoulder seam ends, armpits, the sleeve at the upper arm, elbow and lower arm, the
-waist). An anchor is a blend of two
+waist line). An anchor is a blend of two
 vertices ``(1 - t) v_i + t v_j``, so it follows the body into any pose and onto the garment shell.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..converters.landmarks import NECK_FRACTIONS, NUM_LANDMARKS, SLEEVE_MARGIN, side_ids
+from ..converters.landmarks import NECK_FRACTIONS, NUM_LANDMARKS, SLEEVE_MARGIN, WAIST_FRACTION, side_ids
 from .fields import BodyFields
 
 
@@ -69,24 +69,11 @@ def _boundary(vertices: np.ndarray, faces: np.ndarray, field: np.ndarray) -> _Bo
     return _Boundary(a, b, t, pos, curve)
 
 
-def _natural_waist(fields: BodyFields) -> float:
-    """Height (m) of the natural waist: the narrowest slice of the trunk (arms and head left out)
-    between 20% and 60% of the way from the pelvis to the shoulder joints, in 1 cm slices
-    averaged over 5 cm."""
-    rest, j = fields.rest, fields.joints
-    trunk = (fields.arm < 0.5) & (fields.head + fields.neck < 0.5)
-    lo, hi = j["root"][2], j["upperarm01.L"][2]
-    slice_of = np.floor((rest[:, 2] - lo) / 0.01).astype(int)
-    count = int(np.ceil((hi - lo) / 0.01))
-    use = trunk & (slice_of >= 0) & (slice_of < count)
-    right, left = np.full(count, np.inf), np.full(count, -np.inf)
-    np.minimum.at(right, slice_of[use], rest[use, 0])
-    np.maximum.at(left, slice_of[use], rest[use, 0])
-    width = left - right
-    ok = np.isfinite(width)  # slices holding no vertex take their neighbours' width
-    width = np.convolve(np.interp(np.arange(count), np.flatnonzero(ok), width[ok]), np.ones(5) / 5, mode="same")
-    first, last = int(0.2 * count), int(0.6 * count)
-    return float(lo + 0.01 * (first + np.argmin(width[first:last]) + 0.5))
+def waist_height(fields: BodyFields) -> float:
+    """Height (m) of the waist line: ``WAIST_FRACTION`` of the way from the pelvis (anny's root
+    joint) up to the shoulder joints."""
+    lo, hi = fields.joints["root"][2], fields.joints["upperarm01.L"][2]
+    return float(lo + WAIST_FRACTION * (hi - lo))
 
 
 def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, category: str) -> Anchors:
@@ -96,7 +83,7 @@ def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, catego
 
     Which points the top has follows from the field: a sleeve point when the sleeve (the field's
     positive side on that arm) reaches past its position along the arm by ``SLEEVE_MARGIN`` of
-    the arm length; the waist points when the hem lies below the natural waist.
+    the arm length; the waist points when the hem lies below the waist line.
     """
     rest, j = fields.rest, fields.joints
     bd = _boundary(rest, faces, field)
@@ -144,7 +131,7 @@ def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, catego
     hem_z = on_curve(31, hem_curve, -x)[2]
 
     inside = field > 0
-    waist_z = _natural_waist(fields)
+    waist_z = waist_height(fields)
     if hem_z < waist_z - 0.01:
         torso = (fields.arm < 0.15) & (fields.leg < 0.15) & (fields.head + fields.neck < 0.15)
         waist_band = torso & inside & (np.abs(rest[:, 2] - waist_z) < 0.01)
@@ -157,8 +144,11 @@ def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, catego
         ids = side_ids("left" if s == 1 else "right")
         outward = np.array([s * np.cos(a0), 0.0, np.sin(a0)])  # perpendicular to the arm, up and out
         if category == "sleeveless":
+            # the armhole's top, and its bottom's outer end (where it meets the side seam)
             on_curve(ids["shoulder"], arm_curve[s], z)
-            on_curve(ids["armpit"], arm_curve[s], np.where(front, -z, -np.inf))
+            hole_front = front & (bd.curve == arm_curve[s])
+            bottom = hole_front & (z < z[hole_front].min() + 0.01)
+            on_curve(ids["armpit"], arm_curve[s], np.where(bottom, s * x, -np.inf))
             continue
         seam = inside & (np.abs(fields.arm - 0.5) < 0.15) & (fields.side == s)
         at_vertex(ids["shoulder"], seam, rest[:, 2])

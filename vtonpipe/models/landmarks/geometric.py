@@ -1,0 +1,374 @@
+"""Model-free estimates of the 32 garment landmarks (:mod:`vtonpipe.converters.landmarks`).
+
+Pure functions, arrays in, ``(32, 3)`` float32 out (x, y px in the pixel-centre frame, attribute
+0 visible / 1 occluded / 2 absent with x = y = 0), for a bootstrap labeller (the ``geometric``
+backend of the ``landmarks`` annotator) where no trained network is available.
+
+**Garment images** (:func:`garment_landmarks`, an upper garment seen from the front on a plain
+background, from its mask and pixels): the mask's outer contour, smoothed, is walked from each
+neck corner down to the hem's middle. Its highest points either side of the middle are the neck
+corners (1, 6) and the dip between them the collar's back (0); the sharpest concave corner of
+each side is the armpit (8, 18); the convex corners after it the hem corners (29, 31); before
+it, a sleeve when the contour stands out beyond the shoulder-armpit chord: its two sharpest
+convex corners the sleeve end's exterior and interior corners (15, 16 / 25, 26), the shoulder (7,
+17) the contour point farthest above the chord from the neck corner to the exterior corner, and
+the upper arm, elbow and lower arm (9-14 / 19-24) where lines across the sleeve axis meet the
+sleeve's edges, present when the sleeve reaches them (their positions along the arm are the
+anny body's proportions, :data:`ARM_SECTIONS`). Without a sleeve, the shoulder is the armhole's
+outer top corner. The waist (27, 28) is the narrowest point of the sides between armpits and
+hem, the hem's middle (30) the mask's bottom under the collar. The front neckline (2-5), inside
+the mask, is the edge below the neck opening where the darker inside of the garment's back
+meets its lit front: a dynamic-programming path between the neck corners maximising that
+vertical contrast. Every present point is visible (a front view).
+
+**Person images** (:func:`person_landmarks`): from the COCO-18 keypoints, the LIP parsing
+(upper clothes, dress and coat are the garment; arms, hair) and the person mask. The garment's
+torso is the garment pixels outside the arms' capsules; its top boundary near the neck is the
+neckline, the side walls at armpit height the armpits, its lower boundary the hem, its width at
+the natural waist (a fixed fraction of the way from shoulders to hips) the waist points. Along
+each arm (shoulder -> elbow -> wrist) the sleeve is the garment pixels on the arm's axis: the
+first bare-arm pixel is the sleeve end; a section point is present when the sleeve reaches past
+it, at the edges of the arm across the axis. Attributes: absent beyond the sleeve; occluded
+outside the image, where the pixel under the point is an arm (other than the sleeve the point
+is on), hair or not the garment, for the collar's back when the face is seen (and the front
+neckline when it is not: a back view), and for the far side's points when the body is turned
+more than :data:`TURN_HIDDEN` (shoulder width over torso height).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ...converters.landmarks import ABSENT, NECK_FRACTIONS, NUM_LANDMARKS, OCCLUDED, SLEEVE_MARGIN, VISIBLE, side_ids
+
+#: positions along the arm, as fractions of the shoulder-to-wrist joint distance, of the sleeve
+#: sections (anny's rest body: elbow at 0.55)
+ARM_SECTIONS = {"upper_arm": 0.28, "elbow": 0.55, "lower_arm": 0.78}
+#: proportions of the sample's anny bodies on in-shop garments, in torso widths (armpit to
+#: armpit): a point at fraction t of the arm lies ``ARM_AXIS[0] * t + ARM_AXIS[1]`` along the
+#: sleeve's axis from its root (the shoulder-armpit midpoint); how far inwards of the armpit the
+#: shoulder seam's end lies on a sleeved garment; the waist line's height below the armpits
+ARM_AXIS = (1.40, 0.03)
+SHOULDER_INSET = 0.03
+WAIST_BELOW_ARMPIT = 0.47
+#: the front neckline's path: most rows it moves per column, and the cost of each row moved
+NECK_SLOPE = 3
+NECK_TURN_COST = 0.02
+
+
+class NoGarmentError(ValueError):
+    """The mask or parsing holds no upper garment to put landmarks on."""
+
+
+# -- contours ----------------------------------------------------------------------------------
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask.astype(bool)
+    sizes = ndimage.sum(np.ones_like(labels), labels, range(1, n + 1))
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def outer_contour(mask: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 points on the outer boundary of the mask's largest component, clockwise on
+    the image (x right, y down), on the pixel edges: each boundary pixel centre moved half a
+    pixel outwards along the contour's normal."""
+    m = _largest_component(mask).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        raise NoGarmentError("empty mask")
+    c = max(contours, key=len)[:, 0, :].astype(np.float64)
+    # OpenCV's outer contours run counter-clockwise in the image; make them clockwise
+    if _signed_area(c) < 0:
+        c = c[::-1]
+    tangent = np.roll(c, -1, 0) - np.roll(c, 1, 0)
+    normal = np.stack([tangent[:, 1], -tangent[:, 0]], 1)  # outward for a clockwise (y-down) contour
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+    return c + 0.5 * normal
+
+
+def _signed_area(c: np.ndarray) -> float:
+    """Shoelace area, positive for a clockwise contour in image coordinates (y down)."""
+    x, y = c[:, 0], c[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def _smooth_closed(c: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter1d(c, sigma, axis=0, mode="wrap") if sigma > 0 else c
+
+
+def turning(c: np.ndarray, step: int) -> np.ndarray:
+    """(N,) signed turning angle (rad) at each point of a closed clockwise contour between the
+    chords to the points ``step`` before and after: positive at convex corners, negative at
+    concave ones."""
+    a = c - np.roll(c, step, 0)
+    b = np.roll(c, -step, 0) - c
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    dot = np.einsum("nd,nd->n", a, b)
+    return np.arctan2(cross, dot)
+
+
+def _path(n: int, start: int, end: int) -> np.ndarray:
+    """Indices from ``start`` to ``end`` (inclusive) going forwards round a closed contour of ``n``."""
+    return (start + np.arange((end - start) % n + 1)) % n
+
+
+# -- garment images ----------------------------------------------------------------------------
+@dataclass
+class _Side:
+    """One side of a garment's contour, from the neck corner to the hem's middle (indices into
+    the contour)."""
+
+    path: np.ndarray
+    armpit: int
+    hem_corner: int
+
+
+def _neckline_path(image: np.ndarray, mask: np.ndarray, left: np.ndarray, right: np.ndarray, top: np.ndarray) -> np.ndarray | None:
+    """The front neckline between the neck corners ``left`` (image left) and ``right`` (x, y):
+    for each column from one to the other, the y (px, on the pixel edge) where the darker inside
+    of the back above meets the lit front below. A dynamic-programming path maximising that
+    relative contrast, ends pinned near the corners, moving at most ``NECK_SLOPE`` rows per
+    column; None when the opening is under 3 columns wide."""
+    x0, x1 = int(np.ceil(left[0])), int(np.floor(right[0]))
+    if x1 - x0 < 3:
+        return None
+    h = mask.shape[0]
+    grey = ndimage.gaussian_filter(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64), 0.7)
+    cols = np.arange(x0, x1 + 1)
+    y_start = int(np.floor(min(left[1], right[1])))
+    rows = np.arange(y_start, min(h - 3, y_start + int(max(6, 1.6 * len(cols)))))
+    if len(rows) < 3:
+        return None
+    # contrast of a dark-above / bright-below edge between rows r and r + 1: the best over
+    # windows of 1 to 4 rows each side (soft edges, as at the tip of a V, need the wide ones)
+    gain = np.full((len(rows), len(cols)), -np.inf)
+    for k in range(1, 5):
+        below = np.mean([grey[np.minimum(rows + d, h - 1)][:, cols] for d in range(1, k + 1)], 0)
+        above = np.mean([grey[np.maximum(rows - d + 1, 0)][:, cols] for d in range(1, k + 1)], 0)
+        gain = np.maximum(gain, (below - above) / np.maximum(below, 20.0))
+    inside = mask[rows][:, cols] & mask[rows + 1][:, cols] & (rows[:, None] >= top[cols][None] + 1)
+    gain = np.where(inside, gain, -1.0)
+    n_rows, width = len(rows), len(cols)
+    moves = np.arange(-NECK_SLOPE, NECK_SLOPE + 1)
+    score = np.full((width, n_rows), -np.inf)
+    back = np.zeros((width, n_rows), np.int64)
+    start_row = int(np.clip(round(left[1]) - y_start, 0, n_rows - 1))
+    score[0, : start_row + 3] = gain[: start_row + 3, 0]
+    for j in range(1, width):
+        shifted = np.full((len(moves), n_rows), -np.inf)
+        for k, dm in enumerate(moves):  # arriving at row r from row r - dm
+            src = np.arange(n_rows) - dm
+            ok = (src >= 0) & (src < n_rows)
+            shifted[k, ok] = score[j - 1, src[ok]] - NECK_TURN_COST * abs(dm)
+        best = shifted.argmax(0)
+        score[j] = shifted[best, np.arange(n_rows)] + gain[:, j]
+        back[j] = np.arange(n_rows) - moves[best]
+    end_row = int(np.clip(round(right[1]) - y_start, 0, n_rows - 1))
+    last = score[-1].copy()
+    last[end_row + 3 :] = -np.inf
+    r = int(np.argmax(last))
+    path = np.empty(width, np.int64)
+    for j in range(width - 1, -1, -1):
+        path[j] = r
+        r = back[j, r]
+    return np.stack([cols.astype(np.float64), rows[path] + 0.5], 1)
+
+
+def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The 32 landmarks (32, 3) of the upper garment in ``mask`` (H, W) {0, 1} (its in-shop image
+    ``image`` RGB uint8 (H, W, 3), front view, plain background); module docstring for the rules.
+    Raises :class:`NoGarmentError` for an empty mask."""
+    mask = ndimage.binary_fill_holes(_largest_component(mask.astype(bool)))
+    if mask.sum() < 50:
+        raise NoGarmentError(f"garment mask of {int(mask.sum())} px")
+    h, w = mask.shape
+    cols = np.flatnonzero(mask.any(0))
+    width = cols[-1] - cols[0] + 1
+    scale = float(np.sqrt(mask.sum()))  # px: the garment's size
+    c = _smooth_closed(outer_contour(mask), max(1.0, scale / 120))
+    n = len(c)
+    out = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    out[:, 2] = ABSENT
+
+    def put(k: int, p: np.ndarray) -> None:
+        out[k] = (p[0], p[1], VISIBLE)
+
+    # top profile: highest mask pixel per column (on its upper edge)
+    top = np.where(mask.any(0), mask.argmax(0), h).astype(np.float64)
+    mid_x = 0.5 * (cols[0] + cols[-1])
+    band = np.abs(np.arange(w) - mid_x) < 0.3 * width
+    left_cols = np.flatnonzero(band & (np.arange(w) < mid_x) & (top < h))
+    right_cols = np.flatnonzero(band & (np.arange(w) >= mid_x) & (top < h))
+    if not len(left_cols) or not len(right_cols):
+        raise NoGarmentError("no neck opening found")
+    # the neck corners: the highest contour points either side of the middle
+    upper = c[:, 1] < np.percentile(c[:, 1], 50)
+    in_band = np.abs(c[:, 0] - mid_x) < 0.3 * width
+    neck_r = int(np.argmin(np.where(upper & in_band & (c[:, 0] >= mid_x), c[:, 1], np.inf)))  # the wearer's left
+    neck_l = int(np.argmin(np.where(upper & in_band & (c[:, 0] < mid_x), c[:, 1], np.inf)))
+    put(1, c[neck_r])
+    put(6, c[neck_l])
+    centre_x = 0.5 * (c[neck_r, 0] + c[neck_l, 0])
+    half_width = 0.5 * (c[neck_r, 0] - c[neck_l, 0])
+    # the collar's back: the dip of the contour between the neck corners, at the centre
+    between = _path(n, neck_l, neck_r)
+    dip = between[np.argmin(np.abs(c[between, 0] - centre_x))]
+    put(0, c[dip])
+    # the hem's middle: the bottom of the mask under the collar
+    xc = int(np.clip(round(centre_x), 0, w - 1))
+    bottom_rows = np.flatnonzero(mask[:, xc])
+    hem_mid = int(np.argmin(np.abs(c[:, 0] - centre_x) + np.where(c[:, 1] > bottom_rows[-1] - 0.25 * scale, 0.0, np.inf)))
+    put(30, c[hem_mid])
+    # the front neckline
+    neckline = _neckline_path(image, mask, c[neck_l], c[neck_r], top)
+    for k, fraction in NECK_FRACTIONS.items():
+        if k in (1, 6):
+            continue
+        if neckline is None:
+            put(k, np.array([centre_x + fraction * half_width, c[dip, 1]]))
+        else:
+            x = centre_x + fraction * half_width
+            put(k, np.array([x, np.interp(x, neckline[:, 0], neckline[:, 1])]))
+
+    angle = turning(c, max(2, int(round(scale / 40))))
+    coarse_step = max(3, int(round(scale / 12)))
+    coarse_angle = turning(c, coarse_step)
+    # the wearer's left is the image's right: walk clockwise from the right neck corner to the
+    # hem's middle, and counter-clockwise (a reversed contour) from the left one
+    sides = []
+    for side, start, forward in (("left", neck_r, True), ("right", neck_l, False)):
+        path = _path(n, start, hem_mid) if forward else _path(n, hem_mid, start)[::-1]
+        outward = 1.0 if forward else -1.0
+        armpit, hem_corner = _armpit_and_hem_corner(angle[path], coarse_angle[path], coarse_step)
+        upper = c[path[: armpit + 1]]
+        if not _has_sleeve(upper, outward, scale):
+            # an armhole curves smoothly into the side: its bottom is where the side stands out most
+            below = np.flatnonzero(c[path, 1] <= c[path[armpit], 1] + 0.25 * scale)
+            below = below[(below >= armpit) & (below < hem_corner)]
+            if len(below):
+                armpit = int(below[np.argmax(outward * c[path[below], 0])])
+        ids = side_ids(side)
+        put(ids["armpit"], c[path[armpit]])
+        put(29 if forward else 31, c[path[hem_corner]])
+        sides.append((ids, c[path[: armpit + 1]], angle[path[: armpit + 1]], outward))
+    torso = abs(out[8, 0] - out[18, 0])
+    for ids, upper, turn, outward in sides:
+        _garment_sleeve(upper, turn, ids, put, torso, scale, outward)
+    _garment_waist(mask, out)
+    return out
+
+
+def _armpit_and_hem_corner(turn: np.ndarray, coarse_turn: np.ndarray, window: int) -> tuple[int, int]:
+    """Indices along one side's contour path (neck corner -> hem middle) of the armpit and the
+    hem corner. The armpit: the sharpest concave corner at the garment's scale (``coarse_turn``)
+    away from the path's ends, refined to the sharpest concave point at the fine scale (``turn``)
+    within ``window`` points of it (an armhole's rounded curve ends in a corner at the side
+    seam); the hem corner: the sharpest convex corner after it."""
+    m = len(turn)
+    lo, hi = int(0.1 * m), int(0.85 * m)
+    coarse = lo + int(np.argmin(coarse_turn[lo:hi]))
+    near = np.arange(max(lo, coarse - window), min(hi, coarse + window + 1))
+    armpit = int(near[np.argmin(turn[near])])
+    after = np.arange(armpit + 1, m - max(1, int(0.03 * m)))
+    return armpit, int(after[np.argmax(turn[after])]) if len(after) else m - 1
+
+
+def _has_sleeve(upper: np.ndarray, outward: float, scale: float) -> bool:
+    """Does the contour from the neck corner to the armpit (``upper``) reach out beyond the
+    armpit by a tenth of the garment's size (a sleeve; a sleeveless top's armhole does not)?"""
+    return bool(outward * (upper[:, 0].max() if outward > 0 else upper[:, 0].min()) - outward * upper[-1, 0] >= 0.1 * scale)
+
+
+def _garment_sleeve(upper: np.ndarray, turn: np.ndarray, ids: dict[str, int], put, torso: float, scale: float, outward: float) -> None:
+    """Shoulder and sleeve points of one side from its contour ``upper`` (neck corner -> armpit)
+    and the turning angle along it;
+    ``outward`` +1 when the side is the image's right, -1 when left; ``torso`` px armpit to
+    armpit, ``scale`` px the garment's size."""
+    pit = upper[-1]
+
+    def shoulder_above(end: int, inset: float) -> int:
+        """The first point from the neck corner to ``end`` reaching the armpit's x moved ``inset`` torso widths in."""
+        target = pit[0] - outward * inset * torso
+        reached = np.flatnonzero(outward * (upper[: end + 1, 0] - target) >= 0)
+        return int(reached[0]) if len(reached) else int(np.argmax(outward * upper[: end + 1, 0]))
+
+    if not _has_sleeve(upper, outward, scale):
+        # the armhole's outer top corner: the extreme up and out (45 degrees) of the strap
+        strap = upper[: max(1, len(upper) // 2)]
+        put(ids["shoulder"], strap[int(np.argmax(outward * strap[:, 0] - strap[:, 1]))])
+        return
+    tip = int(np.argmax(outward * upper[:, 0]))
+    shoulder = shoulder_above(tip, SHOULDER_INSET)
+    put(ids["shoulder"], upper[shoulder])
+    # the sleeve end's corners: the two sharpest convex corners near the sleeve's tip (its
+    # outermost point), the exterior one on the way out, the interior one on the way back
+    near_tip = np.linalg.norm(upper - upper[tip], axis=1) < 0.6 * np.linalg.norm(upper[tip] - pit)
+    sharp = np.where(near_tip, turn, -np.inf)
+    sharp[: shoulder + 1] = -np.inf
+    exterior = int(np.argmax(np.where(np.arange(len(upper)) <= tip, sharp, -np.inf)))
+    interior = int(np.argmax(np.where(np.arange(len(upper)) >= tip, sharp, -np.inf)))
+    if exterior == interior:  # the tip itself is the sharpest: take the next best on the other side
+        interior = int(np.argmax(np.where(np.arange(len(upper)) > tip, sharp, -np.inf)))
+    put(ids["sleeve_end_exterior"], upper[exterior])
+    put(ids["sleeve_end_interior"], upper[interior])
+    _sleeve_sections(upper[shoulder], pit, upper[exterior], upper[interior], upper[shoulder : exterior + 1], upper[interior:], ids, put, torso)
+
+
+def _sleeve_sections(shoulder, pit, exterior, interior, outer_edge, inner_edge, ids, put, torso: float) -> None:
+    """Upper arm, elbow and lower arm points of one sleeve from its root (shoulder, armpit), end
+    corners and edges (polylines), for a torso ``torso`` px wide. A section is present when the
+    sleeve's end lies past it along the arm (the estimate of the reach runs about
+    ``SLEEVE_MARGIN`` short of the definition's, so no margin is added)."""
+    root = 0.5 * (shoulder + pit)
+    end = 0.5 * (exterior + interior)
+    axis = end - root
+    length = np.linalg.norm(axis)
+    u = axis / max(length, 1e-9)
+    reach = (length / max(torso, 1e-9) - ARM_AXIS[1]) / ARM_AXIS[0]  # fraction of the arm
+    across = np.array([-u[1], u[0]])
+    if np.dot(across, exterior - interior) < 0:
+        across = -across  # towards the exterior edge
+    for section, t in ARM_SECTIONS.items():
+        if reach < t:
+            continue
+        centre = root + u * torso * (ARM_AXIS[0] * t + ARM_AXIS[1])
+        put(ids[f"{section}_exterior"], _cross(outer_edge, centre, across))
+        put(ids[f"{section}_interior"], _cross(inner_edge, centre, -across))
+
+
+def _cross(edge: np.ndarray, centre: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The point of the polyline ``edge`` nearest to the ray from ``centre`` along ``direction``
+    (on its positive side)."""
+    rel = edge - centre
+    along = rel @ direction
+    off = np.abs(rel @ np.array([-direction[1], direction[0]]))
+    k = int(np.argmin(np.where(along > 0, off, np.inf)))
+    return edge[k]
+
+
+def _garment_waist(mask: np.ndarray, out: np.ndarray) -> None:
+    """Waist points 27, 28: the ends of the torso's row (the mask's run under the collar)
+    ``WAIST_BELOW_ARMPIT`` torso widths below the armpits (above the hem)."""
+    pit_y = 0.5 * (out[8, 1] + out[18, 1])
+    torso = abs(out[8, 0] - out[18, 0])
+    row = int(np.clip(round(min(pit_y + WAIST_BELOW_ARMPIT * torso, min(out[29, 1], out[31, 1]) - 1)), 0, mask.shape[0] - 1))
+    start, stop = _run_ends(mask[row], int(round(out[30, 0])))
+    out[27] = (stop + 0.5, row, VISIBLE)
+    out[28] = (start - 0.5, row, VISIBLE)
+
+
+def _run_ends(row: np.ndarray, x: int) -> tuple[int, int]:
+    """First and last column of the run of True in ``row`` holding column ``x`` (or nearest to it)."""
+    on = np.flatnonzero(row)
+    if not len(on):
+        return x, x
+    x = int(on[np.argmin(np.abs(on - x))])
+    breaks = np.flatnonzero(np.diff(on) > 1)
+    starts, stops = np.r_[on[0], on[breaks + 1]], np.r_[on[breaks], on[-1]]
+    k = int(np.searchsorted(stops, x))
+    return int(starts[k]), int(stops[k])
