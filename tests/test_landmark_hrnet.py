@@ -37,7 +37,7 @@ def test_branches_take_and_give_the_documented_shapes(tiny_net):
     assert out.garment_heatmaps.shape == out.person_heatmaps.shape == (2, 32, 16, 8)
     assert out.garment_logits.shape == (2, 32, 2) and out.person_logits.shape == (2, 32, 3)
     with torch.no_grad():
-        maps, logits = tiny_net.forward_person(person, garment, garment_maps)
+        maps, _ = tiny_net.forward_person(person, garment, garment_maps)
     torch.testing.assert_close(maps, out.person_heatmaps)
     # the person branch reads the garment heatmaps
     assert not torch.allclose(tiny_net.forward_person(person, garment, torch.zeros_like(garment_maps))[0], maps)

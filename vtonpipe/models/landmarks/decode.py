@@ -8,7 +8,7 @@ frames as any resized point does: ``x' = (x + 0.5) * W' / W - 0.5``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -5,34 +5,52 @@ Pure functions, arrays in, ``(32, 3)`` float32 out (x, y px in the pixel-centre 
 backend of the ``landmarks`` annotator) where no trained network is available.
 
 **Garment images** (:func:`garment_landmarks`, an upper garment seen from the front on a plain
-background, from its mask and pixels): the mask's outer contour, smoothed, is walked from each
-neck corner down to the hem's middle. Its highest points either side of the middle are the neck
-corners (1, 6) and the dip between them the collar's back (0); the sharpest concave corner of
-each side is the armpit (8, 18); the convex corners after it the hem corners (29, 31); before
-it, a sleeve when the contour stands out beyond the shoulder-armpit chord: its two sharpest
-convex corners the sleeve end's exterior and interior corners (15, 16 / 25, 26), the shoulder (7,
-17) the contour point farthest above the chord from the neck corner to the exterior corner, and
-the upper arm, elbow and lower arm (9-14 / 19-24) where lines across the sleeve axis meet the
-sleeve's edges, present when the sleeve reaches them (their positions along the arm are the
-anny body's proportions, :data:`ARM_SECTIONS`). Without a sleeve, the shoulder is the armhole's
-outer top corner. The waist (27, 28) is the narrowest point of the sides between armpits and
-hem, the hem's middle (30) the mask's bottom under the collar. The front neckline (2-5), inside
-the mask, is the edge below the neck opening where the darker inside of the garment's back
-meets its lit front: a dynamic-programming path between the neck corners maximising that
-vertical contrast. Every present point is visible (a front view).
+background, from its mask and pixels). The mask's outer contour (smoothed, on the pixel edges)
+is walked from each neck corner down to the hem's middle:
+
+- neck corners (1, 6): the contour's highest points either side of the middle; the collar's
+  back (0): the contour's dip between them, at their midpoint; the front neckline (2-5, inside
+  the mask): the edge below the neck opening where the darker inside of the garment's back
+  meets its lit front, a dynamic-programming path between the corners maximising that vertical
+  contrast;
+- armpits (8, 18): each side's sharpest concave corner at the garment's scale (refined at a
+  finer one); on a sleeveless side, where the side stands out most below the armhole's curve;
+- hem (29-31): the sharpest convex corner after the armpit, and the mask's bottom under the
+  collar;
+- a sleeve when the contour reaches out beyond the armpit by a tenth of the garment's size: the
+  sleeve end's corners (15, 16 / 25, 26) are the sharpest convex corners near its outermost
+  point, the shoulder (7, 17) the first contour point from the neck reaching the armpit's x
+  (moved in by ``SHOULDER_INSET``), and the upper arm, elbow and lower arm (9-14 / 19-24) where
+  lines across the sleeve's axis meet its edges, present when the sleeve reaches them (the
+  sample bodies' proportions, ``ARM_SECTIONS`` and ``ARM_AXIS``); without a sleeve the shoulder
+  is the strap's outer top corner;
+- waist (27, 28): the torso's row ``WAIST_BELOW_ARMPIT`` torso widths below the armpits.
+
+Every present point of a garment image is visible (a front view).
 
 **Person images** (:func:`person_landmarks`): from the COCO-18 keypoints, the LIP parsing
-(upper clothes, dress and coat are the garment; arms, hair) and the person mask. The garment's
-torso is the garment pixels outside the arms' capsules; its top boundary near the neck is the
-neckline, the side walls at armpit height the armpits, its lower boundary the hem, its width at
-the natural waist (a fixed fraction of the way from shoulders to hips) the waist points. Along
-each arm (shoulder -> elbow -> wrist) the sleeve is the garment pixels on the arm's axis: the
-first bare-arm pixel is the sleeve end; a section point is present when the sleeve reaches past
-it, at the edges of the arm across the axis. Attributes: absent beyond the sleeve; occluded
-outside the image, where the pixel under the point is an arm (other than the sleeve the point
-is on), hair or not the garment, for the collar's back when the face is seen (and the front
-neckline when it is not: a back view), and for the far side's points when the body is turned
-more than :data:`TURN_HIDDEN` (shoulder width over torso height).
+(upper clothes, dress and coat are the garment; face and neck, arms, hair) and the person mask,
+in the torso's frame (shoulders' midpoint, down to the hips' midpoint, the wearer's left):
+
+- neckline (0-6): the garment's highest pixels either side of the neck are its corners, the
+  garment's top edge between them its front; the collar's back a fixed distance below;
+- shoulders: the garment's top edge above the shoulder keypoint; armpits: a fixed offset from
+  the shoulder keypoint (both measured on the sample);
+- sleeves: along each arm's axis (shoulder -> elbow -> wrist keypoints) the sleeve ends at the
+  first bare-arm pixels; a section (half way to the elbow, the elbow, half way to the wrist) is
+  present when the sleeve reaches it, its points where a line across the axis leaves the arm;
+  a turned body's far arm takes the near arm's sleeve length;
+- the torso is the garment outside capsules round the sleeves: its walls on the waist line
+  (:data:`~vtonpipe.converters.landmarks.WAIST_FRACTION` up from the hips) are the waist, its
+  lower boundary the hem, seen through an arm or hair lying in front of it.
+
+Attributes: absent beyond the sleeve; occluded outside the image, for the collar's back when the
+face is seen (the front neckline when not: a back view), the far side's neck corner, shoulder,
+armpit, waist and hem corner (and the near sleeve's interior points) when the nose lies more
+than :data:`TURN_HIDDEN` shoulder widths off the shoulders' midpoint (a turned body), the
+armpit under a hanging arm, the shoulder and sleeve end's exterior of a raised arm, a hem corner
+whose edge is an arm or hair, and a body or sleeve point whose pixels are mostly hair or another
+arm.
 """
 
 from __future__ import annotations
@@ -43,7 +61,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ...converters.landmarks import ABSENT, NECK_FRACTIONS, NUM_LANDMARKS, OCCLUDED, SLEEVE_MARGIN, VISIBLE, WAIST_FRACTION, side_ids
+from ...converters.landmarks import ABSENT, NECK_FRACTIONS, NUM_LANDMARKS, OCCLUDED, VISIBLE, WAIST_FRACTION, side_ids
 
 #: positions along the arm, as fractions of the shoulder-to-wrist joint distance, of the sleeve
 #: sections (anny's rest body: elbow at 0.55)
@@ -118,16 +136,6 @@ def _path(n: int, start: int, end: int) -> np.ndarray:
 
 
 # -- garment images ----------------------------------------------------------------------------
-@dataclass
-class _Side:
-    """One side of a garment's contour, from the neck corner to the hem's middle (indices into
-    the contour)."""
-
-    path: np.ndarray
-    armpit: int
-    hem_corner: int
-
-
 def _neckline_path(image: np.ndarray, mask: np.ndarray, left: np.ndarray, right: np.ndarray, top: np.ndarray) -> np.ndarray | None:
     """The front neckline between the neck corners ``left`` (image left) and ``right`` (x, y):
     for each column from one to the other, the y (px, on the pixel edge) where the darker inside
@@ -201,14 +209,11 @@ def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     # top profile: highest mask pixel per column (on its upper edge)
     top = np.where(mask.any(0), mask.argmax(0), h).astype(np.float64)
     mid_x = 0.5 * (cols[0] + cols[-1])
-    band = np.abs(np.arange(w) - mid_x) < 0.3 * width
-    left_cols = np.flatnonzero(band & (np.arange(w) < mid_x) & (top < h))
-    right_cols = np.flatnonzero(band & (np.arange(w) >= mid_x) & (top < h))
-    if not len(left_cols) or not len(right_cols):
-        raise NoGarmentError("no neck opening found")
     # the neck corners: the highest contour points either side of the middle
     upper = c[:, 1] < np.percentile(c[:, 1], 50)
     in_band = np.abs(c[:, 0] - mid_x) < 0.3 * width
+    if not (upper & in_band & (c[:, 0] >= mid_x)).any() or not (upper & in_band & (c[:, 0] < mid_x)).any():
+        raise NoGarmentError("no neck opening found")
     neck_r = int(np.argmin(np.where(upper & in_band & (c[:, 0] >= mid_x), c[:, 1], np.inf)))  # the wearer's left
     neck_l = int(np.argmin(np.where(upper & in_band & (c[:, 0] < mid_x), c[:, 1], np.inf)))
     put(1, c[neck_r])
@@ -235,7 +240,8 @@ def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
             x = centre_x + fraction * half_width
             put(k, np.array([x, np.interp(x, neckline[:, 0], neckline[:, 1])]))
 
-    angle = turning(c, max(2, int(round(scale / 40))))
+    step = max(2, int(round(scale / 40)))
+    angle = turning(c, step)
     coarse_step = max(3, int(round(scale / 12)))
     coarse_angle = turning(c, coarse_step)
     # the wearer's left is the image's right: walk clockwise from the right neck corner to the
@@ -258,7 +264,7 @@ def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
         sides.append((ids, c[path[: armpit + 1]], angle[path[: armpit + 1]], outward))
     torso = abs(out[8, 0] - out[18, 0])
     for ids, upper, turn, outward in sides:
-        _garment_sleeve(upper, turn, ids, put, torso, scale, outward)
+        _garment_sleeve(upper, turn, step, ids, put, torso, scale, outward)
     _garment_waist(mask, out)
     return out
 
@@ -284,9 +290,9 @@ def _has_sleeve(upper: np.ndarray, outward: float, scale: float) -> bool:
     return bool(outward * (upper[:, 0].max() if outward > 0 else upper[:, 0].min()) - outward * upper[-1, 0] >= 0.1 * scale)
 
 
-def _garment_sleeve(upper: np.ndarray, turn: np.ndarray, ids: dict[str, int], put, torso: float, scale: float, outward: float) -> None:
+def _garment_sleeve(upper: np.ndarray, turn: np.ndarray, step: int, ids: dict[str, int], put, torso: float, scale: float, outward: float) -> None:
     """Shoulder and sleeve points of one side from its contour ``upper`` (neck corner -> armpit)
-    and the turning angle along it;
+    and the turning angle along it (over chords of ``step`` points);
     ``outward`` +1 when the side is the image's right, -1 when left; ``torso`` px armpit to
     armpit, ``scale`` px the garment's size."""
     pit = upper[-1]
@@ -310,10 +316,10 @@ def _garment_sleeve(upper: np.ndarray, turn: np.ndarray, ids: dict[str, int], pu
     near_tip = np.linalg.norm(upper - upper[tip], axis=1) < 0.6 * np.linalg.norm(upper[tip] - pit)
     sharp = np.where(near_tip, turn, -np.inf)
     sharp[: shoulder + 1] = -np.inf
-    exterior = int(np.argmax(np.where(np.arange(len(upper)) <= tip, sharp, -np.inf)))
-    interior = int(np.argmax(np.where(np.arange(len(upper)) >= tip, sharp, -np.inf)))
-    if exterior == interior:  # the tip itself is the sharpest: take the next best on the other side
-        interior = int(np.argmax(np.where(np.arange(len(upper)) > tip, sharp, -np.inf)))
+    index = np.arange(len(upper))
+    exterior = int(np.argmax(np.where(index <= tip, sharp, -np.inf)))
+    apart = np.linalg.norm(upper - upper[exterior], axis=1) > 2.5 * step  # not the same corner again
+    interior = int(np.argmax(np.where((index > exterior) & apart, sharp, -np.inf)))
     put(ids["sleeve_end_exterior"], upper[exterior])
     put(ids["sleeve_end_interior"], upper[interior])
     _sleeve_sections(upper[shoulder], pit, upper[exterior], upper[interior], upper[shoulder : exterior + 1], upper[interior:], ids, put, torso)
@@ -484,16 +490,43 @@ def person_landmarks(keypoints: np.ndarray, parsing: np.ndarray, person_mask: np
     seen_from_front = k[NOSE, 2] > 0
     far = ("left" if nose_offset > 0 else "right") if abs(nose_offset) > TURN_HIDDEN else None
 
-    # arms: capsules around each arm's keypoint segments, and their skin labels
-    arms, arm_region = {}, np.zeros((h, w), bool)
-    radius = ARM_RADIUS * f.length
+    arms = {}
     for side, (s, e, wr) in ARM_KEYPOINTS.items():
         chain = [k[i, :2] for i in (s, e, wr) if k[i, 2] > 0]
         if len(chain) >= 2 and k[s, 2] > 0:
             arms[side] = np.array(chain)
-            for a, b in zip(chain, chain[1:]):
-                arm_region |= _capsule((h, w), a, b, radius)
-    torso = garment & ~arm_region
+    radius = ARM_RADIUS * f.length
+    # the sleeves' reach; a turned body hides its far arm: the near one tells the sleeve's length
+    reach = {side: _sleeve_reach(parsing, chain, side) for side, chain in arms.items()}
+    if far is not None and far in reach and (near := "right" if far == "left" else "left") in reach:
+        reach[far] = reach[near]
+    # the torso: the garment outside the sleeves (capsules round each arm's axis as far as the sleeve goes)
+    sleeves = np.zeros((h, w), bool)
+    for side, chain in arms.items():
+        if reach[side] >= SLEEVELESS_REACH:
+            total = float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
+            points = [chain[0], *[_along(chain, s)[0] for s in np.linspace(0.0, reach[side] * total, 8)[1:]]]
+            for a, b in zip(points, points[1:]):
+                sleeves |= _capsule((h, w), a, b, radius)
+    torso = garment & ~sleeves
+    blocked = np.zeros(NUM_LANDMARKS, bool)  # hem corners whose edge is an arm or hair, not the garment's own
+    in_front = np.isin(parsing, (HAIR, LEFT_ARM, RIGHT_ARM))
+
+    def edge(start: np.ndarray, direction: np.ndarray, i: int | None = None) -> np.ndarray | None:
+        """Where a walk through the torso leaves it, seeing through an arm or hair that lies in
+        front of it (the torso resumes beyond within an arm's width); an edge on an arm or hair
+        marks point ``i`` blocked."""
+        p = _exit(torso, start, direction, f.length)
+        u = direction / np.linalg.norm(direction)
+        while p is not None and _inside(in_front, p + u):
+            ahead = [p + d * u for d in np.arange(1.0, 2.5 * radius, 0.5)]
+            resume = next((q for q in ahead if _inside(torso, q)), None)
+            if resume is None:
+                if i is not None:
+                    blocked[i] = True
+                break
+            p = _exit(torso, resume, u, f.length)
+        return p
 
     _person_neck(out, garment, f, shoulder_width)
     for side in ("left", "right"):
@@ -504,28 +537,22 @@ def person_landmarks(keypoints: np.ndarray, parsing: np.ndarray, person_mask: np
         top = _exit(garment, start + 0.3 * f.length * f.down, -f.down, 0.8 * f.length)
         put(ids["shoulder"], top if top is not None else start + f.length * SHOULDER_FROM_KEYPOINT[1] * f.down)
         put(ids["armpit"], shoulder_kp + f.length * (ARMPIT_FROM_KEYPOINT[0] * lat + ARMPIT_FROM_KEYPOINT[1] * f.down))
-    # the sleeves' reach; a turned body hides its far arm: the near one tells the sleeve's length
-    reach = {side: _sleeve_reach(parsing, chain, side) for side, chain in arms.items()}
-    if far is not None and far in reach and (near := "right" if far == "left" else "left") in reach:
-        reach[far] = reach[near]
     for side, chain in arms.items():
         _person_sleeve(out, parsing, garment, chain, side, f, radius, reach[side])
     # waist line and hem: the torso's side walls and lower boundary
-    hips = np.mean([k[i, :2] for i in HIP_KEYPOINTS.values() if k[i, 2] > 0], 0)
     waist_centre = f.origin + (1 - WAIST_FRACTION) * f.length * f.down
     for side, i in (("left", 27), ("right", 28)):
-        edge = _exit(garment, waist_centre, f.lateral(side), f.length)
-        if edge is not None:
-            put(i, edge)
-    bottom = _exit(garment, waist_centre, f.down, f.length)
+        if (p := edge(waist_centre, f.lateral(side))) is not None:
+            put(i, p)
+    bottom = edge(waist_centre, f.down)
     if bottom is not None:
         put(30, bottom)
         for side, i in (("left", 29), ("right", 31)):
-            corner = _exit(torso, bottom - 0.1 * f.length * f.down, f.lateral(side), f.length)
-            if corner is not None:
-                put(i, corner + 0.1 * f.length * f.down)
-    _person_attributes(out, parsing, garment, f, far, seen_from_front, arms)
-    del hips
+            side_wall = edge(bottom - 0.1 * f.length * f.down, f.lateral(side), i)
+            if side_wall is not None:  # down the side wall to the hem
+                corner = _exit(torso, side_wall - f.lateral(side), f.down, 0.3 * f.length)
+                put(i, corner + 0.5 * f.lateral(side) if corner is not None else side_wall + 0.1 * f.length * f.down)
+    _person_attributes(out, parsing, f, far, seen_from_front, arms, blocked)
     return out
 
 
@@ -630,15 +657,15 @@ def _arm_pose(chain: np.ndarray, f: _Frame) -> str:
     return "hanging" if angle < 25 else "raised" if angle > 115 else "out"
 
 
-def _person_attributes(out: np.ndarray, parsing: np.ndarray, garment: np.ndarray, f: _Frame, far: str | None, seen_from_front: bool, arms: dict) -> None:
+def _person_attributes(out: np.ndarray, parsing: np.ndarray, f: _Frame, far: str | None, seen_from_front: bool, arms: dict, blocked: np.ndarray) -> None:
     """Occluded: outside the image; the collar's back seen from the front, the front neckline
     from the back; the far side's outline points of a turned body (and the near sleeve's
     interior); the armpit under a hanging arm; the shoulder and sleeve end's exterior of a raised
-    arm; a body or sleeve point (not the neckline's) whose pixel is hair or the skin of an arm
-    other than its own."""
+    arm; hem corners whose edge is an arm or hair (``blocked``); a body or sleeve point (not
+    the neckline's) whose pixel is mostly hair or the skin of an arm other than its own."""
     h, w = parsing.shape
     present = out[:, 2] != ABSENT
-    occluded = np.zeros(NUM_LANDMARKS, bool)
+    occluded = blocked.copy()
     occluded[0] = seen_from_front
     if not seen_from_front:
         occluded[1:7] = True
