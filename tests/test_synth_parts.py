@@ -12,7 +12,7 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
-from vtonpipe.converters.landmarks import LANDMARK_NAMES, PRESENT
+from vtonpipe.converters.landmarks import FLIP, LANDMARK_NAMES, side_ids
 from vtonpipe.datasets.sample_truth import read_truth, write_truth
 from vtonpipe.models.bodies.anny import AnnyBody
 from vtonpipe.models.render.raster import EmbreeMesh
@@ -149,26 +149,49 @@ def test_garment_regions_cover_what_their_kind_covers(dressed):
     assert not _covers(trousers, f, j["finger3-1.L"])  # hands hang by the thighs in the rest pose
 
 
+#: the landmark ids each top of the sample has: tees' sleeves end between the mid upper arm and the elbow
+SLEEVE_IDS = {section: [ids[f"{section}_{edge}"] for ids in (side_ids("left"), side_ids("right")) for edge in ("exterior", "interior")]
+              for section in ("upper_arm", "elbow", "lower_arm", "sleeve_end")}  # fmt: skip
+BODY_IDS = [*range(9), 17, 18, *range(27, 32)]
+EXPECTED_PRESENT = {
+    "tee": sorted(BODY_IDS + SLEEVE_IDS["upper_arm"] + SLEEVE_IDS["sleeve_end"]),
+    "long_sleeve": sorted(BODY_IDS + sum(SLEEVE_IDS.values(), [])),
+    "sleeveless": BODY_IDS,
+}
+
+
 @pytest.mark.parametrize("category", ["tee", "long_sleeve", "sleeveless"])
 def test_landmark_anchors_sit_where_their_names_say(dressed, category):
     f = dressed.fields
+    j = f.joints
     top = Top(category, "v", -0.05, {"tee": 0.4, "long_sleeve": 0.95, "sleeveless": 0.0}[category], Fabric("solid", (0, 0, 0), (0, 0, 0), 0.05))
     field = top_field(f, top)
     anchors = top_anchors(f, dressed.faces, field, category)
-    np.testing.assert_array_equal(np.flatnonzero(anchors.present), PRESENT[category])
+    np.testing.assert_array_equal(np.flatnonzero(anchors.present), EXPECTED_PRESENT[category])
     p = anchors.points(f.rest)
     # on the region (its boundary or inside): the field interpolated at each anchor is >= 0
     value = (1 - anchors.t) * field[anchors.i] + anchors.t * field[anchors.j]
     assert (value[anchors.present] > -1e-9).all()
-    for k in PRESENT[category]:
+    for k in EXPECTED_PRESENT[category]:
         name = LANDMARK_NAMES[k]
         if name.endswith("_left"):
-            assert p[k, 0] > 0.02, name  # the person's left is +X
+            assert p[k, 0] > 0.005, name  # the person's left is +X
         elif name.endswith("_right"):
-            assert p[k, 0] < -0.02, name
-    assert p[0, 2] > p[15, 2] > p[18, 2]  # neckline above the waist above the hem
-    assert p[0, 1] < f.joints["neck01"][1]  # the neckline's front point is in front
-    assert p[3, 2] > p[5, 2] and p[4, 2] > p[6, 2]  # shoulders above the armpits
+            assert p[k, 0] < -0.005, name
+        # the rest body is symmetric: each point mirrors its FLIP partner
+        np.testing.assert_allclose(p[FLIP[k]], p[k] * [-1, 1, 1], atol=0.012, err_msg=name)
+    assert p[0, 1] > j["neck01"][1] > p[3, 1]  # the collar's back point behind the neck, the neck bottom in front
+    assert p[1, 0] > p[2, 0] > p[3, 0] > p[4, 0] > p[5, 0] > p[6, 0]  # the front neckline from left to right
+    assert p[1, 2] > p[2, 2] > p[3, 2]  # ... going down to its bottom
+    assert p[3, 2] > p[27, 2] > p[29, 2] and p[3, 2] > p[30, 2]  # neckline above the waist above the hem
+    assert p[7, 2] > p[8, 2] and p[17, 2] > p[18, 2]  # shoulders above the armpits
+    for side, s in (("left", 1), ("right", -1)):
+        ids = side_ids(side)
+        sections = [sec for sec in ("upper_arm", "elbow", "lower_arm", "sleeve_end") if anchors.present[ids[f"{sec}_exterior"]]]
+        along = [s * p[ids[f"{sec}_exterior"], 0] for sec in sections]
+        assert along == sorted(along), side  # sections in order out along the arm
+        for sec in sections:  # the exterior edge is above the interior one on the rest arm (42 degrees out)
+            assert p[ids[f"{sec}_exterior"], 2] > p[ids[f"{sec}_interior"], 2], (side, sec)
 
 
 def test_skirt_faces_outwards_and_never_narrows(body):

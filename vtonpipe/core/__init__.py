@@ -10,7 +10,7 @@ from .params import canonical_json, params_hash
 from .registry import Registry, import_submodules
 from .schema import Field, Schema, SchemaError, UnknownSchemaVersionError
 from .spec import PAIR_ROLES, ROLE_KIND, AnnotatorSpec, ImageItem, Level, PairItem
-from .weights import Requirements, WeightFile
+from .weights import CheckpointFile, Requirements, WeightFile
 
 __all__ = [
     "PAIR_ROLES",
@@ -18,6 +18,7 @@ __all__ = [
     "AnnotationFailure",
     "AnnotatorSpec",
     "Backend",
+    "CheckpointFile",
     "BackendUnavailableError",
     "Context",
     "Field",

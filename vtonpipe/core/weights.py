@@ -47,6 +47,23 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
+class CheckpointFile(WeightFile):
+    """A weight file at a path the backend's params give (a checkpoint vtonpipe trains), not under
+    the weights folder: ``relpath`` is that path as given (absolute, or relative to the working
+    directory), ``source`` says what writes it. Recorded in the provenance like any weight file
+    (by that path, with its sha256)."""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.relpath).expanduser()
+
+    def problem(self) -> str | None:
+        if self.path.is_file():
+            return None
+        return f"missing checkpoint {self.path} ({self.description or 'trained weights'}): {self.source}"
+
+
+@dataclass(frozen=True)
 class Requirements:
     """What a backend needs: importable modules and weight files."""
 

@@ -17,7 +17,7 @@ from ..datasets.sample_truth import image_truth_path, pair_truth_path, write_tru
 from ..io import write_bytes_atomic, write_image, write_json_atomic
 from ..progress import progress_bar
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 TEST_EVERY = 4  # person i is in the test split when i % TEST_EVERY == TEST_EVERY - 1
 
 

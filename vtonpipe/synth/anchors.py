@@ -3,7 +3,8 @@
 Each landmark (:mod:`vtonpipe.converters.landmarks`) is a point of the person's rest body, found
 from the top's field (:func:`~vtonpipe.synth.garments.top_field`): on the boundary of the region
 (neckline, hem, cuffs, armholes; exact points where the interpolated field crosses zero on mesh
-edges) or at a vertex (shoulder seam ends, armpits, elbows, waist). An anchor is a blend of two
+edges) or at a vertex (shoulder seam ends, armpits, the sleeve at the upper arm, elbow and lower arm, the
+waist line). An anchor is a blend of two
 vertices ``(1 - t) v_i + t v_j``, so it follows the body into any pose and onto the garment shell.
 """
 
@@ -15,7 +16,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..converters.landmarks import NUM_LANDMARKS, PRESENT
+from ..converters.landmarks import (
+    NECK_FRACTIONS,
+    NUM_LANDMARKS,
+    SLEEVE_MARGIN,
+    WAIST_FRACTION,
+    side_ids,
+)
 from .fields import BodyFields
 
 
@@ -68,29 +75,22 @@ def _boundary(vertices: np.ndarray, faces: np.ndarray, field: np.ndarray) -> _Bo
     return _Boundary(a, b, t, pos, curve)
 
 
-def _natural_waist(fields: BodyFields) -> float:
-    """Height (m) of the natural waist: the narrowest slice of the trunk (arms and head left out)
-    between 20% and 60% of the way from the pelvis to the shoulder joints, in 1 cm slices
-    averaged over 5 cm."""
-    rest, j = fields.rest, fields.joints
-    trunk = (fields.arm < 0.5) & (fields.head + fields.neck < 0.5)
-    lo, hi = j["root"][2], j["upperarm01.L"][2]
-    slice_of = np.floor((rest[:, 2] - lo) / 0.01).astype(int)
-    count = int(np.ceil((hi - lo) / 0.01))
-    use = trunk & (slice_of >= 0) & (slice_of < count)
-    right, left = np.full(count, np.inf), np.full(count, -np.inf)
-    np.minimum.at(right, slice_of[use], rest[use, 0])
-    np.maximum.at(left, slice_of[use], rest[use, 0])
-    width = left - right
-    ok = np.isfinite(width)  # slices holding no vertex take their neighbours' width
-    width = np.convolve(np.interp(np.arange(count), np.flatnonzero(ok), width[ok]), np.ones(5) / 5, mode="same")
-    first, last = int(0.2 * count), int(0.6 * count)
-    return float(lo + 0.01 * (first + np.argmin(width[first:last]) + 0.5))
+def waist_height(fields: BodyFields) -> float:
+    """Height (m) of the waist line: ``WAIST_FRACTION`` of the way from the pelvis (anny's root
+    joint) up to the shoulder joints."""
+    lo, hi = fields.joints["root"][2], fields.joints["upperarm01.L"][2]
+    return float(lo + WAIST_FRACTION * (hi - lo))
 
 
 def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, category: str) -> Anchors:
-    """Anchors of the 32 landmarks of a top of ``category`` (tee, long_sleeve, sleeveless) with
-    signed per-vertex ``field`` (m) on the rest body of ``fields``."""
+    """Anchors of the 32 landmarks (:mod:`vtonpipe.converters.landmarks`) of a top of ``category``
+    (tee, long_sleeve, sleeveless) with signed per-vertex ``field`` (m) on the rest body of
+    ``fields``.
+
+    Which points the top has follows from the field: a sleeve point when the sleeve (the field's
+    positive side on that arm) reaches past its position along the arm by ``SLEEVE_MARGIN`` of
+    the arm length; the waist points when the hem lies below the waist line.
+    """
     rest, j = fields.rest, fields.joints
     bd = _boundary(rest, faces, field)
     curves, sizes = np.unique(bd.curve, return_counts=True)
@@ -103,61 +103,78 @@ def top_anchors(fields: BodyFields, faces: np.ndarray, field: np.ndarray, catego
     arm_curve = {s: curves[np.argmax(s * centroid[:, 0])] for s in (1, -1)}  # cuff or armhole per side
 
     i, jj, t = np.zeros(NUM_LANDMARKS, np.int64), np.zeros(NUM_LANDMARKS, np.int64), np.zeros(NUM_LANDMARKS)
+    present = np.zeros(NUM_LANDMARKS, bool)
 
-    def on_curve(k: int, curve: int, score: np.ndarray) -> None:
-        """Landmark k := the point of ``curve`` maximising ``score`` (evaluated on all crossings)."""
+    def on_curve(k: int, curve: int, score: np.ndarray) -> np.ndarray:
+        """Landmark k := the point of ``curve`` maximising ``score`` (evaluated on all crossings);
+        returns its rest position."""
         m = np.flatnonzero(bd.curve == curve)
         best = m[np.argmax(score[m])]
         i[k], jj[k], t[k] = bd.a[best], bd.b[best], bd.t[best]
+        present[k] = True
+        return bd.pos[best]
 
     def at_vertex(k: int, candidates: np.ndarray, score: np.ndarray) -> None:
         """Landmark k := the vertex among ``candidates`` (V,) bool maximising ``score`` (V,)."""
         v = np.flatnonzero(candidates)
         best = v[np.argmax(score[v])]
         i[k] = jj[k] = best
+        present[k] = True
 
     x, y, z = bd.pos.T
     front = y < j["neck01"][1]  # points on the front half, as a front view shows them
-    on_curve(0, neck_curve, np.where(front, -z, -np.inf))
-    on_curve(1, neck_curve, np.where(front, x, -np.inf))
-    on_curve(2, neck_curve, np.where(front, -x, -np.inf))
+    # neckline: the back's centre, the front's extremes, the front points between them
+    on_curve(0, neck_curve, np.where(~front, -np.abs(x), -np.inf))
+    left_x = on_curve(1, neck_curve, np.where(front, x, -np.inf))[0]
+    right_x = on_curve(6, neck_curve, np.where(front, -x, -np.inf))[0]
+    centre, half_width = 0.5 * (left_x + right_x), 0.5 * (left_x - right_x)
+    for k, fraction in NECK_FRACTIONS.items():
+        if k not in (1, 6):
+            on_curve(k, neck_curve, np.where(front, -np.abs(x - (centre + fraction * half_width)), -np.inf))
     hem_front = np.where(y < j["root"][1], -np.abs(x), -np.inf)
-    on_curve(17, hem_curve, x)
-    on_curve(18, hem_curve, hem_front)
-    on_curve(19, hem_curve, -x)
+    on_curve(29, hem_curve, x)
+    on_curve(30, hem_curve, hem_front)
+    hem_z = on_curve(31, hem_curve, -x)[2]
 
     inside = field > 0
-    torso = (fields.arm < 0.15) & (fields.leg < 0.15) & (fields.head + fields.neck < 0.15)
-    waist_band = torso & inside & (np.abs(rest[:, 2] - _natural_waist(fields)) < 0.01)
-    at_vertex(15, waist_band, rest[:, 0])
-    at_vertex(16, waist_band, -rest[:, 0])
+    waist_z = waist_height(fields)
+    if hem_z < waist_z - 0.01:
+        torso = (fields.arm < 0.15) & (fields.leg < 0.15) & (fields.head + fields.neck < 0.15)
+        waist_band = torso & inside & (np.abs(rest[:, 2] - waist_z) < 0.01)
+        at_vertex(27, waist_band, rest[:, 0])
+        at_vertex(28, waist_band, -rest[:, 0])
 
     a0 = fields.arm_rest_angle()
+    arm_length = fields.arm_length()
     for s, side in ((1, "L"), (-1, "R")):
-        left = s == 1
-        shoulder, armpit = (3, 5) if left else (4, 6)
+        ids = side_ids("left" if s == 1 else "right")
         outward = np.array([s * np.cos(a0), 0.0, np.sin(a0)])  # perpendicular to the arm, up and out
         if category == "sleeveless":
-            on_curve(shoulder, arm_curve[s], z)
-            on_curve(armpit, arm_curve[s], np.where(front, -z, -np.inf))
+            # the armhole's top, and its bottom's outer end (where it meets the side seam)
+            on_curve(ids["shoulder"], arm_curve[s], z)
+            hole_front = front & (bd.curve == arm_curve[s])
+            bottom = hole_front & (z < z[hole_front].min() + 0.01)
+            on_curve(ids["armpit"], arm_curve[s], np.where(bottom, s * x, -np.inf))
             continue
         seam = inside & (np.abs(fields.arm - 0.5) < 0.15) & (fields.side == s)
-        at_vertex(shoulder, seam, rest[:, 2])
-        at_vertex(armpit, seam & (rest[:, 1] < j["upperarm01.L"][1]), -rest[:, 2])
-        cuff_outer, cuff_inner = (9, 10) if left else (13, 14)
+        at_vertex(ids["shoulder"], seam, rest[:, 2])
+        at_vertex(ids["armpit"], seam & (rest[:, 1] < j["upperarm01.L"][1]), -rest[:, 2])
         cuff = bd.pos @ outward
-        on_curve(cuff_outer, arm_curve[s], cuff)
-        on_curve(cuff_inner, arm_curve[s], -cuff)
-        if category == "long_sleeve":
-            elbow_outer, elbow_inner = (7, 8) if left else (11, 12)
-            t_elbow = np.linalg.norm(j[f"lowerarm01.{side}"] - j[f"upperarm01.{side}"])
-            ring = (fields.side == s) & (fields.arm > 0.9) & (np.abs(fields.arm_t - t_elbow) < 0.012)
-            across = rest @ outward
-            at_vertex(elbow_outer, ring, across)
-            at_vertex(elbow_inner, ring, -across)
+        on_curve(ids["sleeve_end_exterior"], arm_curve[s], cuff)
+        on_curve(ids["sleeve_end_interior"], arm_curve[s], -cuff)
+        # sections along the arm (m from the shoulder joint, on the shoulder -> wrist axis)
+        shoulder = j[f"upperarm01.{side}"]
+        axis = (j[f"wrist.{side}"] - shoulder) / np.linalg.norm(j[f"wrist.{side}"] - shoulder)
+        t_elbow = float((j[f"lowerarm01.{side}"] - shoulder) @ axis)
+        on_arm = (fields.side == s) & (fields.arm > 0.9)
+        reach = fields.arm_t[on_arm & inside].max()
+        across = rest @ outward
+        for section, t_section in (("upper_arm", 0.5 * t_elbow), ("elbow", t_elbow), ("lower_arm", 0.5 * (t_elbow + arm_length))):
+            if reach - t_section >= SLEEVE_MARGIN * arm_length:
+                ring = on_arm & inside & (np.abs(fields.arm_t - t_section) < 0.012)
+                at_vertex(ids[f"{section}_exterior"], ring, across)
+                at_vertex(ids[f"{section}_interior"], ring, -across)
 
-    present = np.zeros(NUM_LANDMARKS, bool)
-    present[list(PRESENT[category])] = True
     i[~present] = jj[~present] = 0
     t[~present] = 0.0
     return Anchors(i, jj, t, present)

@@ -1,0 +1,214 @@
+"""SAL-VTON's landmark HRNet: branch shapes, losses and decoding on hand-checked cases, the flip
+test, and the ``sal-hrnet`` backend on a checkpoint written in the test."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from builders import simple_build
+
+from vtonpipe.annotators import get_backend
+from vtonpipe.converters.landmarks import (
+    ABSENT,
+    FLIP,
+    OCCLUDED,
+    VISIBLE,
+    flip_landmarks,
+)
+from vtonpipe.core import MissingWeightsError
+from vtonpipe.io import sha256_file
+from vtonpipe.models.landmarks.decode import (
+    LandmarkPredictor,
+    decode_heatmaps,
+    flip_heatmaps,
+    heatmap_targets,
+    rescale_points,
+)
+from vtonpipe.models.landmarks.hrnet import (
+    LandmarkNetConfig,
+    SALLandmarkNet,
+    build_from_checkpoint,
+)
+from vtonpipe.models.landmarks.losses import (
+    attribute_cross_entropy,
+    garment_attribute_targets,
+    heatmap_mse,
+)
+from vtonpipe.pipeline.config import StageConfig
+from vtonpipe.pipeline.context import AnnotationContext
+from vtonpipe.pipeline.runner import run_stage
+from vtonpipe.pipeline.store import ShardReader, read_manifest
+
+TINY = LandmarkNetConfig(width=4, stage_modules=(1, 1, 1), blocks=1, input_size=(64, 32), attribute_hidden=8)
+
+
+@pytest.fixture
+def tiny_net(one_torch_thread) -> SALLandmarkNet:
+    torch.manual_seed(0)
+    return SALLandmarkNet(TINY).eval()
+
+
+def test_branches_take_and_give_the_documented_shapes(tiny_net):
+    garment, person = torch.rand(2, 3, 64, 32), torch.rand(2, 3, 64, 32)
+    garment_maps = torch.rand(2, 32, 64, 32)
+    out = tiny_net(garment, person, garment_maps)
+    assert out.garment_heatmaps.shape == out.person_heatmaps.shape == (2, 32, 16, 8)
+    assert out.garment_logits.shape == (2, 32, 2) and out.person_logits.shape == (2, 32, 3)
+    with torch.no_grad():
+        maps, _ = tiny_net.forward_person(person, garment, garment_maps)
+    torch.testing.assert_close(maps, out.person_heatmaps)
+    # the person branch reads the garment heatmaps
+    assert not torch.allclose(tiny_net.forward_person(person, garment, torch.zeros_like(garment_maps))[0], maps)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        tiny_net.forward_garment(torch.rand(1, 3, 48, 32))
+    with pytest.raises(ValueError, match="38 input channels"):
+        tiny_net.person(torch.rand(1, 6, 64, 32))
+
+
+def test_the_default_network_is_w18_small():
+    config = LandmarkNetConfig()
+    assert (config.width, config.stage_modules, config.blocks) == (18, (1, 3, 2), 2)
+    branch = SALLandmarkNet(config).garment
+    widths = [m.branches[k][0].conv1.in_channels for m in branch.stages[-1] for k in range(4)]
+    assert widths == [18, 36, 72, 144] * 2
+
+
+def test_config_round_trips_through_json():
+    config = LandmarkNetConfig(width=8, stage_modules=(1, 2, 1), input_size=(128, 96))
+    assert LandmarkNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="unknown landmark network config keys"):
+        LandmarkNetConfig.from_dict({"width": 8, "depth": 3})
+
+
+def test_losses_on_hand_computed_cases():
+    pred = torch.zeros(1, 32, 2, 2)
+    target = torch.zeros(1, 32, 2, 2)
+    pred[0, 0, 0, 0], target[0, 0, 1, 1] = 0.5, 1.0
+    assert heatmap_mse(pred, target).item() == pytest.approx((0.25 + 1.0) / (32 * 4))
+    logits = torch.zeros(1, 32, 3)
+    logits[0, :, 1] = math.log(2.0)  # softmax (1/4, 1/2, 1/4)
+    classes = torch.full((1, 32), VISIBLE)
+    classes[0, :16] = OCCLUDED
+    assert attribute_cross_entropy(logits, classes).item() == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(4))
+    attributes = torch.tensor([[VISIBLE, OCCLUDED, ABSENT] + [ABSENT] * 29]).float()
+    assert garment_attribute_targets(attributes)[0, :4].tolist() == [0, 0, 1, 1]  # present, present, absent, absent
+    with pytest.raises(ValueError):
+        heatmap_mse(pred, target[..., :1])
+
+
+def test_decoding_moves_a_quarter_cell_towards_the_higher_neighbour():
+    maps = torch.zeros(1, 32, 4, 5)
+    maps[0, 0, 2, 1], maps[0, 0, 2, 2], maps[0, 0, 2, 3] = 0.2, 1.0, 0.6  # right neighbour higher
+    maps[0, 0, 1, 2], maps[0, 0, 3, 2] = 0.5, 0.1  # upper neighbour higher
+    maps[0, 1, 0, 4] = 0.7  # a corner: no neighbours on either side, no offset
+    maps[0, 2, 1, 1], maps[0, 2, 1, 0], maps[0, 2, 1, 2] = 0.9, 0.3, 0.3  # equal neighbours
+    out = decode_heatmaps(maps)
+    torch.testing.assert_close(out[0, 0], torch.tensor([2.25, 1.75, 1.0]))
+    torch.testing.assert_close(out[0, 1], torch.tensor([4.0, 0.0, 0.7]))
+    torch.testing.assert_close(out[0, 2, :2], torch.tensor([1.0, 1.0]))  # equal neighbours both ways: no offset
+    assert rescale_points(torch.tensor([[0.0, 0.0]]), (16, 8), (64, 32)).tolist() == [[1.5, 1.5]]  # cell 0 covers px 0..3
+
+
+def test_targets_decode_back_to_the_points():
+    lm = torch.tensor([[[10.0, 20.0, VISIBLE]] + [[25.3, 47.9, OCCLUDED]] + [[0.0, 0.0, ABSENT]] * 30])
+    maps = heatmap_targets(lm, (64, 32), sigma=6.0)
+    assert maps.shape == (1, 32, 16, 8) and not maps[0, 2:].any()
+    xy = rescale_points(decode_heatmaps(maps)[..., :2], (16, 8), (64, 32))
+    assert (xy[0, :2] - lm[0, :2, :2]).norm(dim=-1).max() < 1.1  # the quarter-cell decoder's error is < 1 input px here
+
+
+def test_flip_heatmaps_mirrors_and_swaps_the_sides():
+    maps = torch.zeros(1, 32, 3, 4)
+    maps[0, 1, 0, 0] = 1.0  # neck_left at the left edge
+    maps[0, 30, 2, 1] = 1.0  # hem_middle
+    flipped = flip_heatmaps(maps)
+    assert flipped[0, 6, 0, 3] == 1.0 and flipped[0, 30, 2, 2] == 1.0 and flipped.sum() == 2
+    torch.testing.assert_close(flip_heatmaps(flipped), maps)
+    assert FLIP[6] == 1
+
+
+def test_the_flip_test_makes_predictions_mirror_symmetric(tiny_net):
+    rng = np.random.default_rng(0)
+    person, garment = rng.integers(0, 255, (2, 96, 48, 3), dtype=np.uint8)
+    predictor = LandmarkPredictor(tiny_net, flip=True)
+    lm = predictor.people([person], [garment])[0]
+    mirrored = predictor.people([person[:, ::-1]], [garment[:, ::-1]])[0]
+    np.testing.assert_array_equal(mirrored[:, 2], flip_landmarks(lm, 48)[:, 2])
+    np.testing.assert_allclose(mirrored[:, :2], flip_landmarks(lm, 48)[:, :2], atol=1e-4)
+    g = predictor.garments([garment])[0]
+    assert set(np.unique(g[:, 2])) <= {VISIBLE, ABSENT} and (g[g[:, 2] == ABSENT, :2] == 0).all()
+    assert not np.allclose(LandmarkPredictor(tiny_net, flip=False).people([person], [garment])[0], lm)
+
+
+PRESENT_IDS = [*range(7), *range(27, 32)]  # neckline, waist, hem (a set closed under FLIP)
+
+
+def _designed_checkpoint(path) -> dict:
+    """A tiny checkpoint with flat heatmaps (every point decodes to heatmap cell (0, 0)) and
+    attribute biases: garment points PRESENT_IDS present, the rest absent; person points occluded."""
+    torch.manual_seed(1)
+    net = SALLandmarkNet(TINY)
+    with torch.no_grad():
+        for branch, bias in ((net.garment, torch.tensor([0.0, 5.0]).repeat(32, 1)), (net.person, torch.tensor([0.0, 5.0, 0.0]).repeat(32, 1))):
+            branch.heatmap_head.weight.zero_()
+            branch.heatmap_head.bias.zero_()
+            last = branch.attribute_head[-1]
+            last.weight.zero_()
+            if branch is net.garment:
+                bias[PRESENT_IDS] = torch.tensor([5.0, 0.0])
+            last.bias.copy_(bias.reshape(-1))
+    state = {"model": net.state_dict(), "config": TINY.to_dict()}
+    torch.save(state, path)
+    return state
+
+
+def test_sal_hrnet_backend_through_the_stage(tmp_path, one_torch_thread):
+    build = simple_build(tmp_path, n=2)  # 256 x 192 images; garments paired with both poses of a person
+    checkpoint = tmp_path / "last.pt"
+    _designed_checkpoint(checkpoint)
+    res = run_stage(build, StageConfig("landmarks", "sal-hrnet", {"checkpoint": str(checkpoint)}), show_progress=False)
+    assert res.computed == res.total == 6 and res.failed == 0
+    ctx = AnnotationContext(build)
+    corner = [0.5 * 192 / 8 - 0.5, 0.5 * 256 / 16 - 0.5]  # heatmap cell (0, 0) in a 256 x 192 image
+    for row in ShardReader(build / "annotations" / "landmarks"):
+        lm = row["landmarks"]
+        if ctx.images[row["image_id"]]["kind"] == "garment":
+            absent = np.setdiff1d(np.arange(32), PRESENT_IDS)
+            assert (lm[PRESENT_IDS, 2] == VISIBLE).all() and (lm[absent, 2] == ABSENT).all()
+            np.testing.assert_allclose(lm[PRESENT_IDS, :2], np.tile(corner, (len(PRESENT_IDS), 1)))
+            assert (lm[absent, :2] == 0).all()
+        else:
+            assert (lm[:, 2] == OCCLUDED).all()
+            np.testing.assert_allclose(lm[:, :2], np.tile(corner, (32, 1)))
+    (provenance,) = read_manifest(build / "annotations" / "landmarks")["provenance"]
+    assert provenance["weights_sha256"] == {str(checkpoint): sha256_file(checkpoint)}
+
+
+def test_sal_hrnet_rows_are_the_networks_predictions(tmp_path, tiny_net):
+    build = simple_build(tmp_path, n=1)
+    checkpoint = tmp_path / "net.pt"
+    torch.save({"model": tiny_net.state_dict(), "config": TINY.to_dict()}, checkpoint)
+    run_stage(build, StageConfig("landmarks", "sal-hrnet", {"checkpoint": str(checkpoint), "flip_test": False}), show_progress=False)
+    ctx = AnnotationContext(build)
+    net = build_from_checkpoint(torch.load(checkpoint, weights_only=True))
+    predictor = LandmarkPredictor(net, flip=False)
+    rows = {r["image_id"]: r["landmarks"] for r in ShardReader(build / "annotations" / "landmarks")}
+    for image_id, lm in rows.items():
+        image = ctx.load_image(image_id)
+        if ctx.images[image_id]["kind"] == "garment":
+            expected = predictor.garments([image])[0]
+        else:
+            expected = predictor.people([image], [ctx.load_image(ctx.garments_of(image_id)[0])])[0]
+        np.testing.assert_allclose(lm, expected, atol=1e-4)
+
+
+def test_a_missing_checkpoint_names_its_path_and_the_trainer(tmp_path):
+    backend = get_backend("landmarks", "sal-hrnet")({"checkpoint": str(tmp_path / "runs" / "last.pt")})
+    with pytest.raises(MissingWeightsError, match=r"missing checkpoint .*runs/last\.pt.*vtonpipe train landmarks.*runs/landmarks/sal-hrnet/checkpoints/last\.pt"):
+        backend.check_available()
+    assert "data/sample/runs/landmarks/sal-hrnet/checkpoints/last.pt" in get_backend("landmarks", "sal-hrnet")().problems()[0]
+

