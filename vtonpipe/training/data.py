@@ -50,7 +50,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from ..converters.keypoints import gaussian_heatmaps, pose_disks
@@ -124,12 +124,41 @@ class DataConfig:
         return (self.height, self.width)
 
 
+_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
 def _image_size(data: bytes) -> Size:
     """(H, W) of encoded image bytes from the header alone, after the EXIF rotation decode_image applies."""
     with Image.open(io.BytesIO(data)) as im:
         w, h = im.size
-        transposed = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    return (w, h) if transposed else (h, w)
+        rotated = im.getexif().get(0x0112, 1) in _ROTATED
+    return (w, h) if rotated else (h, w)
+
+
+def decode_rgb(data: bytes, size: Size) -> tuple[np.ndarray, Size]:
+    """RGB uint8 ``(h, w, 3)`` pixels of image bytes to be resized to ``size``, and the image's
+    ``(H, W)`` (after its EXIF rotation).
+
+    A JPEG at least twice ``size`` in both directions is decoded by libjpeg at 1/2, 1/4 or 1/8
+    scale (its scaled inverse DCT: each output pixel the mean of its block, a low-pass filter
+    centred on the block, so the pixel-centre frame is kept) when that scale divides the image
+    size exactly; the caller resizes the rest of the way. Everything else goes through
+    :func:`vtonpipe.io.decode_image` at full size.
+    """
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format == "JPEG":
+            w, h = im.size
+            rotated = im.getexif().get(0x0112, 1) in _ROTATED
+            want_w, want_h = (size[0], size[1]) if rotated else (size[1], size[0])
+            if w >= 2 * want_w and h >= 2 * want_h:
+                im.draft("RGB", (want_w, want_h))
+                dw, dh = im.size
+                if w == dw * (w // dw) and h == dh * (h // dh) and w // dw == h // dh:
+                    im.load()
+                    im = ImageOps.exif_transpose(im).convert("RGB")
+                    return np.array(im), ((w, h) if rotated else (h, w))
+    pixels = decode_image(data)
+    return np.require(pixels, requirements="W"), pixels.shape[:2]
 
 
 class PackedPairs:
@@ -339,9 +368,8 @@ def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig
 
     for role in IMAGE_ROLES:
         if (role, "image") in sources:
-            pixels = np.require(decode_image(_require(row, f"{role}.image")), requirements="W")
-            frames[role] = pixels.shape[:2]
-            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0), size)
+            pixels, frames[role] = decode_rgb(_require(row, f"{role}.image"), size)
+            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1), size).float().div_(255.0)
     if ("garment", "garment_mask") in sources:
         mask = _require(row, "garment.garment_mask.mask")
         frames["garment"] = mask.shape
