@@ -36,6 +36,7 @@ def _command(kind: str) -> click.Command:
     def command(ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None) -> None:
         from ..cli import _fail, _parse_kv
         from ..config import load_params
+        from .checkpoint import CheckpointError
         from .config import ConfigError, settings_section
         from .data import MissingPriorError
         from .task import get_task
@@ -45,13 +46,19 @@ def _command(kind: str) -> click.Command:
         params = ctx.obj["params"] if ctx.obj else load_params()
         try:
             task = get_task(kind, model)
+        except KeyError as e:
+            _fail(e.args[0])
+        try:
             settings = {**settings_section(params or {}, kind, task.model), **_parse_kv(overrides)}
             result = Trainer(task, build, settings=settings, run_dir=out, device=device, resume=resume, steps=steps).fit()
-        except (KeyError, ConfigError, MissingPriorError, RunDirError) as e:
-            _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
+        except (ConfigError, MissingPriorError, RunDirError, CheckpointError) as e:
+            _fail(str(e))
         if result.interrupted is not None:
-            click.echo(f"stopped by signal {result.interrupted} at step {result.step}; resume with --resume", err=True)
+            if result.rank == 0:
+                click.echo(f"stopped by signal {result.interrupted} at step {result.step}; resume with --resume", err=True)
             sys.exit(128 + result.interrupted)
+        if result.rank != 0:
+            return
         click.echo(f"trained to step {result.step}: {result.run_dir}")
         if result.metrics:
             click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..io import write_json_atomic
 from .checkpoint import CheckpointDir, load_checkpoint, rng_state, seed_everything, set_rng_state
 from .config import TrainConfig, split_settings
 from .data import PackedPairs, PackedPairStream, first_samples, make_loader
@@ -51,6 +52,7 @@ class FitResult:
     run_dir: Path
     interrupted: int | None = None
     metrics: dict[str, float] | None = None
+    rank: int = 0
 
 
 def default_run_dir(build: str | Path, kind: str, model: str) -> Path:
@@ -95,17 +97,27 @@ class Trainer:
         if not self.resume and self.checkpoints.steps():
             raise RunDirError(f"{self.run_dir} already holds a run's checkpoints: pass --resume to continue it, or another --out")
         d = init_distributed(self.device_name)
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._fit(d)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             shutdown(d)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        log.warning("signal %d: stopping after this step with a checkpoint", signum)
+        if self._signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without the checkpoint
+        log.warning("signal %d: stopping after this step with a checkpoint (Ctrl-C again to abort)", signum)
         self._signal = signum
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """SIGINT / SIGTERM set a flag the loop checks after each step (installed before the
+        DataLoader forks its workers, which inherit the handler and so ignore the signal)."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     # -- setup -------------------------------------------------------------------------------
     def _fit(self, d: Distributed) -> FitResult:
@@ -173,13 +185,12 @@ class Trainer:
         for note in task.notes():
             log.warning("%s/%s: %s", task.kind, task.model, note)
         try:
-            return self._loop(step, stream, optimizers, schedulers, scaler)
+            with self._stop_on_signals():
+                return self._loop(step, stream, optimizers, schedulers, scaler)
         finally:
             self.runlog.close()
 
     def _write_config(self, needs: set[str], train_pairs: int) -> None:
-        from ..io import write_json_atomic
-
         write_json_atomic(
             self.run_dir / "config.json",
             {
@@ -252,14 +263,14 @@ class Trainer:
             signum = self._signal if self._signal is not None else signal.SIGTERM  # another rank's signal
             log.warning("stopped at step %d (checkpoint %s)", step, self.checkpoints.path(step))
             d.barrier()
-            return FitResult(step, self.run_dir, interrupted=int(signum))
+            return FitResult(step, self.run_dir, interrupted=int(signum), rank=d.rank)
         if saved_at != step and step > start_step:
             self._save(step, stream, start_step, optimizers, schedulers, scaler)
         if not (cfg.grid_every and step % cfg.grid_every == 0 and step > start_step):
             self._grid(step)
         metrics = self._evaluate(step, final=True) if self.test_pairs is not None and len(self.test_pairs) else None
         d.barrier()
-        return FitResult(step, self.run_dir, metrics=metrics)
+        return FitResult(step, self.run_dir, metrics=metrics, rank=d.rank)
 
     def _position(self, stream: PackedPairStream, start_step: int, step: int) -> int:
         return stream.position_after((step - start_step) * self.config.accumulate)
@@ -276,7 +287,8 @@ class Trainer:
         for group, opt in optimizers.items():
             values[f"lr/{group}"] = opt.param_groups[0]["lr"]
         self.runlog.scalars(step, values)
-        log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        if d.is_main:
+            log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
 
     def _save(self, step: int, stream: PackedPairStream, start_step: int, optimizers: dict, schedulers: dict, scaler: torch.amp.GradScaler) -> None:
         rng = self.dist.gather(rng_state())  # every rank takes part; rank 0 writes
