@@ -14,6 +14,7 @@ quality 95, maps nearest, keypoints in the pixel-centre frame).
 
     python benchmarks/bench_loader.py [--build data/sample] [--upscale 4] [--size 256x192]
                                       [--pairs 64] [--batch-size 8] [--batches 24] [--workers 0]
+                                      [--no-pose-maps]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from vtonpipe.converters.labels import write_palette_png
 from vtonpipe.io import decode_image
 from vtonpipe.pipeline.store import ShardReader, ShardWriter
 from vtonpipe.schemas.packed import packed_schema, unflatten
-from vtonpipe.training.data import UPPER_GARMENT_LABELS, DataConfig, PackedPairs, PackedPairStream, make_loader
+from vtonpipe.training.data import DataConfig, PackedPairs, PackedPairStream, garment_region, make_loader
 from vtonpipe.training.transforms import resize_iuv, scale_points
 
 NEEDS = {
@@ -127,10 +128,11 @@ def write_folder(root: Path, pairs: list[dict]) -> Path:
 class FolderPairs(Dataset):
     """The folder loop: one file open and decode per prior, PIL resizes, as HR-VITON's CPDataset."""
 
-    def __init__(self, root: Path, config: DataConfig):
+    def __init__(self, root: Path, config: DataConfig, needs: set[str]):
         self.root = root / "train"
         self.names = [line.split() for line in (root / "train_pairs.txt").read_text().splitlines()]
         self.config = config
+        self.needs = needs
 
     def __len__(self) -> int:
         return len(self.names)
@@ -149,14 +151,16 @@ class FolderPairs(Dataset):
         frame = (parse_big.height, parse_big.width)
         parse = torch.from_numpy(np.array(parse_big.resize((w, h), Image.NEAREST))).long()
         out["source_parsing"] = parse
-        out["source_garment_region"] = torch.isin(parse, torch.tensor(UPPER_GARMENT_LABELS)).float()[None]
+        out["source_garment_region"] = garment_region(parse)
         iuv = np.array(Image.open(self.root / "image-densepose" / f"{stem}.png").convert("RGB"))
         out["source_iuv_i"], out["source_iuv_uv"] = resize_iuv(iuv, (h, w))
         kp = read_openpose_json(self.root / "openpose_json" / f"{stem}_keypoints.json")[0]
         points = scale_points(kp, kp[:, 2] > 0, frame, (h, w))
         out["source_keypoints"] = points
-        out["source_pose_heatmaps"] = torch.from_numpy(gaussian_heatmaps(points.numpy(), (h, w), self.config.pose_sigma))
-        out["source_pose_disks"] = torch.from_numpy(pose_disks(points.numpy(), (h, w), self.config.pose_radius))
+        if "source_pose_heatmaps" in self.needs:
+            out["source_pose_heatmaps"] = torch.from_numpy(gaussian_heatmaps(points.numpy(), (h, w), self.config.pose_sigma))
+        if "source_pose_disks" in self.needs:
+            out["source_pose_disks"] = torch.from_numpy(pose_disks(points.numpy(), (h, w), self.config.pose_radius))
         return out
 
 
@@ -172,19 +176,21 @@ class Cycle(torch.utils.data.Sampler):
 
 
 # -- timing -------------------------------------------------------------------------------------
-def rates(loader: DataLoader, batches: int, repeats: int) -> tuple[float, float, dict]:
-    """Best samples/s over ``repeats`` runs of ``batches`` batches: by wall clock and by this
-    process's CPU time (with no worker processes all the work is in this process, and CPU time is
-    the figure that a machine shared with other jobs does not distort), and the first batch."""
-    it = iter(loader)
-    first = next(it)  # warm-up: workers started, first shard read
-    wall, cpu = 0.0, 0.0
+def rates(loaders: dict[str, DataLoader], batches: int, repeats: int) -> dict[str, tuple[float, float, dict]]:
+    """Per loader: best samples/s over ``repeats`` runs of ``batches`` batches, by wall clock and by
+    this process's CPU time (with no worker processes all the work is in this process, and CPU
+    time is the figure a machine shared with other jobs distorts least), and its first batch.
+    The loaders' runs alternate, so that neither gains from going second (warm allocator, caches)."""
+    its = {name: iter(loader) for name, loader in loaders.items()}
+    first = {name: next(it) for name, it in its.items()}  # warm-up: workers started, first shard read
+    best = {name: (0.0, 0.0) for name in loaders}
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        n = sum(len(next(it)["pair_id"]) for _ in range(batches))
-        wall = max(wall, n / (time.perf_counter() - t0))
-        cpu = max(cpu, n / max(time.process_time() - c0, 1e-9))
-    return wall, cpu, first
+        for name, it in its.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = sum(len(next(it)["pair_id"]) for _ in range(batches))
+            wall, cpu = n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
+            best[name] = (max(best[name][0], wall), max(best[name][1], cpu))
+    return {name: (*best[name], first[name]) for name in loaders}
 
 
 def main() -> None:
@@ -197,12 +203,14 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=24, help="timed batches per loop (after one warm-up batch)")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per loop; the best counts")
+    ap.add_argument("--no-pose-maps", action="store_true", help="leave out the keypoint heatmaps and disks (both loops encode them alike)")
     args = ap.parse_args()
     if not (args.build / "packed" / "train").is_dir():
         raise SystemExit(f"{args.build}/packed/train not found: build the sample first (`make demo`) or pass --build")
     torch.set_num_threads(1)
     h, w = (int(v) for v in args.size.split("x"))
     config = DataConfig(height=h, width=w)
+    needs = NEEDS - {"source_pose_heatmaps", "source_pose_disks"} if args.no_pose_maps else NEEDS
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         pairs = source_pairs(args.build, args.pairs, args.upscale)
@@ -211,17 +219,17 @@ def main() -> None:
         big = decode_image(pairs[0]["person"]).shape[:2]
         print(f"{len(pairs)} pairs at {big[0]}x{big[1]} -> batches of {args.batch_size} at {h}x{w}, {args.workers} workers")
 
-        packed = PackedPairs(packed_root, "train", NEEDS, config)
+        packed = PackedPairs(packed_root, "train", needs, config)
         stream = PackedPairStream(packed, args.batch_size, shuffle=False)
-        folder = DataLoader(FolderPairs(folder_root, config), batch_size=args.batch_size, num_workers=args.workers, sampler=Cycle(len(pairs)))
-        folder_wall, folder_cpu, folder_batch = rates(folder, args.batches, args.repeats)
-        packed_wall, packed_cpu, packed_batch = rates(make_loader(stream, workers=args.workers), args.batches, args.repeats)
+        folder = DataLoader(FolderPairs(folder_root, config, needs), batch_size=args.batch_size, num_workers=args.workers, sampler=Cycle(len(pairs)))
+        measured = rates({"folder": folder, "packed": make_loader(stream, workers=args.workers)}, args.batches, args.repeats)
+    (folder_wall, folder_cpu, folder_batch), (packed_wall, packed_cpu, packed_batch) = measured["folder"], measured["packed"]
 
     # the same batch content: same pairs, keys, shapes and dtypes; equal values but for the images'
     # resampler (PIL's bilinear vs torch's antialiased bilinear: within a few levels)
-    assert set(folder_batch) - {"pair_id"} == set(packed_batch) - {"pair_id", "paired"} == NEEDS
+    assert set(folder_batch) - {"pair_id"} == set(packed_batch) - {"pair_id", "paired"} == needs
     assert list(folder_batch["pair_id"]) == list(packed_batch["pair_id"])
-    for key in sorted(NEEDS):
+    for key in sorted(needs):
         a, b = folder_batch[key], packed_batch[key]
         assert a.shape == b.shape and a.dtype == b.dtype, (key, a.shape, b.shape)
         tol = 0.03 if key.endswith("_image") else 1e-3  # (OpenPose JSON rounds coordinates)

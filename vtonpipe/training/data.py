@@ -63,6 +63,16 @@ from .transforms import Size, resize_flow, resize_image, resize_iuv, resize_near
 #: LIP ids counted as the upper garment a person wears (3D-GCL's official code: cloth = 5, 6, 7)
 UPPER_GARMENT_LABELS = tuple(LIP_LABELS.index(name) for name in ("upper-clothes", "dress", "coat"))
 
+_UPPER_GARMENT_LUT = torch.zeros(256, dtype=torch.bool)
+_UPPER_GARMENT_LUT[list(UPPER_GARMENT_LABELS)] = True
+
+
+def garment_region(parsing: torch.Tensor) -> torch.Tensor:
+    """float32 ``(1, H, W)`` {0, 1}: the pixels of LIP label map ``parsing`` (H, W) that are an upper
+    garment (:data:`UPPER_GARMENT_LABELS`)."""
+    return _UPPER_GARMENT_LUT[parsing.long()].float()[None]
+
+
 PERSON_ROLES = ("source", "target")
 IMAGE_ROLES = ("source", "target", "garment")
 
@@ -380,7 +390,7 @@ def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig
             frames[role] = parsing.shape
             labels = resize_nearest(parsing, size).long()
             out[f"{role}_parsing"] = labels
-            out[f"{role}_garment_region"] = torch.isin(labels, torch.tensor(UPPER_GARMENT_LABELS)).float()[None]
+            out[f"{role}_garment_region"] = garment_region(labels)
         if (role, "densepose") in sources:
             iuv = _require(row, f"{role}.densepose.iuv")
             frames[role] = iuv.shape[:2]
