@@ -19,8 +19,8 @@ def train() -> None:
     """Train the warping, try-on and landmark networks from a build's packed shards.
 
     Settings come from params.yaml train.<kind>.<model> (train.landmarks for the landmark
-    network), overridden by --set key=value. The run directory (default BUILD/runs/<kind>/<model>)
-    gets config.json, checkpoints/, log.csv, tb/, grids/ and metrics.json.
+    network), overridden by --set key=value. Each command writes its run directory (default
+    BUILD/runs/<kind>/<model>): config.json, checkpoints/, log.csv, tb/, grids/ and metrics.json.
     """
 
 
@@ -63,7 +63,10 @@ def _command(kind: str) -> click.Command:
         if result.metrics:
             click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
 
-    command.__doc__ = f"Train a {kind} model." + (" The model is optional when only one is registered." if kind not in PER_MODEL_KINDS else "")
+    command.__doc__ = (
+        f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, "
+        "log.csv, tb/, grids/, metrics.json)." + (" The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else "")
+    )
     return train.command(kind)(command)
 
 

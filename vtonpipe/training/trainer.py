@@ -135,27 +135,13 @@ class Trainer:
         schedulers = task.schedulers(optimizers)
         scaler = torch.amp.GradScaler(d.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
 
-        step, position = 0, 0
         last = self.checkpoints.last if self.resume else None
         if last is not None:
-            state = load_checkpoint(last, kind=task.kind, model=task.model, map_location=d.device)
-            for name, m in modules.items():
-                m.load_state_dict(state["modules"][name])
-            for group, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][group])
-            for group, sched in schedulers.items():
-                sched.load_state_dict(state["schedulers"][group])
-            scaler.load_state_dict(state["scaler"])
-            step, position = int(state["step"]), int(state["data"]["position"])
-            if len(state["rng"]) == d.world_size:
-                set_rng_state(state["rng"][d.rank])
-            else:
-                log.warning("checkpoint of %d ranks resumed on %d: random states re-seeded", len(state["rng"]), d.world_size)
-                seed_everything(rank_seed(cfg.seed + step, d.rank))
-            log.info("resumed %s at step %d", last, step)
+            step, position = self._restore(last, modules, optimizers, schedulers, scaler)
         else:
             if self.resume:
                 log.info("no checkpoint in %s: starting at step 0", self.checkpoints.directory)
+            step, position = 0, 0
             seed_everything(rank_seed(cfg.seed, d.rank))
 
         self.modules = modules
@@ -182,13 +168,34 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, enabled=d.is_main, resume_step=step if last is not None else None)
         if d.is_main:
             self._write_config(needs, len(train_pairs))
-        for note in task.notes():
-            log.warning("%s/%s: %s", task.kind, task.model, note)
+            for note in task.notes():
+                log.warning("%s/%s: %s", task.kind, task.model, note)
         try:
             with self._stop_on_signals():
                 return self._loop(step, stream, optimizers, schedulers, scaler)
         finally:
             self.runlog.close()
+
+    def _restore(self, path: Path, modules: dict, optimizers: dict, schedulers: dict, scaler: torch.amp.GradScaler) -> tuple[int, int]:
+        """Load checkpoint ``path`` into the run's objects and this rank's random state; returns
+        (step, training stream position)."""
+        d = self.dist
+        state = load_checkpoint(path, kind=self.task.kind, model=self.task.model, map_location=d.device)
+        for name, m in modules.items():
+            m.load_state_dict(state["modules"][name])
+        for group, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][group])
+        for group, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][group])
+        scaler.load_state_dict(state["scaler"])
+        step = int(state["step"])
+        if len(state["rng"]) == d.world_size:
+            set_rng_state(state["rng"][d.rank])
+        else:
+            log.warning("checkpoint of %d ranks resumed on %d: random states re-seeded", len(state["rng"]), d.world_size)
+            seed_everything(rank_seed(self.config.seed + step, d.rank))
+        log.info("resumed %s at step %d", path, step)
+        return step, int(state["data"]["position"])
 
     def _write_config(self, needs: set[str], train_pairs: int) -> None:
         write_json_atomic(
