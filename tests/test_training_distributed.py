@@ -1,4 +1,4 @@
-"""Data-parallel training: two gloo ranks on the CPU (forked processes with the environment torchrun
+"""Data-parallel training: two gloo ranks on the CPU (child processes with the environment torchrun
 exports, loopback rendezvous) equal one process with the doubled batch, stop together on a SIGTERM
 to one rank, and resume the same curve."""
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from training_runs import FAST, assert_same_curve, assert_same_params, final_params, finish, fit, launch, read_log, settings_args, wait_for
+from training_runs import FAST, assert_same_curve, assert_same_params, child_logs, final_params, finish, fit, launch, read_log, settings_args, wait_for
 from vtonpipe.training.distributed import Distributed, data_parallel, rank_seed, sync_batchnorm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -65,7 +65,7 @@ def test_two_ranks_equal_the_doubled_batch_stop_together_and_resume(build, tmp_p
         os.kill(procs[1].pid, signal.SIGTERM)  # one rank only: both must checkpoint once and exit
     finally:
         codes = finish(procs)
-    assert codes == [128 + signal.SIGTERM] * 2
+    assert codes == [128 + signal.SIGTERM] * 2, child_logs(tmp_path)
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     stopped = state["step"]
     assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
@@ -74,7 +74,7 @@ def test_two_ranks_equal_the_doubled_batch_stop_together_and_resume(build, tmp_p
     assert read_log(out)[-1]["step"] == stopped
 
     target = stopped + 3
-    assert finish(_ranks([*common, "--steps", str(target), "--resume"], tmp_path)) == [0, 0]
+    assert finish(_ranks([*common, "--steps", str(target), "--resume"], tmp_path)) == [0, 0], child_logs(tmp_path)
 
     fit(build, tmp_path / "single", steps=target, batch_size=2 * FAST["batch_size"], checkpoint_every=1000)
     assert_same_curve(read_log(out), read_log(tmp_path / "single"), tol=1e-5)

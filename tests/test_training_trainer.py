@@ -12,7 +12,7 @@ from torch import nn
 
 import training_tasks
 from packed_builder import synthetic_build
-from training_runs import assert_same_curve, assert_same_params, final_params, finish, fit, launch, read_log, settings_args, wait_for
+from training_runs import assert_same_curve, assert_same_params, child_logs, final_params, finish, fit, launch, read_log, settings_args, wait_for
 from vtonpipe.training.checkpoint import CheckpointError, load_checkpoint
 from vtonpipe.training.config import ConfigError, TrainConfig, settings_section, split_settings
 from vtonpipe.training.logging import sample_grid
@@ -154,7 +154,7 @@ def test_cli_run_killed_then_resumed_continues_from_the_saved_step(build, tmp_pa
     saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert saved % 4 == 0 and saved >= 4
     target = saved + 3
-    assert finish([launch([*args, "--steps", str(target), "--resume"], tmp_path)]) == [0]
+    assert finish([launch([*args, "--steps", str(target), "--resume"], tmp_path)]) == [0], child_logs(tmp_path)
     fit(build, tmp_path / "reference", steps=target, checkpoint_every=4)
     assert_same_curve(read_log(out), read_log(tmp_path / "reference"))
     assert_same_params(final_params(out), final_params(tmp_path / "reference"), tol=0)

@@ -1,6 +1,10 @@
-"""Helpers of the training tests: short runs in this process, CLI runs in forked processes (the
-test-only tasks registered, torch already imported: a child starts in milliseconds, where a fresh
-interpreter spends seconds importing torch and its compiler stack), comparisons of their results."""
+"""Helpers of the training tests: short runs in this process, CLI runs in child processes, and
+comparisons of their results.
+
+Children are forked from a multiprocessing fork server that has imported torch, its compiler
+stack and the test-only tasks once: each child starts in milliseconds (a fresh interpreter spends
+seconds importing torch), and it inherits none of the threads other tests leave in the pytest
+process (forking a multi-threaded process can deadlock the child)."""
 
 from __future__ import annotations
 
@@ -50,9 +54,20 @@ def fit(build, out, *, resume=False, **settings):
     return Trainer(get_task("tryon", "tiny"), build, settings={**FAST, **settings}, run_dir=out, resume=resume).fit()
 
 
-def _cli(argv: Sequence[str], env: dict[str, str]) -> None:
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["torch", "torch._dynamo", "torch.utils.tensorboard", "vtonpipe.cli", "vtonpipe.training.trainer", "training_tasks"])
+
+
+def _cli(argv: Sequence[str], env: dict[str, str], log: str) -> None:
+    import faulthandler
+
     from vtonpipe.cli import main
 
+    with open(log, "w") as out:  # the fork server's stdout is not the current test's
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    faulthandler.dump_traceback_later(90)  # a child still running then shows where it is stuck
+    torch.set_num_threads(1)
     os.environ.update(env)
     code = 0
     try:
@@ -70,15 +85,20 @@ def _cli(argv: Sequence[str], env: dict[str, str]) -> None:
 
 
 def launch(args: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> multiprocessing.Process:
-    """``vtonpipe train tryon --model tiny ARGS`` in a forked process with ``env`` set (e.g. the
-    RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT torchrun exports); no params.yaml."""
-    import torch._dynamo  # noqa: F401  (what every torch optimiser imports: once here, not per child)
-    import torch.utils.tensorboard  # noqa: F401
-
+    """``vtonpipe train tryon --model tiny ARGS`` in a child process with ``env`` set (e.g. the
+    RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT torchrun exports); no params.yaml. Its output
+    goes to ``workdir/child-<n>.log`` (:func:`child_logs`)."""
     argv = ["--params", str(workdir / "no-params.yaml"), "train", "tryon", "--model", "tiny", *args]
-    proc = multiprocessing.get_context("fork").Process(target=_cli, args=(argv, {"OMP_NUM_THREADS": "1", **(env or {})}))
+    log = workdir / f"child-{len(list(workdir.glob('child-*.log')))}.log"
+    log.touch()
+    proc = _CONTEXT.Process(target=_cli, args=(argv, {"OMP_NUM_THREADS": "1", **(env or {})}, str(log)))
     proc.start()
     return proc
+
+
+def child_logs(workdir: Path) -> str:
+    """Everything the children launched in ``workdir`` printed (for assertion messages)."""
+    return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(workdir.glob("child-*.log")))
 
 
 def settings_args(**settings) -> list[str]:

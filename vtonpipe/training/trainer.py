@@ -100,6 +100,7 @@ class Trainer:
         try:
             return self._fit(d)
         finally:
+            self.train_modules, self.ddp_modules = {}, []  # DDP reducers go before their process group
             shutdown(d)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
