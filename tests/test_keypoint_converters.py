@@ -123,6 +123,16 @@ def test_gaussian_heatmaps_on_hand_computed_points():
     assert not hm[[i for i in range(18) if i not in (0, 5)]].any()  # undetected: all zero
 
 
+def test_gaussian_heatmaps_hold_no_denormals():
+    # far tails underflow to 0 rather than to denormals (slow arithmetic), keeping every value >= 1e-19 exact
+    kp = np.array([[5, 5, 1.0]] * 18, np.float32)
+    hm = gaussian_heatmaps(kp, (256, 192), sigma=6.0)
+    positive = hm[hm > 0]
+    assert positive.min() >= np.finfo(np.float32).tiny
+    assert hm[0, 5, 60] == pytest.approx(np.exp(-(55**2) / 72), rel=1e-5)  # 55 px away, about 6e-19: kept
+    assert hm[0, 5, 100] == 0 and hm[0, 200, 5] == 0
+
+
 def test_pose_disks_radius_4():
     kp = np.zeros((18, 3), np.float32)
     kp[1] = (10, 10, 1)

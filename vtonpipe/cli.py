@@ -356,5 +356,8 @@ def doctor(as_json: bool) -> None:
     Console().print(table)
 
 
+from .training.cli import train  # noqa: E402  (the `vtonpipe train` group)
+main.add_command(train)
+
 if __name__ == "__main__":
     main()

@@ -329,6 +329,24 @@ class ShardReader:
         for i in range(len(self.shards)):
             yield from self.iter_shard(i)
 
+    def read_columns(self, i: int, columns: Sequence[str]) -> pa.Table:
+        """Only ``columns`` of shard ``i``'s Parquet rows, read afresh (not cached); checksum
+        verified on the shard's first read."""
+        s = self.shards[i]
+        if self._verify:
+            self._check(s.file, s.sha256)
+        return pq.read_table(self.directory / s.file, columns=list(columns))
+
+    def dense_value(self, i: int, name: str, r: int) -> np.ndarray | None:
+        """Dense field ``name`` of row ``r`` of shard ``i``, decoded alone; None where the row has none."""
+        npz = self._dense(i)
+        if npz is None:
+            return None
+        try:
+            return npz[f"{name}/{r}"]
+        except KeyError:
+            return None
+
     def read_all(self, columns: Sequence[str] | None = None) -> pa.Table:
         """All Parquet rows as one Arrow table (dense fields excluded)."""
         tables = [self.table(i) for i in range(len(self.shards))]

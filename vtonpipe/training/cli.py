@@ -1,0 +1,74 @@
+"""``vtonpipe train {warp,tryon,landmarks}``: the training commands (registered in vtonpipe.cli).
+
+Every command runs unchanged under ``torchrun`` (docs/TRAINING.md). Torch and the trainer are
+imported when a command runs, so ``vtonpipe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from .config import KINDS, PER_MODEL_KINDS
+
+
+@click.group()
+def train() -> None:
+    """Train the warping, try-on and landmark networks from a build's packed shards.
+
+    Settings come from params.yaml train.<kind>.<model> (train.landmarks for the landmark
+    network), overridden by --set key=value. Each command writes its run directory (default
+    BUILD/runs/<kind>/<model>): config.json, checkpoints/, log.csv, tb/, grids/ and metrics.json.
+    """
+
+
+def _command(kind: str) -> click.Command:
+    @click.option("--model", required=kind in PER_MODEL_KINDS, help="Registered model name (an unknown name lists the registered ones).")
+    @click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory holding packed/ (e.g. data/sample).")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one setting (YAML value); repeatable.")
+    @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoints/last.pt (start afresh if there is none).")
+    @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default BUILD/runs/<kind>/<model>).")
+    @click.option("--device", default="auto", show_default=True, help="cpu, cuda (each torchrun rank its own GPU), cuda:N, or auto.")
+    @click.option("--steps", type=int, help="Optimiser steps to train to (overrides the `steps` setting).")
+    @click.pass_context
+    def command(ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None) -> None:
+        from ..cli import _fail, _parse_kv
+        from ..config import load_params
+        from .checkpoint import CheckpointError
+        from .config import ConfigError, settings_section
+        from .data import MissingPriorError
+        from .task import get_task
+        from .trainer import RunDirError, Trainer
+
+        logging.getLogger("vtonpipe.training").setLevel(logging.INFO)
+        params = ctx.obj["params"] if ctx.obj else load_params()
+        try:
+            task = get_task(kind, model)
+        except KeyError as e:
+            _fail(e.args[0])
+        try:
+            settings = {**settings_section(params or {}, kind, task.model), **_parse_kv(overrides)}
+            result = Trainer(task, build, settings=settings, run_dir=out, device=device, resume=resume, steps=steps).fit()
+        except (ConfigError, MissingPriorError, RunDirError, CheckpointError) as e:
+            _fail(str(e))
+        if result.interrupted is not None:
+            if result.rank == 0:
+                click.echo(f"stopped by signal {result.interrupted} at step {result.step}; resume with --resume", err=True)
+            sys.exit(128 + result.interrupted)
+        if result.rank != 0:
+            return
+        click.echo(f"trained to step {result.step}: {result.run_dir}")
+        if result.metrics:
+            click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+
+    command.__doc__ = (
+        f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, "
+        "log.csv, tb/, grids/, metrics.json)." + (" The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else "")
+    )
+    return train.command(kind)(command)
+
+
+for _kind in KINDS:
+    _command(_kind)

@@ -1,0 +1,108 @@
+"""Image and mask metrics shared by every trainer's evaluation, one value per sample.
+
+Images are float ``(B, C, H, W)`` with values in ``[0, data_range]`` (1 for the data layer's
+images); masks are ``(B, 1, H, W)`` (or ``(B, H, W)``) in {0, 1}; label maps int ``(B, H, W)``.
+Each function returns a float32 ``(B,)`` tensor so that evaluation can average over samples and
+across distributed ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _mask4(mask: torch.Tensor) -> torch.Tensor:
+    return (mask[:, None] if mask.dim() == 3 else mask).float()
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 1-D Gaussian ``(size,)`` centred on the middle tap (SSIM's window)."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """Per-pixel SSIM ``(B, H - window + 1, W - window + 1)``, averaged over channels.
+
+    Wang et al. 2004: local means, variances and covariance under an ``window`` x ``window``
+    Gaussian of ``sigma`` px ('valid' filtering: only windows inside the image),
+    ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2`` with ``L = data_range``; entry ``(i, j)`` belongs to the
+    window centred on pixel ``(i + window // 2, j + window // 2)``.
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"expected two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"images {tuple(x.shape[-2:])} are smaller than the {window} px SSIM window")
+    c = x.shape[1]
+    g = gaussian_window(window, sigma).to(x.device, torch.float64)
+    kx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
+    ky = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    x, y = x.double(), y.double()  # variances as E[x^2] - E[x]^2: float32 cancels too much
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.mean(1).float()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per sample ``(B,)``; with ``mask``, the mean over the windows centred on mask
+    pixels (NaN for a sample whose mask holds no window centre)."""
+    s = ssim_map(x, y, data_range=data_range, window=window, sigma=sigma)
+    if mask is None:
+        return s.flatten(1).mean(1)
+    r = window // 2
+    m = _mask4(mask)[:, 0, r : r + s.shape[1], r : r + s.shape[2]]
+    return (s * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    err = err.float()
+    if mask is None:
+        return err.flatten(1).mean(1)
+    m = _mask4(mask).expand_as(err)
+    return (err * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+
+
+def l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute difference per sample ``(B,)`` over all channels (of the mask's pixels)."""
+    return _masked_mean((x - y).abs(), mask)
+
+
+def mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared difference per sample ``(B,)`` over all channels (of the mask's pixels)."""
+    return _masked_mean((x - y) ** 2, mask)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, *, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per sample ``(B,)`` in dB: ``10 log10(L^2 / MSE)``, ``L = data_range``."""
+    return 10 * torch.log10(data_range**2 / mse(x, y, mask))
+
+
+def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of binary masks per sample ``(B,)`` (1 where both are empty).
+    Masks are thresholded at 0.5; their mean over samples is the mIoU of a warped-garment evaluation."""
+    p, t = _mask4(pred) > 0.5, _mask4(target) > 0.5
+    inter = (p & t).flatten(1).sum(1).float()
+    union = (p | t).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def label_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean over classes of the per-class IoU of label maps ``(B, H, W)``, per sample ``(B,)``;
+    classes absent from both maps of a sample are left out of its mean."""
+    classes = torch.arange(num_classes, device=pred.device).view(1, -1, 1)
+    p = pred.flatten(1)[:, None, :] == classes
+    t = target.flatten(1)[:, None, :] == classes
+    inter = (p & t).sum(2).float()
+    union = (p | t).sum(2).float()
+    present = union > 0
+    return (torch.where(present, inter / union.clamp_min(1), torch.zeros_like(union))).sum(1) / present.sum(1)
