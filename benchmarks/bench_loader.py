@@ -35,7 +35,7 @@ from vtonpipe.converters.keypoints import gaussian_heatmaps, pose_disks, read_op
 from vtonpipe.converters.labels import write_palette_png
 from vtonpipe.io import decode_image
 from vtonpipe.pipeline.store import ShardReader, ShardWriter
-from vtonpipe.schemas.packed import packed_schema, unflatten
+from vtonpipe.schemas.packed import packed_schema
 from vtonpipe.training.data import DataConfig, PackedPairs, PackedPairStream, garment_region, make_loader
 from vtonpipe.training.transforms import resize_iuv, scale_points
 
@@ -56,13 +56,13 @@ def _jpeg(pixels: np.ndarray) -> bytes:
 def source_pairs(build: Path, pairs: int, upscale: int) -> list[dict]:
     """``pairs`` VITON-style pairs (person, garment and their priors) from ``build``'s packed train split."""
     reader = ShardReader(build / "packed" / "train")
-    rows = [unflatten(reader.get(i)) for i in reader.ids()]
+    rows = [reader.record(i) for i in reader.ids()]
     out = []
     for n in range(pairs):
         row = rows[n % len(rows)]
-        src, gar = row["source"], row["garment"]
-        person, garment = decode_image(src["image"]), decode_image(gar["image"])
-        kp = src["keypoints"]["keypoints"].copy()
+        src, gar = row.source, row.garment
+        person, garment = decode_image(src.image), decode_image(gar.image)
+        kp = src["keypoints"].keypoints.copy()
         if upscale > 1:
             h, w = person.shape[:2]
             big = (w * upscale, h * upscale)
@@ -76,9 +76,9 @@ def source_pairs(build: Path, pairs: int, upscale: int) -> list[dict]:
                 "id": f"{n:05d}_00",
                 "person": _jpeg(person),
                 "garment": _jpeg(garment),
-                "garment_mask": rep(gar["garment_mask"]["mask"]),
-                "parsing": rep(src["parsing"]["parsing"]),
-                "iuv": rep(src["densepose"]["iuv"]),
+                "garment_mask": rep(gar["garment_mask"].mask),
+                "parsing": rep(src["parsing"].parsing),
+                "iuv": rep(src["densepose"].iuv),
                 "keypoints": kp,
             }
         )

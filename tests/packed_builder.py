@@ -10,8 +10,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from vtonpipe.annotators import get_annotator
 from vtonpipe.pipeline.store import MANIFEST, ShardWriter
-from vtonpipe.schemas import get_schema
 from vtonpipe.schemas.packed import packed_schema
 
 #: packed component -> schema name (version 1 of each)
@@ -34,7 +34,7 @@ def components(prefixes: Iterable[str] = ALL_COMPONENTS) -> dict[str, dict[str, 
     out = {}
     for prefix in prefixes:
         name = prefix.split(".", 1)[1]
-        schema = get_schema(name, 1)
+        schema = get_annotator(name).schema  # the current version
         out[prefix] = {"name": schema.name, "version": schema.version}
     return out
 

@@ -17,7 +17,7 @@ PACKAGE = REPO / "vtonpipe"
 
 #: bottom to top; a module may import from its own layer and the ones below
 LAYERS = (
-    ("vtonpipe", "vtonpipe.config", "vtonpipe.io", "vtonpipe.logs", "vtonpipe.progress"),
+    ("vtonpipe", "vtonpipe.config", "vtonpipe.console", "vtonpipe.io", "vtonpipe.logs", "vtonpipe.progress"),
     ("vtonpipe.core",),
     ("vtonpipe.schemas", "vtonpipe.converters"),
     ("vtonpipe.models",),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from packed_builder import flat_row, png, synthetic_build, synthetic_values, write_build
 from torch.utils.data import default_collate
 
-from packed_builder import flat_row, png, synthetic_build, synthetic_values, write_build
 from vtonpipe.converters.keypoints import gaussian_heatmaps, pose_disks
 from vtonpipe.training.data import (
     BATCH_KEYS,

@@ -12,8 +12,8 @@ import socket
 import pytest
 import torch
 from torch import nn
-
 from training_runs import FAST, assert_same_curve, assert_same_params, child_logs, final_params, finish, fit, launch, read_log, settings_args, wait_for
+
 from vtonpipe.training.distributed import Distributed, data_parallel, rank_seed, sync_batchnorm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

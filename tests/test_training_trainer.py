@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from torch import nn
-
 import training_tasks
 from packed_builder import synthetic_build
+from torch import nn
 from training_runs import assert_same_curve, assert_same_params, child_logs, final_params, finish, fit, launch, read_log, settings_args, wait_for
+
 from vtonpipe.training.checkpoint import CheckpointError, load_checkpoint
 from vtonpipe.training.config import ConfigError, TrainConfig, settings_section, split_settings
 from vtonpipe.training.logging import sample_grid

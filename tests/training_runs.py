@@ -18,8 +18,8 @@ from typing import Sequence
 
 import pytest
 import torch
-
 import training_tasks  # noqa: F401  (registers tryon/tiny)
+
 from vtonpipe.training.checkpoint import load_checkpoint
 from vtonpipe.training.task import get_task
 from vtonpipe.training.trainer import Trainer

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .config import load_params
+from .console import fail, parse_settings
 
 
 def _params(ctx: click.Context) -> dict[str, Any]:
@@ -23,24 +24,6 @@ def _build_dir(ctx: click.Context, dataset: str, build: str | None) -> Path:
     from .pipeline.config import build_dir
 
     return build_dir(_params(ctx), dataset, build)
-
-
-def _parse_kv(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``k=v`` options; values are parsed as YAML (numbers, booleans, lists)."""
-    import yaml
-
-    out = {}
-    for kv in pairs:
-        if "=" not in kv:
-            raise click.BadParameter(f"expected key=value, got {kv!r}")
-        k, v = kv.split("=", 1)
-        out[k] = yaml.safe_load(v)
-    return out
-
-
-def _fail(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,11 +59,11 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
 
     conf = SampleConfig.resolve(_params(ctx), out=out, people=people, seed=seed, size=size)
     if not conf.out:
-        _fail("pass --out or set datasets.sample.root in params.yaml")
+        fail("pass --out or set datasets.sample.root in params.yaml")
     try:
         summary = write_sample(conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")
 
 
@@ -105,11 +88,11 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
 
     conf = IngestConfig.resolve(_params(ctx), dataset, root=root, layout=layout, max_failure_rate=max_failure_rate, workers=workers)
     if not conf.root:
-        _fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
+        fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
     try:
         res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
     except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
-        _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
 
 
@@ -144,16 +127,16 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     params = _params(ctx)
     names = list(annotators) or list((params.get("annotators") or {}))
     if not names:
-        _fail("no annotators given and none listed in params.yaml")
+        fail("no annotators given and none listed in params.yaml")
     if (backend or param_kv) and len(names) != 1:
-        _fail("--backend and --param need exactly one annotator")
+        fail("--backend and --param need exactly one annotator")
     overrides = {"backend": backend, "batch_size": batch_size, "workers": workers, "device": device, "max_failure_rate": max_failure_rate}
     try:
-        configs = {n: StageConfig.resolve(params, n, extra_params=_parse_kv(param_kv), **overrides) for n in names}
+        configs = {n: StageConfig.resolve(params, n, extra_params=parse_settings(param_kv), **overrides) for n in names}
         backends = {n: c.make_backend() for n, c in configs.items()}
         order = stage_order(backends)
     except (KeyError, ValueError) as e:
-        _fail(str(e.args[0]))
+        fail(str(e.args[0]))
     build_dir = _build_dir(ctx, dataset, build)
     outcomes: list[tuple[str, Any]] = []  # (annotator, StageResult or the error that stopped it)
     for name in order:
@@ -209,7 +192,7 @@ def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: in
     try:
         res = run_pack(_build_dir(ctx, dataset, build), annotators=conf.annotators, rows_per_shard=conf.rows_per_shard, include_images=conf.include_images)
     except FileNotFoundError as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(f"packed {res.rows} pairs (dropped: {res.dropped or 'none'}); manifest {res.manifest}")
     for prefix, entry in sorted(res.absent.items()):
         click.echo(f"  {prefix}: null in {entry['pairs']} pairs ({entry['reason']}: {entry['detail']})")
@@ -231,7 +214,7 @@ def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out:
     try:
         picture = render_show(_build_dir(ctx, dataset, build), item_id, height=height)
     except KeyError as e:
-        _fail(str(e.args[0]))
+        fail(str(e.args[0]))
     out = out or f"show-{item_id.replace('/', '_').rsplit('.', 1)[0]}.png"
     write_image(out, picture)
     click.echo(out)
@@ -248,7 +231,7 @@ def verify(ctx: click.Context, dataset: str, build: str | None) -> None:
 
     results = verify_build(_build_dir(ctx, dataset, build))
     if not results:
-        _fail("no shard directories found")
+        fail("no shard directories found")
     for directory, status in results.items():
         click.echo(f"{directory}: {status}")
     if any(s.startswith("error") for s in results.values()):
@@ -285,7 +268,7 @@ def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
 
     current = Path(path).read_text() if Path(path).exists() else ""
     if current != render_dvc_yaml(_params(ctx), Path.cwd(), dataset):
-        _fail(f"{path} is stale: run `vtonpipe dag write`")
+        fail(f"{path} is stale: run `vtonpipe dag write`")
     click.echo(f"{path} is current")
 
 
@@ -313,7 +296,7 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     try:
         scores = evaluate(run_dir)
     except FileNotFoundError as e:
-        _fail(str(e))
+        fail(str(e))
     table = Table(title=f"accuracy of {run_dir} against the sample ground truth")
     for col in ("annotator", "backend", "items", "missing", "metric", "value"):
         table.add_column(col)
@@ -357,6 +340,7 @@ def doctor(as_json: bool) -> None:
 
 
 from .training.cli import train  # noqa: E402  (the `vtonpipe train` group)
+
 main.add_command(train)
 
 if __name__ == "__main__":

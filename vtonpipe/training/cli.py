@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from ..console import fail, parse_settings
 from .config import KINDS, PER_MODEL_KINDS
 
 
@@ -34,7 +35,6 @@ def _command(kind: str) -> click.Command:
     @click.option("--steps", type=int, help="Optimiser steps to train to (overrides the `steps` setting).")
     @click.pass_context
     def command(ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None) -> None:
-        from ..cli import _fail, _parse_kv
         from ..config import load_params
         from .checkpoint import CheckpointError
         from .config import ConfigError, settings_section
@@ -47,12 +47,12 @@ def _command(kind: str) -> click.Command:
         try:
             task = get_task(kind, model)
         except KeyError as e:
-            _fail(e.args[0])
+            fail(e.args[0])
         try:
-            settings = {**settings_section(params or {}, kind, task.model), **_parse_kv(overrides)}
+            settings = {**settings_section(params or {}, kind, task.model), **parse_settings(overrides)}
             result = Trainer(task, build, settings=settings, run_dir=out, device=device, resume=resume, steps=steps).fit()
         except (ConfigError, MissingPriorError, RunDirError, CheckpointError) as e:
-            _fail(str(e))
+            fail(str(e))
         if result.interrupted is not None:
             if result.rank == 0:
                 click.echo(f"stopped by signal {result.interrupted} at step {result.step}; resume with --resume", err=True)

@@ -51,14 +51,27 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate, get_worker_info
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    default_collate,
+    get_worker_info,
+)
 
 from ..converters.keypoints import gaussian_heatmaps, pose_disks
 from ..converters.labels import LIP_LABELS
 from ..converters.landmarks import ABSENT
 from ..io import decode_image
 from ..pipeline.store import MANIFEST, ShardReader
-from .transforms import Size, resize_flow, resize_image, resize_iuv, resize_nearest, scale_points
+from .transforms import (
+    Size,
+    resize_flow,
+    resize_image,
+    resize_iuv,
+    resize_nearest,
+    scale_points,
+)
 
 #: LIP ids counted as the upper garment a person wears (3D-GCL's official code: cloth = 5, 6, 7)
 UPPER_GARMENT_LABELS = tuple(LIP_LABELS.index(name) for name in ("upper-clothes", "dress", "coat"))

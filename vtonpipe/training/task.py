@@ -45,13 +45,13 @@ group's parameters only, so a generator loss never leaves gradients on the discr
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
+
+from ..core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,8 @@ class StepControl:
         return True
 
 
-_TASKS: dict[tuple[str, str], type[Task]] = {}
-_DISCOVERED = False
+#: (kind, model) -> task class; the modules of vtonpipe.training.tasks register theirs on import
+TASKS: Registry[tuple[str, str], type[Task]] = Registry("trainable model", builtins="vtonpipe.training.tasks")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -173,27 +173,12 @@ def register_task(cls: type[Task]) -> type[Task]:
     clash = {f.name for f in dataclasses.fields(cls.Config)} & {f.name for f in dataclasses.fields(TrainConfig)}
     if clash:
         raise ValueError(f"{cls.__name__}.Config fields {sorted(clash)} clash with trainer settings of the same name")
-    known = _TASKS.get((cls.kind, cls.model))
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise ValueError(f"task {cls.kind}/{cls.model} is already registered by {known.__module__}.{known.__qualname__}")
-    _TASKS[(cls.kind, cls.model)] = cls
-    return cls
-
-
-def _discover() -> None:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        _DISCOVERED = True
-        from . import tasks
-
-        for module in pkgutil.iter_modules(tasks.__path__):
-            importlib.import_module(f"{tasks.__name__}.{module.name}")
+    return TASKS.add((cls.kind, cls.model), cls)
 
 
 def registered_tasks() -> dict[tuple[str, str], type[Task]]:
     """Every task by ``(kind, model)`` (the modules of ``vtonpipe.training.tasks`` imported first)."""
-    _discover()
-    return dict(sorted(_TASKS.items()))
+    return dict(TASKS.items())
 
 
 def get_task(kind: str, model: str | None = None) -> type[Task]:

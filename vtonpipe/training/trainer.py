@@ -30,10 +30,23 @@ from torch import nn
 
 from .. import __version__
 from ..io import write_json_atomic
-from .checkpoint import CheckpointDir, load_checkpoint, rng_state, seed_everything, set_rng_state
-from .config import TrainConfig, split_settings
+from .checkpoint import (
+    CheckpointDir,
+    load_checkpoint,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from .config import split_settings
 from .data import PackedPairs, PackedPairStream, first_samples, make_loader
-from .distributed import Distributed, data_parallel, init_distributed, rank_seed, shutdown, sync_batchnorm
+from .distributed import (
+    Distributed,
+    data_parallel,
+    init_distributed,
+    rank_seed,
+    shutdown,
+    sync_batchnorm,
+)
 from .logging import RunLog
 from .task import StepControl, Task
 
