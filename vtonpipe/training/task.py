@@ -65,7 +65,8 @@ class Task:
     The trainer instantiates the task with its resolved ``Config`` and calls, in this order:
     :meth:`needs` (the batch keys to decode), :meth:`build` (modules, on the CPU: the trainer
     moves and wraps them), :meth:`optimizers`, :meth:`schedulers`, then per step
-    :meth:`training_step`, and :meth:`evaluate` / :meth:`visuals` in eval mode without gradients.
+    :meth:`training_step`, and :meth:`evaluate` / :meth:`visuals` in eval mode without gradients (``vtonpipe infer`` calls
+    :meth:`infer` the same way).
     ``modules`` passed to :meth:`training_step` may be DDP- or torch.compile-wrapped (call them,
     do not reach into their attributes); :meth:`evaluate` and :meth:`visuals` get the plain ones.
     Batches arrive on the training device, as the data layer describes them.
@@ -104,6 +105,12 @@ class Task:
 
     def visuals(self, modules: Mapping[str, nn.Module], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Images for the sample grid, by column title: ``(B, 1 or 3, H, W)`` in [0, 1]."""
+        raise NotImplementedError
+
+    def infer(self, modules: Mapping[str, nn.Module], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The model's outputs that ``vtonpipe infer`` writes, by name: images ``(B, 3, H, W)`` in
+        [0, 1], masks ``(B, 1, H, W)`` in [0, 1], flows ``(B, 2, H, W)`` in pixels of the
+        training resolution (target grid -> garment pixels, as ``smpl_flow``)."""
         raise NotImplementedError
 
     def notes(self) -> list[str]:
