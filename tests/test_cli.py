@@ -22,6 +22,7 @@ WRITES = {
     ("dag", "write"): ("Write OUT (dvc.yaml)",),
     ("dag", "check"): ("writes nothing",),
     ("bench", "accuracy"): ("writes it as JSON",),
+    ("infer",): ("PNG files under OUT/png/", "shard stage"),
     **{("train", kind): ("writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)",) for kind in ("warp", "tryon", "landmarks")},
 }
 

@@ -1,5 +1,6 @@
 """Test-only training tasks (registered on import): a tiny conv net regressing the target image
-from the garment image, optionally against a tiny patch discriminator (two optimiser groups)."""
+from the garment image, optionally against a tiny patch discriminator (two optimiser groups), and
+a tiny warp model regressing a flow."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtonpipe.models.warp.ops import warp_by_flow
 from vtonpipe.training import metrics
 from vtonpipe.training.task import Task, register_task
 
@@ -55,7 +57,62 @@ class TinyTryon(Task):
 
     def evaluate(self, modules, batch):
         out = modules["generator"](batch["garment_image"]).clamp(0, 1)
-        return {"l1": metrics.l1(out, batch["target_image"]), "psnr": metrics.psnr(out, batch["target_image"]), "region_l1": metrics.l1(out, batch["target_image"], batch["target_garment_region"])}
+        return {
+            "l1": metrics.l1(out, batch["target_image"]),
+            "psnr": metrics.psnr(out, batch["target_image"]),
+            "region_l1": metrics.l1(out, batch["target_image"], batch["target_garment_region"]),
+        }
 
     def visuals(self, modules, batch):
-        return {"garment": batch["garment_image"], "output": modules["generator"](batch["garment_image"]).clamp(0, 1), "region": batch["target_garment_region"], "target": batch["target_image"]}
+        return {
+            "garment": batch["garment_image"],
+            "output": modules["generator"](batch["garment_image"]).clamp(0, 1),
+            "region": batch["target_garment_region"],
+            "target": batch["target_image"],
+        }
+
+    def infer(self, modules, batch):
+        return {"tryon": modules["generator"](batch["garment_image"]).clamp(0, 1)}
+
+
+@register_task
+class TinyWarp(Task):
+    """A per-pixel flow regressed from the garment and the target image (test only)."""
+
+    kind, model = "warp", "tiny"
+
+    @dataclass(frozen=True)
+    class Config:
+        lr: float = 0.05
+
+    def needs(self):
+        return {"garment_image", "garment_mask", "target_image", "target_garment_region"}
+
+    def build(self):
+        return {"net": nn.Conv2d(6, 2, 3, padding=1)}
+
+    def optimizers(self, modules):
+        return {"net": torch.optim.SGD(modules["net"].parameters(), lr=self.config.lr)}
+
+    def _warp(self, net, batch):
+        flow = net(torch.cat([batch["garment_image"], batch["target_image"]], 1))
+        return flow, warp_by_flow(batch["garment_image"], flow), warp_by_flow(batch["garment_mask"], flow)
+
+    def training_step(self, modules, batch, control):
+        _, warped, _ = self._warp(modules["net"], batch)
+        loss = metrics.l1(warped, batch["target_image"], batch["target_garment_region"]).mean()
+        control.backward(loss, "net")
+        control.step("net")
+        return {"l1": loss.detach()}
+
+    def evaluate(self, modules, batch):
+        _, _, mask = self._warp(modules["net"], batch)
+        return {"miou": metrics.mask_iou(mask, batch["target_garment_region"])}
+
+    def visuals(self, modules, batch):
+        _, warped, _ = self._warp(modules["net"], batch)
+        return {"garment": batch["garment_image"], "warped": warped}
+
+    def infer(self, modules, batch):
+        flow, warped, mask = self._warp(modules["net"], batch)
+        return {"warped_garment": warped.clamp(0, 1), "warped_mask": mask.clamp(0, 1), "flow": flow}

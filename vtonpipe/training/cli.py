@@ -34,7 +34,9 @@ def _command(kind: str) -> click.Command:
     @click.option("--device", default="auto", show_default=True, help="cpu, cuda (each torchrun rank its own GPU), cuda:N, or auto.")
     @click.option("--steps", type=int, help="Optimiser steps to train to (overrides the `steps` setting).")
     @click.pass_context
-    def command(ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None) -> None:
+    def command(
+        ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None
+    ) -> None:
         from ..config import load_params
         from .checkpoint import CheckpointError
         from .config import ConfigError, settings_section
@@ -63,12 +65,38 @@ def _command(kind: str) -> click.Command:
         if result.metrics:
             click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
 
-    command.__doc__ = (
-        f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, "
-        "log.csv, tb/, grids/, metrics.json)." + (" The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else "")
+    command.__doc__ = f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)." + (
+        " The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else ""
     )
     return train.command(kind)(command)
 
 
 for _kind in KINDS:
     _command(_kind)
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["warp", "tryon"]))
+@click.option("--model", required=True, help="Registered model name.")
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory holding packed/ (e.g. data/sample).")
+@click.option("--run", "run_dir", type=click.Path(exists=True), help="Run directory or checkpoint (default BUILD/runs/<kind>/<model>).")
+@click.option("--split", default="test", show_default=True, help="Packed split to infer.")
+@click.option("--unpaired", is_flag=True, help="Give each pair the next pair's garment (the unpaired protocol).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output stage (default BUILD/inferred/<kind>/<model>/<split>[-unpaired]).")
+@click.option("--device", default="cpu", show_default=True, help="torch device.")
+@click.option("--batch-size", default=8, show_default=True, help="Pairs per forward pass.")
+def infer(kind: str, model: str, build: str, run_dir: str | None, split: str, unpaired: bool, out: str | None, device: str, batch_size: int) -> None:
+    """Write a trained KIND model's outputs for every pair of a split: PNG files under OUT/png/
+    and a shard stage (warped garments, or try-on images) that resumes when rerun."""
+    from .checkpoint import CheckpointError
+    from .data import MissingPriorError
+    from .infer import InferError
+    from .infer import infer as run_infer
+    from .trainer import default_run_dir
+
+    run = run_dir or default_run_dir(build, kind, model)
+    try:
+        result = run_infer(run, build, kind=kind, split=split, unpaired=unpaired, out=out, device=device, batch_size=batch_size)
+    except (CheckpointError, InferError, MissingPriorError) as e:
+        fail(str(e))
+    click.echo(f"inferred {result.computed} of {result.pairs} {split} pairs ({result.pairs - result.computed} already done): {result.out}")

@@ -11,16 +11,18 @@ import torch
 from torch import nn
 
 from .checkpoint import FORMAT, LAST, CheckpointError
-from .config import resolve
+from .config import TrainConfig, resolve
 from .task import Task, get_task
 
 
 @dataclass
 class TrainedModel:
-    """A task with its modules in eval mode, on ``device``, gradients off."""
+    """A task with its modules in eval mode, on ``device``, gradients off; ``train`` holds the
+    trainer settings it was trained with (its resolution, heatmap sizes)."""
 
     task: Task
     modules: dict[str, nn.Module]
+    train: TrainConfig
     step: int
     path: Path
 
@@ -56,4 +58,4 @@ def load_trained(path: str | os.PathLike, *, device: torch.device | str = "cpu",
     for name, module in modules.items():
         module.load_state_dict(state["modules"][name])
         module.to(device).eval().requires_grad_(False)
-    return TrainedModel(task, modules, int(state["step"]), file)
+    return TrainedModel(task, modules, resolve(TrainConfig, state["config"]["train"]), int(state["step"]), file)
