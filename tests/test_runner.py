@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -244,3 +245,50 @@ def test_resume_after_the_stage_process_is_killed(tmp_path):
     ids = [r["image_id"] for r in _rows(build)]
     assert len(ids) == n and len(set(ids)) == n
     assert json.loads(manifest.read_text())["complete"]
+
+
+def _write_lock(build: Path, **holder) -> Path:
+    path = build / "annotations" / GM / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"started": time.time(), "command": "vtonpipe annotate garment_mask", **holder}))
+    return path
+
+
+def test_a_second_run_on_a_locked_stage_refuses_naming_the_holder(tmp_path):
+    from vtonpipe.pipeline.lock import StageLockedError
+
+    build = simple_build(tmp_path, 2)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = _write_lock(build, host=socket.gethostname(), pid=holder.pid)
+        with pytest.raises(StageLockedError, match=f"pid {holder.pid} on {socket.gethostname()}.*vtonpipe annotate garment_mask"):
+            run_stage(build, StageConfig(GM), show_progress=False)
+        assert lock.exists() and not (build / "annotations" / GM / "manifest.json").exists()
+        _write_lock(build, host="another-node", pid=1)  # a live-or-not process elsewhere: never taken over
+        with pytest.raises(StageLockedError, match="another-node"):
+            run_stage(build, StageConfig(GM), show_progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
+    build = simple_build(tmp_path, 2)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = _write_lock(build, host=socket.gethostname(), pid=dead.pid)
+    res = run_stage(build, StageConfig(GM), show_progress=False)
+    assert res.computed == 2 and not lock.exists()
+
+
+def test_cli_annotate_reports_the_lock_holder(tmp_path):
+    build = simple_build(tmp_path, 2)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _write_lock(build, host=socket.gethostname(), pid=holder.pid)
+        out = subprocess.run([sys.executable, "-m", "vtonpipe.cli", "annotate", GM, "--dataset", "t", "--build", str(build)], cwd=tmp_path, capture_output=True, text=True)
+        assert out.returncode == 1
+        assert f"is being written by pid {holder.pid}" in out.stderr and "Traceback" not in out.stderr
+    finally:
+        holder.kill()
+        holder.wait()

@@ -122,6 +122,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     from .core import BackendUnavailableError
     from .pipeline.config import StageConfig
     from .pipeline.dag import stage_order
+    from .pipeline.lock import StageLockedError
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
@@ -142,7 +143,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     for name in order:
         try:
             outcomes.append((name, run_stage(build_dir, configs[name], retry_failed=retry_failed, recompute=recompute, backend=backends[name])))
-        except (BackendUnavailableError, StageError, ValueError, KeyError) as e:
+        except (BackendUnavailableError, StageError, StageLockedError, ValueError, KeyError) as e:
             outcomes.append((name, e.args[0] if e.args else str(e)))
     _print_annotate_summary(outcomes)
     if any(isinstance(r, str) or r.over_budget for _, r in outcomes):

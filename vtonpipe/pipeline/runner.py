@@ -3,7 +3,8 @@ in one or several worker processes, and commits the rows as shards, atomically a
 
 An interrupted run loses at most one unflushed shard; added images cost only their own work;
 items with the same inputs (a duplicated image, two pairs of the same two people) are computed
-once. Per-item failures are recorded in ``failures/`` and never stop the run.
+once. Per-item failures are recorded in ``failures/`` and never stop the run. One run writes a
+stage at a time (:mod:`vtonpipe.pipeline.lock`): a second refuses, naming the first.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..schemas.tables import FAILURES
 from .config import StageConfig
 from .context import AnnotationContext
 from .layout import BuildLayout
+from .lock import directory_lock
 from .plan import KEY_COLUMNS, StageKey, StagePlan, StoredRow, plan_stage
 from .store import ShardReader, ShardWriter, write_table
 
@@ -125,6 +127,26 @@ def run_stage(
     key = StageKey(spec.name, b.name, b.version, params_hash({"params": b.params, "upstream": upstream}))
     inputs = {i: b.input_sha256(i, ctx) for i in item_ids(spec, ctx)}
 
+    with directory_lock(layout.annotation(spec.name)):
+        return _run_locked(build, config, spec, b, layout, key, ctx, upstream, inputs, retry_failed=retry_failed, recompute=recompute, dataset_root=dataset_root, show_progress=show_progress)
+
+
+def _run_locked(
+    build: str | Path,
+    config: StageConfig,
+    spec: AnnotatorSpec,
+    b: Backend,
+    layout: BuildLayout,
+    key: StageKey,
+    ctx: AnnotationContext,
+    upstream: dict[str, list[str]],
+    inputs: dict[str, str],
+    *,
+    retry_failed: bool,
+    recompute: bool,
+    dataset_root: str | Path | None,
+    show_progress: bool,
+) -> StageResult:
     commit = StageCommit(layout, spec, key, b.params, config.rows_per_shard)
     plan = plan_stage(inputs, commit.stored_rows(), commit.stored_failures(), key, recompute=recompute, retry_failed=retry_failed)
     result = StageResult(spec.name, b.name, commit.directory, total=len(inputs), max_failure_rate=config.max_failure_rate)
