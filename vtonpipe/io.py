@@ -8,8 +8,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -74,6 +75,11 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+#: images with more pixels are refused before their pixels are decoded (memory stays bounded)
+MAX_IMAGE_PIXELS = int(os.environ.get("VTONPIPE_MAX_IMAGE_PIXELS", "64000000"))
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL refuses twice as many when it reads the header
+
+
 def decode_image(data: bytes, *, name: str = "image", background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Decode image bytes to RGB uint8 (H, W, 3), the orientation its EXIF tag asks for.
 
@@ -85,6 +91,11 @@ def decode_image(data: bytes, *, name: str = "image", background: tuple[int, int
         raise ImageDecodeError(f"{name}: empty file")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageDecodeError(
+                    f"{name}: {w}x{h} pixels exceeds the limit of {MAX_IMAGE_PIXELS} (a decompression bomb?); raise VTONPIPE_MAX_IMAGE_PIXELS if it is real"
+                )
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -98,6 +109,8 @@ def decode_image(data: bytes, *, name: str = "image", background: tuple[int, int
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError as e:
         raise ImageDecodeError(f"{name}: not a readable image (no decoder recognises its bytes)") from e
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"{name}: {e} (raise VTONPIPE_MAX_IMAGE_PIXELS if it is real)") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageDecodeError(f"{name}: cannot decode: {e}") from e
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:

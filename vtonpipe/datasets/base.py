@@ -39,7 +39,7 @@ class PairEntry:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing_file | outside_root | bad_line | unsupported_format | duplicate_name | duplicate_pair | split_conflict | unreadable_image
+    kind: str  # missing_file | outside_root | bad_line | unsupported_format | duplicate_name | duplicate_pair | split_conflict | unreadable_image | too_small
     where: str  # file:line or image path
     detail: str
     fatal: bool = True  # whether the referenced image/pair is dropped
@@ -82,8 +82,9 @@ def safe_relpath(root: Path, rel: str) -> str | None:
 
 
 def read_list(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, whitespace-split fields) of the non-empty lines of a list file."""
-    with path.open(encoding="utf-8", errors="replace") as f:
+    """(line number, whitespace-split fields) of the non-empty lines of a list file (UTF-8, with or
+    without a BOM; LF or CRLF line ends)."""
+    with path.open(encoding="utf-8-sig", errors="replace") as f:  # a BOM is not part of the first name
         for n, line in enumerate(f, 1):
             fields = line.split()
             if fields:
