@@ -179,7 +179,9 @@ def test_an_exception_is_isolated_to_its_item(tmp_path):
 class _NeedsWeights(Backend):
     spec = get_annotator(GM)
     name = "test-weights"
-    requirements = Requirements(packages=("no_such_package_xyz",), weights=(WeightFile("test/model.pth", "https://example.org/model.pth", "ab" * 32, "test model"),))
+    requirements = Requirements(
+        packages=("no_such_package_xyz",), weights=(WeightFile("test/model.pth", "https://example.org/model.pth", "ab" * 32, "test model"),)
+    )
 
     def annotate(self, items, ctx):
         raise AssertionError("never called")
@@ -286,9 +288,42 @@ def test_cli_annotate_reports_the_lock_holder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         _write_lock(build, host=socket.gethostname(), pid=holder.pid)
-        out = subprocess.run([sys.executable, "-m", "vtonpipe.cli", "annotate", GM, "--dataset", "t", "--build", str(build)], check=False, cwd=tmp_path, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "vtonpipe.cli", "annotate", GM, "--dataset", "t", "--build", str(build)],
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 1
         assert f"is being written by pid {holder.pid}" in out.stderr and "Traceback" not in out.stderr
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.slow
+def test_a_dask_local_cluster_of_two_workers_gives_the_local_rows(tmp_path):
+    build = simple_build(tmp_path, 6)
+    log = tmp_path / "log"
+    log.mkdir()
+    res = run_stage(build, StageConfig(GM, "test-logged", {"log_dir": str(log)}, workers=2, batch_size=1, scheduler="processes"), show_progress=False)
+    assert (res.computed, res.failed) == (6, 0)
+    events = [p.name.split("-")[:2] for p in log.iterdir()]
+    setups = [pid for event, pid in events if event == "setup"]
+    batches = [pid for event, pid in events if event == "batch"]
+    assert len(setups) == 2 and len(set(setups)) == 2 and str(os.getpid()) not in setups  # once per worker, not per batch
+    assert set(batches) == set(setups) and len(batches) == 6
+    on_dask = {r["image_id"]: r for r in _rows(build)}
+    (build / "annotations" / GM / "manifest.json").unlink()
+    run_stage(build, StageConfig(GM, "test-logged", {"log_dir": str(log)}), show_progress=False)
+    local = {r["image_id"]: r for r in _rows(build)}
+    assert on_dask.keys() == local.keys()
+    for k, row in local.items():
+        assert np.array_equal(on_dask[k]["mask"], row["mask"]) and on_dask[k]["params_hash"] == row["params_hash"]
+
+
+def test_an_unknown_scheduler_is_a_clear_error(tmp_path):
+    build = simple_build(tmp_path, 1)
+    with pytest.raises(ValueError, match="scheduler must be local, processes or a Dask address"):
+        run_stage(build, StageConfig(GM, scheduler="yarn"), show_progress=False)

@@ -110,6 +110,10 @@ def ingest(
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
 @click.option(
+    "--scheduler",
+    help="local (this process, or --workers processes), processes (a Dask LocalCluster of --workers processes) or a Dask scheduler address tcp://HOST:PORT (default: annotate.scheduler).",
+)
+@click.option(
     "--max-failure-rate",
     type=float,
     help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).",
@@ -127,6 +131,7 @@ def annotate(
     batch_size: int | None,
     workers: int | None,
     device: str | None,
+    scheduler: str | None,
     max_failure_rate: float | None,
     retry_failed: bool,
     recompute: bool,
@@ -152,7 +157,14 @@ def annotate(
         fail("no annotators given and none listed in params.yaml")
     if (backend or param_kv) and len(names) != 1:
         fail("--backend and --param need exactly one annotator")
-    overrides = {"backend": backend, "batch_size": batch_size, "workers": workers, "device": device, "max_failure_rate": max_failure_rate}
+    overrides = {
+        "backend": backend,
+        "batch_size": batch_size,
+        "workers": workers,
+        "device": device,
+        "scheduler": scheduler,
+        "max_failure_rate": max_failure_rate,
+    }
     try:
         configs = {n: StageConfig.resolve(params, n, extra_params=parse_settings(param_kv), **overrides) for n in names}
         backends = {n: c.make_backend() for n, c in configs.items()}

@@ -57,6 +57,7 @@ class StageConfig:
     rows_per_shard: int = 256
     max_failure_rate: float = 1.0
     device: str = "cpu"
+    scheduler: str = "local"  # local | processes (a Dask LocalCluster) | a Dask scheduler address
 
     @classmethod
     def resolve(cls, params: Mapping[str, Any], annotator: str, *, extra_params: Mapping[str, Any] | None = None, **overrides: Any) -> "StageConfig":

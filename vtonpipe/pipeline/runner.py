@@ -128,7 +128,21 @@ def run_stage(
     inputs = {i: b.input_sha256(i, ctx) for i in item_ids(spec, ctx)}
 
     with directory_lock(layout.annotation(spec.name)):
-        return _run_locked(build, config, spec, b, layout, key, ctx, upstream, inputs, retry_failed=retry_failed, recompute=recompute, dataset_root=dataset_root, show_progress=show_progress)
+        return _run_locked(
+            build,
+            config,
+            spec,
+            b,
+            layout,
+            key,
+            ctx,
+            upstream,
+            inputs,
+            retry_failed=retry_failed,
+            recompute=recompute,
+            dataset_root=dataset_root,
+            show_progress=show_progress,
+        )
 
 
 def _run_locked(
@@ -162,7 +176,7 @@ def _run_locked(
     if plan.representatives:
         worker = WorkerSpec(spec.name, b.name, type(b).__module__, dict(b.params), config.device, str(build), str(dataset_root) if dataset_root else None)
         with progress_bar(f"{spec.name}/{b.name}", total=len(plan.representatives), enabled=show_progress) as advance:
-            for batch in run_batches(plan.representatives, config.batch_size, config.workers, worker):
+            for batch in run_batches(plan.representatives, config.batch_size, config.workers, worker, config.scheduler):
                 for rep, outcome in batch:
                     for i in plan.compute[inputs[rep]]:
                         if isinstance(outcome, AnnotationFailure):
@@ -175,7 +189,11 @@ def _run_locked(
                             else:
                                 result.reused += 1
                     advance(1)
-    commit.finish(plan, provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}], result=result)
+    commit.finish(
+        plan,
+        provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}],
+        result=result,
+    )
     return result
 
 
@@ -233,7 +251,9 @@ class StageCommit:
         self.add(item_id, {k: stored[k] for k in self.spec.schema.payload})
 
     def fail(self, item_id: str, failure: AnnotationFailure) -> None:
-        self._failures.append({"item_id": item_id, "input_sha256": self._inputs[item_id], **self.key.as_dict(), "error": failure.reason, "message": failure.message})
+        self._failures.append(
+            {"item_id": item_id, "input_sha256": self._inputs[item_id], **self.key.as_dict(), "error": failure.reason, "message": failure.message}
+        )
 
     def _flush(self, force: bool = False) -> None:
         while len(self._pending) >= self.rows_per_shard or (force and self._pending):
@@ -278,17 +298,22 @@ class WorkerSpec:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(worker: WorkerSpec, threads: int) -> None:
+def worker_state(worker: WorkerSpec, threads: int) -> dict[str, Any]:
+    """What a worker builds once: the context and the backend of ``worker``, with ``threads`` torch
+    threads."""
     import torch
 
     torch.set_num_threads(threads)
     importlib.import_module(worker.module)
-    spec = get_annotator(worker.annotator)
-    _WORKER.update(
-        ctx=AnnotationContext(worker.build, worker.dataset_root),
-        backend=StageConfig(worker.annotator, worker.backend, worker.params, device=worker.device).make_backend(),
-        spec=spec,
-    )
+    return {
+        "ctx": AnnotationContext(worker.build, worker.dataset_root),
+        "backend": StageConfig(worker.annotator, worker.backend, worker.params, device=worker.device).make_backend(),
+        "spec": get_annotator(worker.annotator),
+    }
+
+
+def _init_worker(worker: WorkerSpec, threads: int) -> None:
+    _WORKER.update(worker_state(worker, threads))
 
 
 def _item(spec: AnnotatorSpec, ctx: AnnotationContext, item_id: str) -> ImageItem | PairItem:
@@ -300,14 +325,19 @@ def _item(spec: AnnotatorSpec, ctx: AnnotationContext, item_id: str) -> ImageIte
 
 
 def _annotate_batch(ids: Sequence[str]) -> list[tuple[str, Any]]:
-    """The worker's backend on ``ids``: one (id, record or AnnotationFailure) per id."""
-    ctx: AnnotationContext = _WORKER["ctx"]
-    backend: Backend = _WORKER["backend"]
+    return annotate_batch(_WORKER, ids)
+
+
+def annotate_batch(state: Mapping[str, Any], ids: Sequence[str]) -> list[tuple[str, Any]]:
+    """The backend of ``state`` (:func:`worker_state`) on ``ids``: one (id, record or
+    AnnotationFailure) per id."""
+    ctx: AnnotationContext = state["ctx"]
+    backend: Backend = state["backend"]
     out: list[tuple[str, Any]] = []
     items: list[ImageItem | PairItem] = []
     for i in ids:
         try:
-            items.append(_item(_WORKER["spec"], ctx, i))
+            items.append(_item(state["spec"], ctx, i))
         except AnnotationFailure as f:  # an image that cannot be decoded
             out.append((i, f))
     if items:
@@ -320,10 +350,16 @@ def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:
         yield list(seq[i : i + n])
 
 
-def run_batches(ids: Sequence[str], batch_size: int, workers: int, worker: WorkerSpec) -> Iterator[list[tuple[str, Any]]]:
-    """Results of ``ids`` in batches of ``batch_size``: in this process (``workers <= 1``) or in
-    ``workers`` spawned processes, each building the backend once, at most two batches per
-    worker in flight (memory does not grow with the dataset)."""
+def run_batches(ids: Sequence[str], batch_size: int, workers: int, worker: WorkerSpec, scheduler: str = "local") -> Iterator[list[tuple[str, Any]]]:
+    """Results of ``ids`` in batches of ``batch_size``, in completion order: with ``scheduler``
+    ``local``, in this process (``workers <= 1``) or in ``workers`` spawned processes; otherwise on
+    a Dask cluster (:mod:`vtonpipe.pipeline.cluster`). Every worker builds the backend once; at
+    most two batches per worker are in flight (memory does not grow with the dataset)."""
+    if scheduler != "local":
+        from .cluster import dask_batches
+
+        yield from dask_batches(ids, batch_size, worker, scheduler, workers)
+        return
     cpus = os.cpu_count() or 1
     if workers <= 1:
         _init_worker(worker, cpus)
