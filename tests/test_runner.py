@@ -327,3 +327,46 @@ def test_an_unknown_scheduler_is_a_clear_error(tmp_path):
     build = simple_build(tmp_path, 1)
     with pytest.raises(ValueError, match="scheduler must be local, processes or a Dask address"):
         run_stage(build, StageConfig(GM, scheduler="yarn"), show_progress=False)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_loses_and_duplicates_no_row(tmp_path):
+    n = 12
+    people = [(person_image(i, (64, 48)), person_image(i + 50, (64, 48)), garment_image(i, (64, 48))) for i in range(n)]
+    build = make_build(tmp_path, people)
+    log = tmp_path / "log"
+    log.mkdir()
+    (tmp_path / "params.yaml").write_text(
+        f"annotators:\n  garment_mask:\n    backend: test-logged\n    params: {{log_dir: {log}}}\n    batch_size: 1\n    rows_per_shard: 2\n    workers: 2\n"
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        "import builders, sys; from vtonpipe.cli import main; sys.argv[0] = 'vtonpipe'; main()",
+        "annotate",
+        GM,
+        "--dataset",
+        "t",
+        "--build",
+        str(build),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(log.glob("batch-*"))) < 4:
+        time.sleep(0.02)
+    victim = int(next(log.glob("setup-*")).name.split("-")[1])
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in out + err
+    manifest = build / "annotations" / GM / "manifest.json"
+    first = json.loads(manifest.read_text()) if manifest.exists() else {"rows": 0, "complete": False}
+    if proc.returncode == 0:  # the run ended before the kill reached a worker with work: nothing to check
+        pytest.skip("the stage finished before its worker was killed")
+    assert "a worker process died" in err and not first["complete"]
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    row = summary_rows(rerun)[GM]
+    assert (row["computed"], row["already done"]) == (str(n - first["rows"]), str(first["rows"]))
+    ids = [r["image_id"] for r in _rows(build)]
+    assert len(ids) == n and len(set(ids)) == n

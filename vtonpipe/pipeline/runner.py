@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from .store import ShardReader, ShardWriter, write_table
 
 
 class StageError(RuntimeError):
-    """A stage that cannot run: an upstream stage it reads has not run."""
+    """A stage that cannot run (an upstream stage it reads has not run) or could not finish (a
+    worker process died)."""
 
 
 #: the failure reason of an item whose upstream stage has no row for it: the failure is the
@@ -176,19 +178,23 @@ def _run_locked(
     if plan.representatives:
         worker = WorkerSpec(spec.name, b.name, type(b).__module__, dict(b.params), config.device, str(build), str(dataset_root) if dataset_root else None)
         with progress_bar(f"{spec.name}/{b.name}", total=len(plan.representatives), enabled=show_progress) as advance:
-            for batch in run_batches(plan.representatives, config.batch_size, config.workers, worker, config.scheduler):
-                for rep, outcome in batch:
-                    for i in plan.compute[inputs[rep]]:
-                        if isinstance(outcome, AnnotationFailure):
-                            commit.fail(i, outcome)
-                            result.count_failure(outcome.reason)
-                        else:
-                            commit.add(i, outcome)
-                            if i == rep:
-                                result.computed += 1
+            try:
+                for batch in run_batches(plan.representatives, config.batch_size, config.workers, worker, config.scheduler):
+                    for rep, outcome in batch:
+                        for i in plan.compute[inputs[rep]]:
+                            if isinstance(outcome, AnnotationFailure):
+                                commit.fail(i, outcome)
+                                result.count_failure(outcome.reason)
                             else:
-                                result.reused += 1
-                    advance(1)
+                                commit.add(i, outcome)
+                                if i == rep:
+                                    result.computed += 1
+                                else:
+                                    result.reused += 1
+                        advance(1)
+            except BrokenProcessPool as e:
+                commit.flush()  # keep what the live workers finished; the rerun does the rest
+                raise StageError(f"{spec.name}: a worker process died ({e}); the {result.computed} rows computed are kept, rerun to resume") from None
     commit.finish(
         plan,
         provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}],
@@ -254,6 +260,10 @@ class StageCommit:
         self._failures.append(
             {"item_id": item_id, "input_sha256": self._inputs[item_id], **self.key.as_dict(), "error": failure.reason, "message": failure.message}
         )
+
+    def flush(self) -> None:
+        """Write every pending row and failure now (the directory stays incomplete)."""
+        self._flush(force=True)
 
     def _flush(self, force: bool = False) -> None:
         while len(self._pending) >= self.rows_per_shard or (force and self._pending):
