@@ -85,6 +85,8 @@ def test_eq8_charbonnier_smoothness():
     assert smoothness_loss([flow], alpha=0.5, eps=0.0).item() == pytest.approx(1.5)
     assert smoothness_loss([flow, flow], alpha=0.5, eps=0.0).item() == pytest.approx(3.0)  # summed over levels
     assert smoothness_loss([torch.zeros(1, 2, 3, 3)]).item() == pytest.approx(2 * 1e-6**0.45)
+    assert smoothness_loss([torch.zeros(1, 2, 1, 1)]).item() == 0  # a 1 x 1 level has no differences (not NaN)
+    assert smoothness_loss([torch.zeros(1, 2, 1, 3)]).item() == pytest.approx(1e-6**0.45)  # x differences only
 
 
 def test_eq9_hard_landmark_mask_and_masked_loss():

@@ -32,8 +32,8 @@ def read_log(run_dir: Path, columns=("l1", "g_loss", "d_loss", "epoch")) -> list
         return [{"step": int(r["step"]), **{c: float(r[c]) for c in columns if r.get(c)}} for r in csv.DictReader(f)]
 
 
-def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt", kind="tryon", model="tiny")
+def final_params(run_dir: Path, kind: str = "tryon", model: str = "tiny") -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt", kind=kind, model=model)
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
 
 
@@ -84,11 +84,11 @@ def _cli(argv: Sequence[str], env: dict[str, str], log: str) -> None:
     os._exit(code)
 
 
-def launch(args: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> multiprocessing.Process:
-    """``vtonpipe train tryon --model tiny ARGS`` in a child process with ``env`` set (e.g. the
-    RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT torchrun exports); no params.yaml. Its output
-    goes to ``workdir/child-<n>.log`` (:func:`child_logs`)."""
-    argv = ["--params", str(workdir / "no-params.yaml"), "train", "tryon", "--model", "tiny", *args]
+def launch(args: Sequence[str], workdir: Path, env: dict[str, str] | None = None, *, task: tuple[str, str] = ("tryon", "tiny")) -> multiprocessing.Process:
+    """``vtonpipe train KIND --model MODEL ARGS`` (``task``, default the test-only tryon/tiny) in a
+    child process with ``env`` set (e.g. the RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT torchrun
+    exports); no params.yaml. Its output goes to ``workdir/child-<n>.log`` (:func:`child_logs`)."""
+    argv = ["--params", str(workdir / "no-params.yaml"), "train", task[0], "--model", task[1], *args]
     log = workdir / f"child-{len(list(workdir.glob('child-*.log')))}.log"
     log.touch()
     proc = _CONTEXT.Process(target=_cli, args=(argv, {"OMP_NUM_THREADS": "1", **(env or {})}, str(log)))
@@ -102,7 +102,7 @@ def child_logs(workdir: Path) -> str:
 
 
 def settings_args(**settings) -> list[str]:
-    return [a for k, v in {**FAST, **settings}.items() for a in ("--set", f"{k}={v}")]
+    return [a for k, v in {**FAST, **settings}.items() for a in ("--set", f"{k}={list(v) if isinstance(v, tuple) else v}")]
 
 
 def wait_for(predicate, procs: Sequence[multiprocessing.Process], timeout: float = 120.0) -> None:

@@ -245,15 +245,32 @@ def pack(ctx: click.Context, dataset: str, build: str | None, rows_per_shard: in
 @click.option("--build", type=click.Path(file_okay=False), help="Build directory (default: DATA_ROOT/DATASET).")
 @click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (default: show-<id>.png).")
 @click.option("--height", default=384, show_default=True, help="Panel height in pixels.")
+@click.option(
+    "--warp", "warps", multiple=True, type=click.Path(exists=True),
+    help="Run directory (or checkpoint) of a trained warp (`vtonpipe train warp`): draw its warp of the pair next to the SMPL-flow warp; repeatable.",
+)  # fmt: skip
 @click.pass_context
-def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out: str | None, height: int) -> None:
+def show(ctx: click.Context, item_id: str, dataset: str, build: str | None, out: str | None, height: int, warps: tuple[str, ...]) -> None:
     """Write one PNG with every annotation of ITEM_ID (an image id such as
     all/X=person_half_front.jpg, or a pair id) drawn side by side."""
     from .io import write_image
-    from .pipeline.show import render_show
+    from .pipeline.show import show_panels
+    from .vis.panel import compose
 
+    build_dir = _build_dir(ctx, dataset, build)
     try:
-        picture = render_show(_build_dir(ctx, dataset, build), item_id, height=height)
+        panels = show_panels(build_dir, item_id)
+        if warps:
+            from .training.checkpoint import CheckpointError
+            from .training.data import MissingPriorError
+            from .training.warp_show import warp_panels
+
+            try:
+                for run in warps:
+                    panels += warp_panels(build_dir, item_id, run)
+            except (CheckpointError, MissingPriorError) as e:
+                fail(str(e))
+        picture = compose(panels, height=height)
     except KeyError as e:
         fail(str(e.args[0]))
     out = out or f"show-{item_id.replace('/', '_').rsplit('.', 1)[0]}.png"

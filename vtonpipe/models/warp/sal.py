@@ -312,11 +312,13 @@ def hard_landmark_mask(landmarks: Tensor, height: int, width: int, radius: float
 
 def smoothness_loss(level_flows: list[Tensor], alpha: float = 0.45, eps: float = 1e-3) -> Tensor:
     """Eq. 8, ``L_R = sum_i ||grad f_g^i||`` with the generalised Charbonnier penalty: per level,
-    the mean penalty of the x and of the y forward differences, summed."""
+    the mean penalty of the x and of the y forward differences, summed (a level one pixel wide or
+    tall has no differences along that axis and adds nothing for it)."""
     total = level_flows[0].new_zeros(())
     for flow in level_flows:
-        dx, dy = spatial_gradients(flow)
-        total = total + charbonnier(dx, alpha=alpha, eps=eps).mean() + charbonnier(dy, alpha=alpha, eps=eps).mean()
+        for difference in spatial_gradients(flow):
+            if difference.numel():
+                total = total + charbonnier(difference, alpha=alpha, eps=eps).mean()
     return total
 
 
