@@ -3,6 +3,7 @@ part of another model (the try-on generators warp the garment with a trained war
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ class TrainedModel:
     modules: dict[str, nn.Module]
     step: int
     path: Path
+    train_config: dict = dataclasses.field(default_factory=dict)  # the trainer settings it was trained with (TrainConfig fields)
 
     @property
     def kind(self) -> str:
@@ -56,4 +58,4 @@ def load_trained(path: str | os.PathLike, *, device: torch.device | str = "cpu",
     for name, module in modules.items():
         module.load_state_dict(state["modules"][name])
         module.to(device).eval().requires_grad_(False)
-    return TrainedModel(task, modules, int(state["step"]), file)
+    return TrainedModel(task, modules, int(state["step"]), file, dict(state["config"]["train"]))
