@@ -110,3 +110,22 @@ def _data_config():
     from vtonpipe.training.config import TrainConfig
 
     return TrainConfig(**{k: v for k, v in RUN.items() if k not in ("workers",)}).data()
+
+
+def test_eval_writes_paired_and_unpaired_metrics(build, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from vtonpipe.cli import main
+
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "weights"))
+    run = _train("lasnl", build, tmp_path / "run", 2).run_dir
+    no_params = tmp_path / "none.yaml"
+    result = CliRunner().invoke(main, ["--params", str(no_params), "eval", "--run", str(run), "--build", str(build), "--out", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["paired"]["pairs"] == 1 and record["unpaired"]["pairs"] == 1 and record["step"] == 2
+    assert set(record["paired"]) == {"pairs", "ssim", "psnr", "l1", "ssim_face", "ssim_non_garment", "warp_miou"}
+    assert 0 < record["paired"]["ssim"] <= 1 and record["paired"]["warp_miou"] > 0.5  # the oracle warp on its own target
+    assert "pt_inception" in record["not_computed"]["fid"]
+    result = CliRunner().invoke(main, ["--params", str(no_params), "eval", "--run", str(run), "--build", str(build), "--metric", "fid"])
+    assert result.exit_code == 1 and "pt_inception-2015-12-05-6726825d.pth" in result.output

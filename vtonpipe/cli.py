@@ -339,9 +339,10 @@ def doctor(as_json: bool) -> None:
     Console().print(table)
 
 
-from .training.cli import train  # noqa: E402  (the `vtonpipe train` group)
+from .training.cli import evaluate, train  # noqa: E402  (the `vtonpipe train` group, `vtonpipe eval`)
 
 main.add_command(train)
+main.add_command(evaluate)
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,9 @@ def _command(kind: str) -> click.Command:
     @click.option("--device", default="auto", show_default=True, help="cpu, cuda (each torchrun rank its own GPU), cuda:N, or auto.")
     @click.option("--steps", type=int, help="Optimiser steps to train to (overrides the `steps` setting).")
     @click.pass_context
-    def command(ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None) -> None:
+    def command(
+        ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None
+    ) -> None:
         from ..config import load_params
         from .checkpoint import CheckpointError
         from .config import ConfigError, settings_section
@@ -63,12 +65,43 @@ def _command(kind: str) -> click.Command:
         if result.metrics:
             click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
 
-    command.__doc__ = (
-        f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, "
-        "log.csv, tb/, grids/, metrics.json)." + (" The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else "")
+    command.__doc__ = f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)." + (
+        " The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else ""
     )
     return train.command(kind)(command)
 
 
 for _kind in KINDS:
     _command(_kind)
+
+
+@click.command("eval")
+@click.option("--run", "run", required=True, type=click.Path(exists=True), help="A try-on run directory (or one of its checkpoints).")
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory holding packed/<split>/.")
+@click.option("--split", default="test", show_default=True, help="Packed split to evaluate.")
+@click.option(
+    "--metric",
+    "distribution",
+    multiple=True,
+    type=click.Choice(["fid", "kid", "is", "lpips"]),
+    help="Also compute a distribution metric (needs its weight files); repeatable.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="metrics.json path (default RUN/eval/metrics.json).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+def evaluate(run: str, build: str, split: str, distribution: tuple[str, ...], out: str | None, device: str, batch_size: int) -> None:
+    """Evaluate a trained try-on run on BUILD's split: SSIM, PSNR, L1, masked SSIM on the face and
+    the non-garment region and warp mIoU on the paired pairs (FID / KID / IS / LPIPS with --metric
+    when their weight files are present); writes metrics.json."""
+    from ..core.errors import MissingWeightsError
+    from .checkpoint import CheckpointError
+    from .data import MissingPriorError
+    from .evaluate import evaluate_run
+
+    try:
+        record = evaluate_run(run, build, split=split, device=device, batch_size=batch_size, distribution=distribution, out=out)
+    except (MissingWeightsError, MissingPriorError, CheckpointError, NotImplementedError) as e:
+        fail(str(e))
+    paired = record["paired"]
+    click.echo(f"{record['model']} step {record['step']} on {build} {split}: {paired['pairs']} paired, {record['unpaired']['pairs']} unpaired pairs")
+    click.echo("paired: " + ", ".join(f"{k} {v:.4f}" for k, v in paired.items() if k != "pairs" and v is not None))
