@@ -23,6 +23,7 @@ WRITES = {
     ("dag", "check"): ("writes nothing",),
     ("bench", "accuracy"): ("writes it as JSON",),
     **{("train", kind): ("writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)",) for kind in ("warp", "tryon", "landmarks")},
+    ("eval",): ("writes metrics.json",),
 }
 
 

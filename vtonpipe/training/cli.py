@@ -92,7 +92,7 @@ for _kind in KINDS:
 def evaluate(run: str, build: str, split: str, distribution: tuple[str, ...], out: str | None, device: str, batch_size: int) -> None:
     """Evaluate a trained try-on run on BUILD's split: SSIM, PSNR, L1, masked SSIM on the face and
     the non-garment region and warp mIoU on the paired pairs (FID / KID / IS / LPIPS with --metric
-    when their weight files are present); writes metrics.json."""
+    when their weight files are present); writes metrics.json (default RUN/eval/metrics.json)."""
     from ..core.errors import MissingWeightsError
     from .checkpoint import CheckpointError
     from .data import MissingPriorError
