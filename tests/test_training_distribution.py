@@ -56,4 +56,45 @@ def test_missing_weights_name_the_file_the_place_and_the_checksum(tmp_path, monk
     with pytest.raises(MissingWeightsError, match=r"pt_inception-2015-12-05-6726825d\.pth.*put it at .*inception.*6726825d"):
         dist.require_weights(["fid"])
     with pytest.raises(MissingWeightsError, match=r"alexnet-owt-7be5be79\.pth"):
-        dist.feature_network("lpips")
+        dist.load_lpips()
+
+
+def _weights(tmp_path, monkeypatch):
+    """Randomly initialised networks saved under the expected file names (checksums not checked)."""
+    import torch
+
+    from vtonpipe.models.nets.inception_fid import FIDInceptionV3
+    from vtonpipe.models.nets.lpips import LPIPS
+
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(dist, "INCEPTION_SHA256_PREFIX", "")
+    monkeypatch.setattr(dist, "ALEXNET_SHA256_PREFIX", "")
+    torch.manual_seed(0)
+    (tmp_path / "inception").mkdir()
+    (tmp_path / "lpips").mkdir()
+    torch.save(FIDInceptionV3().state_dict(), tmp_path / "inception" / "pt_inception-2015-12-05-6726825d.pth")
+    lp = LPIPS()
+    for lin in lp.lins:
+        lin.weight.abs_()
+    torch.save(
+        {f"features.{k}": v for k, v in lp.features.state_dict().items()} | {"classifier.1.weight": torch.zeros(4096, 9216)},
+        tmp_path / "lpips" / "alexnet-owt-7be5be79.pth",
+    )
+    torch.save({f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(lp.lins)}, tmp_path / "lpips" / "alex.pth")
+
+
+def test_the_networks_load_their_published_layouts_and_feed_the_statistics(tmp_path, monkeypatch, one_torch_thread):
+    import torch
+
+    _weights(tmp_path, monkeypatch)
+    net = dist.load_inception()
+    assert net.fc.weight.shape == (1008, 2048) and "Mixed_7c.branch3x3dbl_3b.bn.running_var" in net.state_dict()
+    metrics = dist.DistributionMetrics(["fid", "kid", "is", "lpips"])
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 64, 48, generator=g)
+    metrics.add(target.flip(-1), target, torch.tensor([True, True, False]))
+    out = metrics.results()
+    assert out["paired"]["fid"] is not None and out["unpaired"]["fid"] is None  # one unpaired image: no covariance
+    assert out["paired"]["is"] >= 1 - 1e-9 and out["paired"]["lpips"] > 0
+    lp = dist.load_lpips()
+    assert torch.allclose(lp(target, target), torch.zeros(3)) and (lp(target, target.flip(-1)) > 0).all()

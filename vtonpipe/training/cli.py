@@ -100,8 +100,11 @@ def evaluate(run: str, build: str, split: str, distribution: tuple[str, ...], ou
 
     try:
         record = evaluate_run(run, build, split=split, device=device, batch_size=batch_size, distribution=distribution, out=out)
-    except (MissingWeightsError, MissingPriorError, CheckpointError, NotImplementedError) as e:
+    except (MissingWeightsError, MissingPriorError, CheckpointError) as e:
         fail(str(e))
     paired = record["paired"]
+    unpaired = {k: v for k, v in record["unpaired"].items() if k != "pairs" and v is not None}
     click.echo(f"{record['model']} step {record['step']} on {build} {split}: {paired['pairs']} paired, {record['unpaired']['pairs']} unpaired pairs")
     click.echo("paired: " + ", ".join(f"{k} {v:.4f}" for k, v in paired.items() if k != "pairs" and v is not None))
+    if unpaired:
+        click.echo("unpaired: " + ", ".join(f"{k} {v:.4f}" for k, v in unpaired.items()))

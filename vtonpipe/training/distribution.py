@@ -14,8 +14,9 @@ The feature networks need weight files the user brings (:data:`WEIGHT_FILES`, un
 ``<weights_dir>``): pytorch-fid's FID Inception-v3 for FID / KID / IS, torchvision's AlexNet and
 the LPIPS v0.1 linear layers for LPIPS. :func:`require_weights` raises
 :class:`~vtonpipe.core.MissingWeightsError` naming the file, where to put it and its checksum.
-The Inception-v3 and LPIPS networks themselves are not implemented yet
-(:func:`feature_network` says so once the weights are present).
+The networks are :mod:`vtonpipe.models.nets.inception_fid` and :mod:`vtonpipe.models.nets.lpips`
+(:func:`load_inception`, :func:`load_lpips`); :class:`DistributionMetrics` accumulates their
+outputs over an evaluation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..core.errors import MissingWeightsError
 from ..core.weights import WeightFile
+from ..io import sha256_file
 
 #: metric -> the weight files its feature network needs
 WEIGHT_FILES: dict[str, tuple[WeightFile, ...]] = {}
@@ -47,6 +49,9 @@ _LPIPS_LIN = WeightFile(
     None,
     "LPIPS v0.1 linear layers for AlexNet",
 )
+#: the first hex digits of the files' sha256 (torch.hub's convention: they are in the file names)
+INCEPTION_SHA256_PREFIX = "6726825d"
+ALEXNET_SHA256_PREFIX = "7be5be79"
 WEIGHT_FILES.update({"fid": (_INCEPTION,), "kid": (_INCEPTION,), "is": (_INCEPTION,), "lpips": (_ALEXNET, _LPIPS_LIN)})
 DISTRIBUTION_METRICS = tuple(WEIGHT_FILES)
 
@@ -65,15 +70,89 @@ def require_weights(metrics: Sequence[str]) -> None:
         raise MissingWeightsError(f"{', '.join(metrics)} need weight files that are not here: " + "; ".join(problems))
 
 
-def feature_network(metric: str):
-    """The feature network of ``metric`` (weights checked first). Not implemented yet: raises
-    :class:`NotImplementedError` saying so once the weights are present."""
-    require_weights([metric])
-    raise NotImplementedError(
-        f"{metric}: the weight files are present but vtonpipe does not implement the "
-        f"{'LPIPS AlexNet' if metric == 'lpips' else 'FID Inception-v3'} network yet; the statistics "
-        "(vtonpipe.training.distribution.frechet_distance, kernel_inception_distance, inception_score) take its features"
-    )
+def _load(file: WeightFile, sha256_prefix: str | None) -> dict:
+    """State dict of ``file`` (its sha256 checked against ``sha256_prefix``), ``weights_only``."""
+    import torch
+
+    path = file.require()
+    if sha256_prefix is not None:
+        digest = sha256_file(path)
+        if not digest.startswith(sha256_prefix):
+            raise MissingWeightsError(f"{path} has sha256 {digest}, expected one beginning {sha256_prefix}: wrong or corrupt download")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise MissingWeightsError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_inception():
+    """The FID Inception-v3 (:class:`~vtonpipe.models.nets.inception_fid.FIDInceptionV3`) on its
+    weight file; :class:`MissingWeightsError` when the file is absent or not the expected one."""
+    from ..models.nets.inception_fid import FIDInceptionV3
+
+    net = FIDInceptionV3()
+    net.load_state_dict(_load(_INCEPTION, INCEPTION_SHA256_PREFIX))
+    return net.eval()
+
+
+def load_lpips():
+    """LPIPS-AlexNet (:class:`~vtonpipe.models.nets.lpips.LPIPS`) on its two weight files."""
+    from ..models.nets.lpips import LPIPS
+
+    return LPIPS().load(_load(_ALEXNET, ALEXNET_SHA256_PREFIX), _load(_LPIPS_LIN, None))
+
+
+class DistributionMetrics:
+    """Accumulates what the requested ``metrics`` need over an evaluation, batch by batch
+    (:meth:`add`), and computes them (:meth:`results`): FID and KID of the generated images of
+    each kind (``paired`` / ``unpaired``) against every target image seen, IS of the generated
+    ones, and the mean LPIPS of the paired ones to their targets."""
+
+    def __init__(self, metrics, device="cpu"):
+        require_weights(metrics)
+        self.metrics = tuple(metrics)
+        self.inception = load_inception().to(device) if set(self.metrics) & {"fid", "kid", "is"} else None
+        self.lpips = load_lpips().to(device) if "lpips" in self.metrics else None
+        self.real: list[np.ndarray] = []
+        self.fake: dict[str, list[np.ndarray]] = {"paired": [], "unpaired": []}
+        self.probs: dict[str, list[np.ndarray]] = {"paired": [], "unpaired": []}
+        self.lpips_values: list[np.ndarray] = []
+
+    def add(self, tryon, target, paired) -> None:
+        """One batch: generated ``tryon`` and ``target`` (B, 3, H, W) in [0, 1], ``paired`` (B,) bool."""
+        import torch
+
+        mask = paired.bool().cpu().numpy()
+        if self.inception is not None:
+            real_f, _ = self.inception(target.float())
+            fake_f, logits = self.inception(tryon.float().clamp(0, 1))
+            probs = torch.softmax(logits, 1).double().cpu().numpy()
+            self.real.append(real_f.double().cpu().numpy())
+            fake_f = fake_f.double().cpu().numpy()
+            for kind, sel in (("paired", mask), ("unpaired", ~mask)):
+                self.fake[kind].append(fake_f[sel])
+                self.probs[kind].append(probs[sel])
+        if self.lpips is not None and mask.any():
+            self.lpips_values.append(self.lpips(tryon.float().clamp(0, 1)[mask], target.float()[mask]).double().cpu().numpy())
+
+    def results(self) -> dict[str, dict[str, float | None]]:
+        """``{"paired": {...}, "unpaired": {...}}`` of the requested metrics (None where a set has
+        fewer than 2 images)."""
+        out: dict[str, dict[str, float | None]] = {"paired": {}, "unpaired": {}}
+        real = np.concatenate(self.real) if self.real else np.zeros((0, 2048))
+        for kind in out:
+            fake = np.concatenate(self.fake[kind]) if self.fake[kind] else np.zeros((0, 2048))
+            enough = len(fake) >= 2 and len(real) >= 2
+            if "fid" in self.metrics:
+                out[kind]["fid"] = fid_from_features(real, fake) if enough else None
+            if "kid" in self.metrics:
+                out[kind]["kid"] = kernel_inception_distance(real, fake)[0] if enough else None
+            if "is" in self.metrics:
+                probs = np.concatenate(self.probs[kind]) if self.probs[kind] else np.zeros((0, 1008))
+                out[kind]["is"] = inception_score(probs, splits=min(10, len(probs)))[0] if len(probs) >= 1 else None
+        if "lpips" in self.metrics:
+            out["paired"]["lpips"] = float(np.concatenate(self.lpips_values).mean()) if self.lpips_values else None
+        return out
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
