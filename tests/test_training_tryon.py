@@ -129,3 +129,39 @@ def test_eval_writes_paired_and_unpaired_metrics(build, tmp_path, monkeypatch):
     assert "pt_inception" in record["not_computed"]["fid"]
     result = CliRunner().invoke(main, ["--params", str(no_params), "eval", "--run", str(run), "--build", str(build), "--metric", "fid"])
     assert result.exit_code == 1 and "pt_inception-2015-12-05-6726825d.pth" in result.output
+
+
+def test_smpl_flow_oracle_moves_the_source_garment_and_drops_pixels_hidden_in_the_source():
+    from vtonpipe.training.warped import smpl_flow_warp
+
+    image = torch.arange(12, dtype=torch.float32).view(1, 1, 3, 4).expand(1, 3, 3, 4) / 12
+    region = torch.zeros(1, 1, 3, 4)
+    region[..., 1:3] = 1  # columns 1, 2 are garment
+    flow = torch.zeros(1, 2, 3, 4)
+    flow[:, 0] = 1.0  # target pixel x reads source pixel x + 1
+    visibility = torch.zeros(1, 3, 4, dtype=torch.int64)
+    visibility[0, 2] = 1  # the last row is hidden in the source
+    garment, mask = smpl_flow_warp(image, region, flow, visibility)
+    expected_mask = torch.tensor([[1.0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    assert torch.equal(mask[0, 0], expected_mask)
+    assert torch.allclose(garment[0, 0, :2, :2], image[0, 0, :2, 1:3]) and garment[0, :, 2].abs().sum() == 0
+
+
+def test_phases_follow_their_lengths_and_the_last_runs_to_the_end():
+    from vtonpipe.models.tryon import spg
+    from vtonpipe.training.tryon import phase_at
+
+    names = [phase_at(spg.SCHEDULE, (2, 3), step).name for step in range(7)]
+    assert names == ["semantic"] * 2 + ["synthesis"] * 3 + ["joint"] * 2
+    with pytest.raises(ValueError, match="3 phases need 2 lengths"):
+        phase_at(spg.SCHEDULE, (2,), 0)
+
+
+def test_a_tryon_config_is_the_models_fields_plus_the_shared_settings():
+    from vtonpipe.training.config import ConfigError, resolve
+
+    cls = get_task("tryon", "lasnl").Config
+    cfg = resolve(cls, {"hidden": 4, "warp": "runs/warp/sal", "betas": [0.9, 0.99]})
+    assert cfg.hidden == 4 and cfg.num_warped == 1 and cfg.betas == (0.9, 0.99) and cfg.perceptual == "auto"
+    with pytest.raises(ConfigError, match="perceptual"):
+        resolve(cls, {"perceptual": "vgg16"})
