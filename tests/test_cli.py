@@ -24,6 +24,7 @@ WRITES = {
     ("bench", "accuracy"): ("writes it as JSON",),
     ("infer",): ("PNG files under OUT/png/", "shard stage"),
     **{("train", kind): ("writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)",) for kind in ("warp", "tryon", "landmarks")},
+    ("eval",): ("writes metrics.json",),
 }
 
 

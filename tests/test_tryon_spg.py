@@ -166,7 +166,7 @@ def test_a_few_steps_lower_each_stage_loss(tiny_spg, stage):
         out = model.synthesize(b["target_image"], b["warped_garment"], b["target_pose_disks"], generator=torch.Generator().manual_seed(3))
         d_tsm = ds["d_tsm"]
         glob = d_tsm.global_d(spg.global_input(out["tryon"], out["garment_part"], b["target_pose_disks"], b["source_without_garment"]))
-        local = d_tsm.local_d(spg.local_input(d_tsm, out["tryon"], face, hair, out["garment_part"], b["target_pose_disks"], b["source_without_garment"]))
+        local = d_tsm.local_d(spg.local_input(out["tryon"], face, hair, out["garment_part"], b["target_pose_disks"], b["source_without_garment"], local_size=cfg.local_size))
         return spg.synthesis_loss(out["tryon"], out["mask"], b["target_image"], glob, local, perc, cfg)["total"]
 
     fn, generator = {"semantic": (semantic, model.g1), "coarse": (coarse, model.g2), "synthesis": (synthesis, model.g3)}[stage]

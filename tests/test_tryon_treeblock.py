@@ -159,7 +159,7 @@ def test_a_few_steps_lower_each_stage_loss(tiny_tb, stage):
     def face():
         ref = model.refine_face(b["source_image"], b["head"], b["warped_garment"], b["head"])
         target_face = crop_and_resize(b["target_image"], ref["target_boxes"], cfg.face_size)
-        src_face = crop_and_resize(b["source_image"], model.head_boxes(b["head"]), cfg.face_size)
+        src_face = crop_and_resize(b["source_image"], tb.head_boxes(b["head"], cfg), cfg.face_size)
         fake = ds["d_face"](torch.cat([src_face, ref["face"]], 1))
         return tb.face_loss(ref["face"], target_face, ref["refined"], b["target_image"], fake, perc, cfg)["total"]
 

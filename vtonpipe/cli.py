@@ -399,10 +399,11 @@ def doctor(as_json: bool) -> None:
     Console().print(table)
 
 
-from .training.cli import infer, train
+from .training.cli import evaluate, infer, train
 
 main.add_command(train)
 main.add_command(infer)
+main.add_command(evaluate)
 
 if __name__ == "__main__":
     main()

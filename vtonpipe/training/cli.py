@@ -100,3 +100,38 @@ def infer(kind: str, model: str, build: str, run_dir: str | None, split: str, un
     except (CheckpointError, InferError, MissingPriorError) as e:
         fail(str(e))
     click.echo(f"inferred {result.computed} of {result.pairs} {split} pairs ({result.pairs - result.computed} already done): {result.out}")
+
+
+@click.command("eval")
+@click.option("--run", "run", required=True, type=click.Path(exists=True), help="A try-on run directory (or one of its checkpoints).")
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory holding packed/<split>/.")
+@click.option("--split", default="test", show_default=True, help="Packed split to evaluate.")
+@click.option(
+    "--metric",
+    "distribution",
+    multiple=True,
+    type=click.Choice(["fid", "kid", "is", "lpips"]),
+    help="Also compute a distribution metric (needs its weight files); repeatable.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="metrics.json path (default RUN/eval/metrics.json).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+def evaluate(run: str, build: str, split: str, distribution: tuple[str, ...], out: str | None, device: str, batch_size: int) -> None:
+    """Evaluate a trained try-on run on BUILD's split: SSIM, PSNR, L1, masked SSIM on the face and
+    the non-garment region and warp mIoU on the paired pairs (FID / KID / IS / LPIPS with --metric
+    when their weight files are present); writes metrics.json (default RUN/eval/metrics.json)."""
+    from ..core.errors import MissingWeightsError
+    from .checkpoint import CheckpointError
+    from .data import MissingPriorError
+    from .evaluate import evaluate_run
+
+    try:
+        record = evaluate_run(run, build, split=split, device=device, batch_size=batch_size, distribution=distribution, out=out)
+    except (MissingWeightsError, MissingPriorError, CheckpointError) as e:
+        fail(str(e))
+    paired = record["paired"]
+    unpaired = {k: v for k, v in record["unpaired"].items() if k != "pairs" and v is not None}
+    click.echo(f"{record['model']} step {record['step']} on {build} {split}: {paired['pairs']} paired, {record['unpaired']['pairs']} unpaired pairs")
+    click.echo("paired: " + ", ".join(f"{k} {v:.4f}" for k, v in paired.items() if k != "pairs" and v is not None))
+    if unpaired:
+        click.echo("unpaired: " + ", ".join(f"{k} {v:.4f}" for k, v in unpaired.items()))

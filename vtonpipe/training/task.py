@@ -126,6 +126,8 @@ class StepControl:
     optimiser step: :meth:`backward` divides each loss by K and adds its gradients, and
     :meth:`step` steps only on the last micro-batch (under DDP, gradients are all-reduced only on
     that one too). On CUDA with AMP, losses are scaled by the run's GradScaler.
+    ``global_step`` is the number of optimiser steps taken before the current one (0 on the first;
+    a resumed run continues the count), for tasks whose schedule has phases.
     """
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler, accumulate: int):
@@ -133,6 +135,7 @@ class StepControl:
         self.scaler = scaler
         self.accumulate = accumulate
         self.micro_step = 0
+        self.global_step = 0
         self.stepped: set[str] = set()
         self._params = {g: [p for pg in opt.param_groups for p in pg["params"] if p.requires_grad] for g, opt in self.optimizers.items()}
 

@@ -248,6 +248,7 @@ class Trainer:
         stopped = False
         while step < cfg.steps:
             control.stepped.clear()
+            control.global_step = step
             for micro in range(cfg.accumulate):
                 control.micro_step = micro
                 batch = _to_device(next(batches), d.device)

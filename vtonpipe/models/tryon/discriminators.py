@@ -78,10 +78,20 @@ class MultiScaleDiscriminator(nn.Module):
         return outs
 
 
-def multiscale_patch_discriminator(in_channels: int, *, ndf: int = 64, n_layers: int = 3, num_scales: int = 2, norm: Norm = "instance") -> MultiScaleDiscriminator:
+def multiscale_patch_discriminator(
+    in_channels: int, *, ndf: int = 64, n_layers: int = 3, num_scales: int = 2, norm: Norm = "instance"
+) -> MultiScaleDiscriminator:
     """pix2pixHD's multi-scale PatchGAN of :class:`PatchDiscriminator` (pix2pixHD's and HR-VITON's
     defaults: ``ndf=64, n_layers=3``, 2 scales)."""
     return MultiScaleDiscriminator(lambda: PatchDiscriminator(in_channels, ndf, n_layers, norm), num_scales)
+
+
+def head_crops(tensors: Sequence[torch.Tensor], head_mask: torch.Tensor, size: tuple[int, int], margin: float = 0.1) -> torch.Tensor:
+    """Concatenation along channels of every (B, C_i, H, W) tensor cropped at one box per sample:
+    the box of ``head_mask`` (B, 1, H, W) widened by ``margin`` and grown to the aspect of ``size``
+    = (h, w), resampled to ``size``: (B, sum C_i, h, w)."""
+    boxes = mask_boxes(head_mask, margin=margin, aspect=size[0] / size[1])
+    return crop_and_resize(torch.cat(list(tensors), dim=1), boxes, tuple(size))
 
 
 class GlobalLocalDiscriminator(nn.Module):
@@ -94,7 +104,9 @@ class GlobalLocalDiscriminator(nn.Module):
     the real and the generated image so both are cut alike.
     """
 
-    def __init__(self, make: Callable[[int], nn.Module], global_channels: int, local_channels: int, *, local_size: tuple[int, int] = (64, 64), margin: float = 0.1):
+    def __init__(
+        self, make: Callable[[int], nn.Module], global_channels: int, local_channels: int, *, local_size: tuple[int, int] = (64, 64), margin: float = 0.1
+    ):
         super().__init__()
         self.global_d = make(global_channels)
         self.local_d = make(local_channels)
@@ -102,10 +114,8 @@ class GlobalLocalDiscriminator(nn.Module):
         self.margin = margin
 
     def head_crops(self, tensors: Sequence[torch.Tensor], head_mask: torch.Tensor) -> torch.Tensor:
-        """Concatenation along channels of every (B, C_i, H, W) tensor cropped at the boxes of
-        ``head_mask`` (B, 1, H, W): (B, sum C_i, h, w)."""
-        boxes = mask_boxes(head_mask, margin=self.margin, aspect=self.local_size[0] / self.local_size[1])
-        return crop_and_resize(torch.cat(list(tensors), dim=1), boxes, self.local_size)
+        """:func:`head_crops` at this discriminator's ``local_size`` and ``margin``."""
+        return head_crops(tensors, head_mask, self.local_size, self.margin)
 
     def forward(self, global_input: torch.Tensor, local_input: torch.Tensor) -> tuple[DiscriminatorOutputs, DiscriminatorOutputs]:
         """``global_input`` (B, global_channels, H, W), ``local_input`` (B, local_channels, h, w)
@@ -179,7 +189,9 @@ def r1_penalty(real_outs: DiscriminatorOutputs, real_input: torch.Tensor) -> tor
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def discriminator_loss(d: nn.Module, real_input: torch.Tensor, fake_input: torch.Tensor, kind: GanKind = "lsgan", *, r1_gamma: float = 0.0) -> dict[str, torch.Tensor]:
+def discriminator_loss(
+    d: nn.Module, real_input: torch.Tensor, fake_input: torch.Tensor, kind: GanKind = "lsgan", *, r1_gamma: float = 0.0
+) -> dict[str, torch.Tensor]:
     """One discriminator's objective on a real and a generated input (the latter detached here):
     ``total = adv + r1_gamma / 2 * r1`` with ``adv`` from :func:`adversarial_d_loss` and ``r1``
     from :func:`r1_penalty` (computed only when ``r1_gamma > 0``). Returns ``{"total", "adv"}``

@@ -53,6 +53,7 @@ from .discriminators import (
     GlobalLocalDiscriminator,
     MultiScaleDiscriminator,
     adversarial_g_loss,
+    head_crops,
 )
 from .perceptual import PerceptualLoss
 
@@ -192,7 +193,14 @@ def make_discriminators(cfg: SPGConfig = SPGConfig()) -> nn.ModuleDict:
     )
 
 
-def random_erase(image: torch.Tensor, area: tuple[float, float] = (0.02, 0.33), ratio: tuple[float, float] = (0.3, 3.3), *, fill: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_erase(
+    image: torch.Tensor,
+    area: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    *,
+    fill: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """One random rectangle per sample set to ``fill`` (mid-gray): its area a uniform fraction in
     ``area`` of the image, aspect (h / w) log-uniform in ``ratio``, clipped to the image
     (torchvision ``RandomErasing``'s ranges). ``image``: (B, C, H, W); returns a new tensor."""
@@ -234,24 +242,51 @@ class SPGVTON(nn.Module):
         """``G1``: target LIP logits (B, 20, H, W) from :meth:`semantic_inputs`."""
         return self.g1(semantic_inputs)
 
-    def coarse(self, target_semantic: torch.Tensor, target_pose_disks: torch.Tensor, garment_image: torch.Tensor, source_without_garment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``G2``: coarse try-on ``I_p`` (B, 3, H, W) in [0, 1] and predicted garment mask
-        ``M_p^C`` (B, 1, H, W) in [0, 1]. ``target_semantic``: (B, 20, H, W) class probabilities
-        ``S^_t`` (softmax of :meth:`semantic`); its upper-garment classes are zeroed (``S^'_t``)."""
-        keep = torch.ones(NUM_LIP, device=target_semantic.device)
-        keep[list(lip_ids(UPPER_GARMENT))] = 0
-        incomplete = target_semantic * keep.view(1, -1, 1, 1)
-        return split_image_and_mask(self.g2(torch.cat([incomplete, target_pose_disks, garment_image, source_without_garment], dim=1)))
+    def coarse(
+        self, target_semantic: torch.Tensor, target_pose_disks: torch.Tensor, garment_image: torch.Tensor, source_without_garment: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``G2`` (:func:`coarse_result` with this model's ``g2``)."""
+        return coarse_result(self.g2, target_semantic, target_pose_disks, garment_image, source_without_garment)
 
-    def synthesize(self, coarse_image: torch.Tensor, warped_garment: torch.Tensor, target_pose_disks: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``G3`` and Eq. 10. In training mode ``coarse_image`` is first randomly erased
-        (:func:`random_erase`, ``cfg.erase_area``). Returns ``{"tryon": I^_t, "rendered": I_r,
-        "mask": M, "garment_part": C^_t = C_w * M}``: images (B, 3, H, W) in [0, 1], mask
-        (B, 1, H, W) in [0, 1]."""
-        if self.training:
-            coarse_image = random_erase(coarse_image, self.cfg.erase_area, generator=generator)
-        rendered, mask = split_image_and_mask(self.g3(torch.cat([coarse_image, warped_garment, target_pose_disks], dim=1)))
-        return {"tryon": compose(warped_garment, rendered, mask), "rendered": rendered, "mask": mask, "garment_part": warped_garment * mask}
+    def synthesize(
+        self, coarse_image: torch.Tensor, warped_garment: torch.Tensor, target_pose_disks: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``G3`` and Eq. 10 (:func:`synthesis_result` with this model's ``g3``); the coarse image
+        is randomly erased in training mode only."""
+        erase = self.cfg.erase_area if self.training else None
+        return synthesis_result(self.g3, coarse_image, warped_garment, target_pose_disks, erase_area=erase, generator=generator)
+
+
+def coarse_result(
+    g2: nn.Module, target_semantic: torch.Tensor, target_pose_disks: torch.Tensor, garment_image: torch.Tensor, source_without_garment: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G2`` (an :class:`SPGGenerator` with :data:`G2_IN` inputs and 4 outputs): coarse try-on
+    ``I_p`` (B, 3, H, W) in [0, 1] and predicted garment mask ``M_p^C`` (B, 1, H, W) in [0, 1].
+    ``target_semantic``: (B, 20, H, W) class probabilities ``S^_t`` (softmax of ``G1``'s logits);
+    its upper-garment classes are zeroed (``S^'_t``). ``g2`` may be a DDP-wrapped module."""
+    keep = torch.ones(NUM_LIP, device=target_semantic.device)
+    keep[list(lip_ids(UPPER_GARMENT))] = 0
+    incomplete = target_semantic * keep.view(1, -1, 1, 1)
+    return split_image_and_mask(g2(torch.cat([incomplete, target_pose_disks, garment_image, source_without_garment], dim=1)))
+
+
+def synthesis_result(
+    g3: nn.Module,
+    coarse_image: torch.Tensor,
+    warped_garment: torch.Tensor,
+    target_pose_disks: torch.Tensor,
+    *,
+    erase_area: tuple[float, float] | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``G3`` (an :class:`SPGGenerator` with :data:`G3_IN` inputs and 4 outputs) and Eq. 10. With
+    ``erase_area`` (training), ``coarse_image`` is first randomly erased (:func:`random_erase`).
+    Returns ``{"tryon": I^_t, "rendered": I_r, "mask": M, "garment_part": C^_t = C_w * M}``:
+    images (B, 3, H, W) in [0, 1], mask (B, 1, H, W) in [0, 1]."""
+    if erase_area is not None:
+        coarse_image = random_erase(coarse_image, erase_area, generator=generator)
+    rendered, mask = split_image_and_mask(g3(torch.cat([coarse_image, warped_garment, target_pose_disks], dim=1)))
+    return {"tryon": compose(warped_garment, rendered, mask), "rendered": rendered, "mask": mask, "garment_part": warped_garment * mask}
 
 
 # -- discriminator inputs ------------------------------------------------------------------------
@@ -261,7 +296,9 @@ def d1_input(semantic: torch.Tensor, semantic_inputs: torch.Tensor) -> torch.Ten
     return torch.cat([semantic, semantic_inputs], dim=1)
 
 
-def d2_input(image: torch.Tensor, target_semantic: torch.Tensor, garment_image: torch.Tensor, target_pose_disks: torch.Tensor, source_without_garment: torch.Tensor) -> torch.Tensor:
+def d2_input(
+    image: torch.Tensor, target_semantic: torch.Tensor, garment_image: torch.Tensor, target_pose_disks: torch.Tensor, source_without_garment: torch.Tensor
+) -> torch.Tensor:
     """Eq. 3's ``D2(I, S^_t, C, P_t, I_s^{w/o.C})``: (B, 47, H, W); ``image`` is ``I_t`` or ``I_p``."""
     return torch.cat([image, target_semantic, garment_image, target_pose_disks, source_without_garment], dim=1)
 
@@ -273,12 +310,23 @@ def global_input(image: torch.Tensor, garment_part: torch.Tensor, target_pose_di
     return torch.cat([image, garment_part, target_pose_disks, source_without_garment], dim=1)
 
 
-def local_input(d_tsm: GlobalLocalDiscriminator, image: torch.Tensor, face_mask: torch.Tensor, hair_mask: torch.Tensor, garment_part: torch.Tensor, target_pose_disks: torch.Tensor, source_without_garment: torch.Tensor) -> torch.Tensor:
+def local_input(
+    image: torch.Tensor,
+    face_mask: torch.Tensor,
+    hair_mask: torch.Tensor,
+    garment_part: torch.Tensor,
+    target_pose_disks: torch.Tensor,
+    source_without_garment: torch.Tensor,
+    *,
+    local_size: tuple[int, int],
+    margin: float = 0.1,
+) -> torch.Tensor:
     """Eq. 14's ``D_l(I^f, I^h, C, P_t, I_s^{w/o.C})`` cut at the head box (face + hair masks,
-    (B, 1, H, W)): (B, 30, h, w). Pass the same masks (the target parsing's in training) for the
-    real and the generated image."""
+    (B, 1, H, W)), resampled to ``local_size`` (the local discriminator's, ``cfg.local_size``):
+    (B, 30, h, w) (:func:`~vtonpipe.models.tryon.discriminators.head_crops`). Pass the same masks
+    (the target parsing's in training) for the real and the generated image."""
     tensors = [image * face_mask, image * hair_mask, garment_part, target_pose_disks, source_without_garment]
-    return d_tsm.head_crops(tensors, torch.clamp(face_mask + hair_mask, 0, 1))
+    return head_crops(tensors, torch.clamp(face_mask + hair_mask, 0, 1), local_size, margin)
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -289,7 +337,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -
     return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
 
 
-def semantic_loss(logits: torch.Tensor, target_parsing: torch.Tensor, fake_outs: list[list[torch.Tensor]], cfg: SPGConfig = SPGConfig()) -> dict[str, torch.Tensor]:
+def semantic_loss(
+    logits: torch.Tensor, target_parsing: torch.Tensor, fake_outs: list[list[torch.Tensor]], cfg: SPGConfig = SPGConfig()
+) -> dict[str, torch.Tensor]:
     """Eq. 2: ``L_seg = L_adv^s + lambda_1 L_fl^s + L_recon^s``; ``L_recon^s`` the mean absolute
     difference of the predicted probabilities and the one-hot target map. ``fake_outs``: ``D1``
     on :func:`d1_input` of ``softmax(logits)``. Returns ``{"total", "adv", "focal", "l1"}``."""
@@ -355,5 +405,12 @@ def synthesis_loss(
 SCHEDULE: tuple[Phase, ...] = (
     Phase("semantic", train=("g1", "d1"), frozen=(), losses=("semantic",), steps=70_000, batch_size=16),
     Phase("synthesis", train=("g2", "d2", "warp", "g3", "d_tsm"), frozen=("g1",), losses=("coarse", "warp", "synthesis"), steps=70_000, batch_size=8),
-    Phase("joint", train=("g1", "d1", "g2", "d2", "warp", "g3", "d_tsm"), frozen=(), losses=("semantic", "coarse", "warp", "synthesis"), steps=100_000, batch_size=8),
+    Phase(
+        "joint",
+        train=("g1", "d1", "g2", "d2", "warp", "g3", "d_tsm"),
+        frozen=(),
+        losses=("semantic", "coarse", "warp", "synthesis"),
+        steps=100_000,
+        batch_size=8,
+    ),
 )

@@ -204,7 +204,19 @@ class TreeBlockConfig:
 
     @classmethod
     def tiny(cls) -> "TreeBlockConfig":
-        return cls(ngf=4, blocks=1, dilations=(1, 2), face_ngf=4, face_blocks=1, face_size=(8, 8), parsing_channels=8, parsing_depth=2, d_channels=4, d_layers=1, d_scales=1)
+        return cls(
+            ngf=4,
+            blocks=1,
+            dilations=(1, 2),
+            face_ngf=4,
+            face_blocks=1,
+            face_size=(8, 8),
+            parsing_channels=8,
+            parsing_depth=2,
+            d_channels=4,
+            d_layers=1,
+            d_scales=1,
+        )
 
 
 class TreeBlockVTON(nn.Module):
@@ -229,29 +241,49 @@ class TreeBlockVTON(nn.Module):
         return self.parsing(parsing_inputs)
 
     def appear(self, source_without_garment: torch.Tensor, target_semantic: torch.Tensor, warped_garment: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Appearance generation and Eq. 4. ``target_semantic``: (B, 20, H, W) probabilities.
-        Returns ``{"tryon": I~_pt, "rendered": I~_r, "mask": M}`` (images in [0, 1], mask (B, 1,
-        H, W) in [0, 1])."""
-        x = torch.cat([to_signed(source_without_garment), target_semantic, to_signed(warped_garment)], dim=1)
-        rendered, mask = split_image_and_mask(self.appearance(x))
-        return {"tryon": compose(warped_garment, rendered, mask), "rendered": rendered, "mask": mask}
+        """:func:`appearance_result` with this model's ``appearance`` network."""
+        return appearance_result(self.appearance, source_without_garment, target_semantic, warped_garment)
 
-    def head_boxes(self, head_mask: torch.Tensor) -> torch.Tensor:
-        """Crop boxes (B, 4) of a head (face + hair) mask (B, 1, H, W), grown to ``face_size``'s aspect."""
-        h, w = self.cfg.face_size
-        return mask_boxes(head_mask, margin=self.cfg.face_margin, aspect=h / w)
+    def refine_face(
+        self, source_image: torch.Tensor, source_head_mask: torch.Tensor, tryon: torch.Tensor, target_head_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """:func:`refine_face_result` with this model's ``face`` network."""
+        return refine_face_result(self.face, self.cfg, source_image, source_head_mask, tryon, target_head_mask)
 
-    def refine_face(self, source_image: torch.Tensor, source_head_mask: torch.Tensor, tryon: torch.Tensor, target_head_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Face refinement: ``G_F`` maps the head crops of the reference ``I_ps^f`` and of the
-        generated ``I~_pt^f`` to the refined face ``I~_{r,f}``, pasted back over the target head
-        mask to give ``I~^r_pt``. Head masks (B, 1, H, W): face + hair of the source parsing and of
-        the target (predicted, or in training the target parsing). Returns ``{"refined": I~^r_pt,
-        "face": I~_{r,f}, "target_boxes": (B, 4)}``; crops are ``face_size``."""
-        src_boxes, tgt_boxes = self.head_boxes(source_head_mask), self.head_boxes(target_head_mask)
-        src_face = crop_and_resize(source_image, src_boxes, self.cfg.face_size)
-        gen_face = crop_and_resize(tryon, tgt_boxes, self.cfg.face_size)
-        face = to_unit(torch.tanh(self.face(to_signed(torch.cat([src_face, gen_face], dim=1)))))
-        return {"refined": paste_crop(tryon, face, tgt_boxes, target_head_mask), "face": face, "target_boxes": tgt_boxes}
+
+def appearance_result(
+    appearance: nn.Module, source_without_garment: torch.Tensor, target_semantic: torch.Tensor, warped_garment: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Appearance generation (``appearance``: a :class:`TreeBlockGenerator` of
+    :data:`APPEARANCE_IN` inputs and 4 outputs, possibly DDP-wrapped) and Eq. 4.
+    ``target_semantic``: (B, 20, H, W) probabilities. Returns ``{"tryon": I~_pt, "rendered":
+    I~_r, "mask": M}`` (images in [0, 1], mask (B, 1, H, W) in [0, 1])."""
+    x = torch.cat([to_signed(source_without_garment), target_semantic, to_signed(warped_garment)], dim=1)
+    rendered, mask = split_image_and_mask(appearance(x))
+    return {"tryon": compose(warped_garment, rendered, mask), "rendered": rendered, "mask": mask}
+
+
+def head_boxes(head_mask: torch.Tensor, cfg: TreeBlockConfig) -> torch.Tensor:
+    """Crop boxes (B, 4) of a head (face + hair) mask (B, 1, H, W), widened by ``cfg.face_margin``
+    and grown to ``cfg.face_size``'s aspect."""
+    h, w = cfg.face_size
+    return mask_boxes(head_mask, margin=cfg.face_margin, aspect=h / w)
+
+
+def refine_face_result(
+    face_net: nn.Module, cfg: TreeBlockConfig, source_image: torch.Tensor, source_head_mask: torch.Tensor, tryon: torch.Tensor, target_head_mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Face refinement: ``G_F`` (``face_net``, a 6 -> 3 channel :class:`TreeBlockGenerator`) maps
+    the head crops of the reference ``I_ps^f`` and of the generated ``I~_pt^f`` to the refined
+    face ``I~_{r,f}``, pasted back over the target head mask to give ``I~^r_pt``. Head masks (B, 1,
+    H, W): face + hair of the source parsing and of the target (predicted, or in training the
+    target parsing). Returns ``{"refined": I~^r_pt, "face": I~_{r,f}, "source_face": I_ps^f,
+    "target_boxes": (B, 4)}``; crops are ``cfg.face_size``."""
+    src_boxes, tgt_boxes = head_boxes(source_head_mask, cfg), head_boxes(target_head_mask, cfg)
+    src_face = crop_and_resize(source_image, src_boxes, cfg.face_size)
+    gen_face = crop_and_resize(tryon, tgt_boxes, cfg.face_size)
+    face = to_unit(torch.tanh(face_net(to_signed(torch.cat([src_face, gen_face], dim=1)))))
+    return {"refined": paste_crop(tryon, face, tgt_boxes, target_head_mask), "face": face, "source_face": src_face, "target_boxes": tgt_boxes}
 
 
 def head_mask(parsing: torch.Tensor) -> torch.Tensor:
@@ -287,7 +319,9 @@ def attention_loss(mask: torch.Tensor, target_garment_mask: torch.Tensor, lambda
     return (mask - target_garment_mask).abs().mean() + lambda_tv * total_variation(mask)
 
 
-def parsing_loss(logits: torch.Tensor, target_parsing: torch.Tensor, fake_outs: list[list[torch.Tensor]], cfg: TreeBlockConfig = TreeBlockConfig()) -> dict[str, torch.Tensor]:
+def parsing_loss(
+    logits: torch.Tensor, target_parsing: torch.Tensor, fake_outs: list[list[torch.Tensor]], cfg: TreeBlockConfig = TreeBlockConfig()
+) -> dict[str, torch.Tensor]:
     """Parsing transformation: ``lambda_ce CE(S~_pt, S_pt) + lambda_parsing_adv L_adv``
     (``fake_outs``: ``d_parsing`` on (softmax(logits), parsing inputs)). Returns ``{"total", "ce", "adv"}``."""
     ce = F.cross_entropy(logits, target_parsing.long())
