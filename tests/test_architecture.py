@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from vtonpipe.config import load_params
-from vtonpipe.pipeline.dag import import_closure, render_dvc_yaml
+from vtonpipe.pipeline.dag import import_closure
+from vtonpipe.training.dag import render_dag
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "vtonpipe"
@@ -129,7 +130,7 @@ def test_one_registry_helper():
 
 def test_committed_dvc_yaml_is_the_generated_one():
     committed = (REPO / "dvc.yaml").read_text()
-    assert committed == render_dvc_yaml(load_params(REPO / "params.yaml"), REPO), "dvc.yaml is stale: run `vtonpipe dag write`"
+    assert committed == render_dag(load_params(REPO / "params.yaml"), REPO), "dvc.yaml is stale: run `vtonpipe dag write`"
 
 
 def test_each_stage_depends_on_the_code_it_runs():
@@ -152,7 +153,7 @@ def test_import_closure_follows_function_level_imports():
 def test_a_backend_with_params_dependent_upstreams_changes_the_dag():
     params = load_params(REPO / "params.yaml")
     params["annotators"]["parsing"]["params"] = {"body_parts": "densepose"}
-    stages = yaml.safe_load(render_dvc_yaml(params, REPO))["stages"]
+    stages = yaml.safe_load(render_dag(params, REPO))["stages"]
     assert "data/sample/annotations/densepose" in stages["parsing"]["deps"]
     names = list(stages)
     assert names.index("densepose") < names.index("parsing")

@@ -310,9 +310,9 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
     of the code it runs, params = its params.yaml sections."""
     from .io import write_bytes_atomic
-    from .pipeline.dag import render_dvc_yaml
+    from .training.dag import render_dag
 
-    write_bytes_atomic(out, render_dvc_yaml(_params(ctx), Path.cwd(), dataset).encode())
+    write_bytes_atomic(out, render_dag(_params(ctx), Path.cwd(), dataset).encode())
     click.echo(out)
 
 
@@ -322,10 +322,10 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
 @click.pass_context
 def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
     """Print whether FILE equals what `dag write` would write; writes nothing, exits 1 if stale."""
-    from .pipeline.dag import render_dvc_yaml
+    from .training.dag import render_dag
 
     current = Path(path).read_text() if Path(path).exists() else ""
-    if current != render_dvc_yaml(_params(ctx), Path.cwd(), dataset):
+    if current != render_dag(_params(ctx), Path.cwd(), dataset):
         fail(f"{path} is stale: run `vtonpipe dag write`")
     click.echo(f"{path} is current")
 

@@ -47,7 +47,7 @@ def _params_key(kind: str, model: str) -> str:
     return f"train.{kind}" if kind == "landmarks" else f"train.{kind}.{model}"
 
 
-def train_stage(stage: TrainStage, data: str, suffix: str) -> DagStage:
+def train_stage(stage: TrainStage, data: str) -> DagStage:
     task = get_task(stage.kind, stage.model)
     run = run_dir(data, stage.kind, stage.model)
     model = "" if stage.kind == "landmarks" else f" --model {stage.model}"
@@ -66,8 +66,7 @@ def train_stage(stage: TrainStage, data: str, suffix: str) -> DagStage:
 def training_stages(params: Mapping[str, Any], dataset: str = "sample") -> list[DagStage]:
     """The training stages of ``dataset``'s DAG (after its ``pack`` stage)."""
     data = f"{params.get('data_root', 'data')}/{dataset}"
-    stages = [train_stage(s, data, f" --dataset {dataset}") for s in TRAIN_STAGES]
-    warp = run_dir(data, "warp", "gcl")
+    stages = [train_stage(s, data) for s in TRAIN_STAGES]
     stages.append(
         DagStage(
             "infer_warp",
@@ -76,6 +75,18 @@ def training_stages(params: Mapping[str, Any], dataset: str = "sample") -> list[
             ("pack", "train_warp"),
             (f"{data}/inferred/warp/gcl/test",),
             (),
+        )
+    )
+    tryon = run_dir(data, "tryon", "gcl")
+    stages.append(
+        DagStage(
+            "evaluate",
+            f"vtonpipe eval --run {tryon} --build {data}",
+            ("vtonpipe.training.cli", "vtonpipe.training.evaluate", get_task("tryon", "gcl").__module__),
+            ("pack", "train_warp", "train_tryon"),
+            (),
+            (),
+            extra={"metrics": [{f"{tryon}/eval/metrics.json": {"cache": False}}]},
         )
     )
     return stages
