@@ -75,7 +75,9 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
 @click.option("--max-failure-rate", type=float, help="Fail when more than this share of images or pair lines is unusable.")
 @click.option("--workers", type=int, help="Threads hashing and decoding images.")
 @click.pass_context
-def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None) -> None:
+def ingest(
+    ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None
+) -> None:
     """Scan a dataset and write BUILD/ingest/{images,pairs}/ shards and BUILD/ingest/report.json.
 
     Missing files, duplicates, unreadable images and list lines pointing outside the root are
@@ -90,7 +92,9 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
     if not conf.root:
         fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
     try:
-        res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
+        res = run_ingest(
+            dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers
+        )
     except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
@@ -105,11 +109,28 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
 @click.option("--batch-size", type=int, help="Items per backend call.")
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
-@click.option("--max-failure-rate", type=float, help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).")
+@click.option(
+    "--max-failure-rate",
+    type=float,
+    help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).",
+)
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
 @click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, max_failure_rate: float | None, retry_failed: bool, recompute: bool) -> None:
+def annotate(
+    ctx: click.Context,
+    annotators: tuple[str, ...],
+    dataset: str,
+    build: str | None,
+    backend: str | None,
+    param_kv: tuple[str, ...],
+    batch_size: int | None,
+    workers: int | None,
+    device: str | None,
+    max_failure_rate: float | None,
+    retry_failed: bool,
+    recompute: bool,
+) -> None:
     """Run annotator stages and write BUILD/annotations/<annotator>/ shards; prints one summary
     table (stage, computed, reused, failed, top failure reasons, over budget).
 
@@ -120,6 +141,7 @@ def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, buil
     it still run on the items that have their upstream rows; the command then exits 1.
     """
     from .core import BackendUnavailableError
+    from .exporters import imported  # noqa: F401  (registers the `imported` backends)
     from .pipeline.config import StageConfig
     from .pipeline.dag import stage_order
     from .pipeline.runner import StageError, run_stage
@@ -166,8 +188,15 @@ def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
         top = sorted(r.failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         over = f"[red]yes ({r.failure_rate:.0%} > {r.max_failure_rate:.0%})" if r.over_budget else "no"
         table.add_row(
-            name, r.backend, str(r.total), str(r.computed), str(r.reused), str(r.skipped - r.failed_before),
-            str(r.failed), ", ".join(f"{k} {v}" for k, v in top), over,
+            name,
+            r.backend,
+            str(r.total),
+            str(r.computed),
+            str(r.reused),
+            str(r.skipped - r.failed_before),
+            str(r.failed),
+            ", ".join(f"{k} {v}" for k, v in top),
+            over,
         )
     console = Console(width=160)
     console.print(table)
@@ -236,6 +265,131 @@ def verify(ctx: click.Context, dataset: str, build: str | None) -> None:
         click.echo(f"{directory}: {status}")
     if any(s.startswith("error") for s in results.values()):
         sys.exit(1)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        fail(f"--size {text!r}: expected HxW, e.g. 1024x768")
+    return h, w
+
+
+@main.command("export")
+@click.option(
+    "--format", "format_name", required=True, help="Layout to write: viton-hd, dresscode, openpose-json, densepose-dump, parsing-png, landmarks-coco."
+)
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory whose annotations to export.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write (created; a rerun resumes).")
+@click.option("--size", help="HxW to export at (default: each image's own size); maps and coordinates are rescaled.")
+@click.option(
+    "--set", "settings_kv", multiple=True, help="Format setting key=value (openpose-json: layout=coco18|body25; parsing-png: label_set=lip|cihp|atr)."
+)
+def export_command(format_name: str, build: str, out: str, size: str | None, settings_kv: tuple[str, ...]) -> None:
+    """Write a build's images and annotations into the folder layout a lab's trainer reads
+    (each format's module cites the loader it matches). Every file is written atomically;
+    OUT/vtonpipe-export.json records what was written, so a rerun skips unchanged items."""
+    from .exporters import ExportError, get_format, run_export
+
+    try:
+        fmt = get_format(format_name, parse_settings(settings_kv))
+        res = run_export(fmt, build, out, _size(size))
+    except (ExportError, KeyError) as e:
+        fail(str(e.args[0]))
+    click.echo(f"{format_name}: {res.items} items ({res.written} written, {res.skipped} unchanged), {res.files} files in {res.out}")
+    for annotator, n in sorted(res.missing.items()):
+        click.echo(f"  left out {n} images without a {annotator} row")
+
+
+def _import_stages(build: str, format_name: str, source: Path, settings: dict[str, Any], annotators: tuple[str, ...]) -> None:
+    from .core import BackendUnavailableError
+    from .exporters import get_format, imported  # noqa: F401  (registers the `imported` backends)
+    from .pipeline.config import StageConfig
+    from .pipeline.runner import StageError, run_stage
+
+    try:
+        fmt = get_format(format_name, settings)
+    except (KeyError, ValueError) as e:
+        fail(str(e.args[0]))
+    names = annotators or fmt.imports
+    unknown = sorted(set(names) - set(fmt.imports))
+    if unknown:
+        fail(f"format {format_name} holds no {', '.join(unknown)} annotations (it imports {', '.join(fmt.imports)})")
+    params = {"format": format_name, "source": str(source.resolve()), "settings": settings}
+    outcomes: list[tuple[str, Any]] = []
+    for name in names:
+        try:
+            outcomes.append((name, run_stage(build, StageConfig(name, "imported", params))))
+        except (BackendUnavailableError, StageError, ValueError, KeyError) as e:
+            outcomes.append((name, e.args[0] if e.args else str(e)))
+    _print_annotate_summary(outcomes)
+    click.echo("to reuse these rows in `vtonpipe annotate` and `dvc repro`, set in params.yaml:")
+    for name in names:
+        click.echo(f"  annotators.{name}: {{backend: imported, params: {json.dumps(params)}}}")
+    if any(isinstance(r, str) or r.over_budget for _, r in outcomes):
+        sys.exit(1)
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--format", "format_name", required=True, help="Layout of SOURCE: viton-hd, dresscode, openpose-json, densepose-dump, parsing-png, landmarks-coco."
+)
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory (ingested from the same images).")
+@click.option("--annotator", "annotators", multiple=True, help="Import only these annotators (default: every one the format holds).")
+@click.option("--set", "settings_kv", multiple=True, help="Format setting key=value (as for export).")
+def import_command(source: str, format_name: str, build: str, annotators: tuple[str, ...], settings_kv: tuple[str, ...]) -> None:
+    """Read the annotations in folder SOURCE into annotation stages of BUILD with backend
+    `imported` (provenance: the folder and every file's sha256). Images are matched by the
+    names a vtonpipe export recorded, else by their own paths in the build. Unchanged files are
+    never read twice; images without a file fail with `not_in_source`."""
+    _import_stages(build, format_name, Path(source), parse_settings(settings_kv), annotators)
+
+
+@main.command("import-landmarks")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory (ingested from the same images).")
+def import_landmarks(file: str, build: str) -> None:
+    """Read 32-point garment landmarks from a COCO-keypoints JSON FILE (``images`` with
+    ``file_name``, ``annotations`` with ``keypoints`` [x, y, v] x 32, v = 2 visible, 1 occluded,
+    0 absent) into the `landmarks` stage of BUILD with backend `imported`."""
+    path = Path(file)
+    _import_stages(build, "landmarks-coco", path.parent, {"file": path.name}, ("landmarks",))
+
+
+@main.group()
+def schema() -> None:
+    """The column schemas of every table: `schema export` writes them as JSON Schema."""
+
+
+@schema.command("export")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write <name>.v<version>.json files to.")
+@click.option(
+    "--build", type=click.Path(file_okay=False, exists=True), help="Also write the packed-row schema of this build's packed shards (packed.v<version>.json)."
+)
+def schema_export(out: str, build: str | None) -> None:
+    """Write every registered schema (dataset tables, annotations, failures) as JSON Schema
+    (draft 2020-12), one file per schema and version; with --build, also the packed-row schema
+    composed from the components that build's packed shards were written with."""
+    from .io import write_json_atomic
+    from .pipeline.store import StoreError, read_manifest, schema_of
+    from .schemas import SCHEMAS
+
+    schemas = [sch for _, sch in SCHEMAS.items()]
+    if build:
+        packed = sorted(p.parent for p in (Path(build) / "packed").glob("*/manifest.json"))
+        if not packed:
+            fail(f"{build} has no packed shards: run `vtonpipe pack` first")
+        try:
+            schemas.append(schema_of(read_manifest(packed[0])))
+        except StoreError as e:
+            fail(str(e))
+    for sch in schemas:
+        path = Path(out) / f"{sch.name}.v{sch.version}.json"
+        write_json_atomic(path, sch.json_schema())
+        click.echo(path)
 
 
 @main.group()
@@ -335,7 +489,9 @@ def doctor(as_json: bool) -> None:
     for col in ("annotator", "backend", "usable", "what is missing"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"]))
+        table.add_row(
+            r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
+        )
     Console().print(table)
 
 

@@ -153,7 +153,7 @@ def run_stage(
                             else:
                                 result.reused += 1
                     advance(1)
-    commit.finish(plan, provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}], result=result)
+    commit.finish(plan, provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages(), **b.provenance()}], result=result)
     return result
 
 
