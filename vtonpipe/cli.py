@@ -342,7 +342,8 @@ def _import_stages(build: str, format_name: str, source: Path, settings: dict[st
 @click.option("--set", "settings_kv", multiple=True, help="Format setting key=value (as for export).")
 def import_command(source: str, format_name: str, build: str, annotators: tuple[str, ...], settings_kv: tuple[str, ...]) -> None:
     """Read the annotations in folder SOURCE into annotation stages of BUILD with backend
-    `imported` (provenance: the folder and every file's sha256). Images are matched by the
+    `imported`: writes BUILD/annotations/<annotator>/ shards (provenance: the folder and every
+    file's sha256) and prints the annotate summary table. Images are matched by the
     names a vtonpipe export recorded, else by their own paths in the build. Unchanged files are
     never read twice; images without a file fail with `not_in_source`."""
     _import_stages(build, format_name, Path(source), parse_settings(settings_kv), annotators)
@@ -354,7 +355,9 @@ def import_command(source: str, format_name: str, build: str, annotators: tuple[
 def import_landmarks(file: str, build: str) -> None:
     """Read 32-point garment landmarks from a COCO-keypoints JSON FILE (``images`` with
     ``file_name``, ``annotations`` with ``keypoints`` [x, y, v] x 32, v = 2 visible, 1 occluded,
-    0 absent) into the `landmarks` stage of BUILD with backend `imported`."""
+    0 absent) into the `landmarks` stage of BUILD with backend `imported`: writes
+    BUILD/annotations/landmarks/ shards. Images are matched by file_name (their path in the
+    build, or a unique bare file name); the others fail with `not_in_source`."""
     path = Path(file)
     _import_stages(build, "landmarks-coco", path.parent, {"file": path.name}, ("landmarks",))
 
@@ -371,7 +374,7 @@ def schema() -> None:
 )
 def schema_export(out: str, build: str | None) -> None:
     """Write every registered schema (dataset tables, annotations, failures) as JSON Schema
-    (draft 2020-12), one file per schema and version; with --build, also the packed-row schema
+    (draft 2020-12), one file OUT/<name>.v<version>.json per schema and version; with --build, also the packed-row schema
     composed from the components that build's packed shards were written with."""
     from .io import write_json_atomic
     from .pipeline.store import StoreError, read_manifest, schema_of
