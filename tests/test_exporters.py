@@ -25,7 +25,7 @@ from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
 from vtonpipe.synth import write_sample
 
-STAGES = ("keypoints", "garment_mask", "parsing", "densepose", "landmarks")
+STAGES = ("keypoints", "garment_mask", "parsing", "densepose", "landmarks", "body")
 #: format -> the annotators it exports and imports back
 ROUND_TRIPS = {
     "viton-hd": ("keypoints", "parsing", "garment_mask"),
@@ -34,14 +34,15 @@ ROUND_TRIPS = {
     "densepose-dump": ("densepose",),
     "parsing-png": ("parsing",),
     "landmarks-coco": ("landmarks",),
+    "3dgcl": ("keypoints", "parsing", "densepose"),
 }
 #: the label set each format stores parsing in
-LABEL_SET = {"viton-hd": "cihp", "dresscode": "atr", "parsing-png": "lip"}
+LABEL_SET = {"viton-hd": "cihp", "dresscode": "atr", "parsing-png": "lip", "3dgcl": "lip"}
 
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory) -> Path:
-    """A two-person sample at 64 x 48 whose stages are the exact ground truth."""
+    """A two-person sample at 64 x 48 whose stages are the exact ground truth (anny bodies)."""
     tmp = tmp_path_factory.mktemp("oracle")
     write_sample(tmp / "raw", people=2, seed=3, size=(64, 48))
     ingest("sample", tmp / "raw", tmp / "build", layout_name="mpv", show_progress=False)
@@ -173,6 +174,21 @@ def test_export_at_another_size_rescales_maps_and_points(oracle, tmp_path):
         np.testing.assert_array_equal(rec.parsing, lip[i].parsing)
 
 
+def test_3dgcl_at_another_size_renders_the_body_with_the_scaled_camera(oracle, tmp_path):
+    out = tmp_path / "out"
+    run_export(get_format("3dgcl"), oracle, out, size=(128, 96), show_progress=False)
+    densepose = _records(oracle, "densepose")
+    names = json.loads((out / "vtonpipe-export.json").read_text())["names"]
+    for image_id, path in names.items():
+        with open(out / "smpl" / (Path(path).stem + ".pkl"), "rb") as f:
+            body = pickle.load(f)["visibility"] != 4294967295
+        assert body.shape == (128, 96)
+        native = densepose[image_id].iuv[..., 0] > 0  # the body at 64 x 48, rendered with the build's camera
+        block = body.reshape(64, 2, 48, 2).mean(axis=(1, 3))  # each native pixel's four 2x pixels
+        assert ((block >= 0.5) == native).mean() > 0.97
+        assert abs(body.sum() / 4 - native.sum()) < 0.05 * native.sum()
+
+
 # -- the files as the cited loaders read them ----------------------------------------------------
 def test_viton_hd_files_as_hr_viton_cp_dataset_reads_them(oracle, tmp_path):
     out = tmp_path / "out"
@@ -295,6 +311,62 @@ def test_landmarks_coco_json_is_coco_keypoints(oracle, tmp_path):
         attribute = truth[images[ann["image_id"]]["file_name"]].landmarks[:, 2]
         np.testing.assert_array_equal(kp[:, 2], np.choose(attribute.astype(int), [2, 1, 0]))
         assert ann["num_keypoints"] == int((kp[:, 2] > 0).sum())
+
+
+def test_3dgcl_files_as_its_pix2pix512psw_dataset_reads_them(oracle, tmp_path):
+    import csv
+
+    import cv2
+
+    out = tmp_path / "out"
+    run_export(get_format("3dgcl"), oracle, out, show_progress=False)
+    keypoints, parsing, densepose = _records(oracle, "keypoints"), _records(oracle, "parsing"), _records(oracle, "densepose")
+    image_of = {Path(p).name: i for i, p in json.loads((out / "vtonpipe-export.json").read_text())["names"].items()}
+    # Pix2pixDataset.initialize: the topology files, with one background entry appended
+    smpl_faces = np.load(out / "smpl" / "smpl_faces.npy")
+    assert smpl_faces.dtype == np.uint32 and smpl_faces.shape[1] == 3
+    num_vertices = int(smpl_faces.max()) + 1
+    smpl_faces = np.concatenate((smpl_faces, np.array([num_vertices] * 3, dtype=np.uint32)[np.newaxis, ...]))
+    vertices_sem_idx = np.load(out / "smpl" / "vertices_semantic_idxs.npy")
+    symmetric_table = np.load(out / "smpl" / "vertices_symm_idxs.npy")
+    assert vertices_sem_idx.dtype == np.int32 and vertices_sem_idx.shape == (num_vertices,) and 1 <= vertices_sem_idx.min() and vertices_sem_idx.max() <= 24
+    assert symmetric_table.shape == (num_vertices,) and np.array_equal(symmetric_table[symmetric_table], np.arange(num_vertices))
+    symmetric_table = np.concatenate((symmetric_table, np.array([-1]))).astype(np.int32)
+    with open(out / "train_psw512.csv") as f:  # SMPL512pswDataset.get_paths (pandas reads the same columns)
+        pairs = [(r["from"], r["to"]) for r in csv.DictReader(f)]
+    assert len(pairs) == 2
+    for src_im, tar_im in pairs:
+        for name in (src_im, tar_im):
+            image_path = str(out / "image" / name)
+            image = np.array(Image.open(image_path).convert("RGB"))
+            h, w = image.shape[:2]
+            person = image_of[name]
+            parsing_map = cv2.imread(image_path.replace("image", "parsing").replace(".png", "_label.png"))[..., 0:1][:, :, 0]
+            np.testing.assert_array_equal(parsing_map, parsing[person].parsing)
+            with open(image_path.replace("image", "keypoints").replace(".png", "_keypoints.json")) as f:
+                kp = np.array(json.load(f)["people"][0]["pose_keypoints_2d"]).reshape(-1, 3)
+            np.testing.assert_array_equal(kp, keypoints[person].keypoints)
+            with open(image_path.replace("image", "densepose").replace(".png", ".pkl"), "rb") as f:  # get_densepose
+                dp = pickle.load(f)
+            x0, y0, _, _ = dp["pred_boxes_XYXY"]
+            label = dp["pred_densepose_label"][np.newaxis, ...].astype(np.float32) * 10
+            uv = dp["pred_densepose_uv"].astype(np.float32)
+            label_uv = np.concatenate([label, uv], axis=0)
+            uv_h, uv_w = label_uv.shape[-2], label_uv.shape[-1]
+            pad_w = int(x0), w - uv_w - int(x0)
+            pad_h = int(y0), h - uv_h - int(y0)
+            pad_uv = np.pad(label_uv, ((0, 0), (pad_h[0], pad_h[1]), (pad_w[0], pad_w[1])), "constant", constant_values=(0, 0))
+            np.testing.assert_array_equal(pad_uv[0] / 10, densepose[person].iuv[..., 0])
+            with open(image_path.replace("/image/", "/smpl/").replace(".png", ".pkl"), "rb") as f:
+                smpl = pickle.load(f)
+            assert smpl["visibility"].dtype == np.uint32 and smpl["pred_vertices_img"].shape == (num_vertices, 2)
+            visibility = smpl["visibility"].astype(np.int64)  # get_smpl_semantic_region
+            body = visibility != 4294967295
+            visibility[~body] = len(smpl_faces) - 1
+            vertices = smpl_faces[visibility].astype(np.int32)
+            assert vertices.shape == (h, w, 3) and np.all(vertices[~body] == num_vertices)
+            np.testing.assert_array_equal(body, densepose[person].iuv[..., 0] > 0)  # the body seen where DensePose sees it
+            assert np.all(symmetric_table[vertices[body]] < num_vertices)
 
 
 # -- the commands ----------------------------------------------------------------------------------

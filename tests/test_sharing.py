@@ -119,7 +119,7 @@ def test_shards_read_with_pyarrow_and_duckdb_without_vtonpipe(packed_build, tmp_
     pytest.importorskip("duckdb")
     assert CliRunner().invoke(main, ["schema", "export", "--out", str(tmp_path / "schemas"), "--build", str(packed_build)]).exit_code == 0
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", READER, str(packed_build), str(tmp_path / "schemas")], capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", READER, str(packed_build), str(tmp_path / "schemas")], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert counts == {"keypoints": 4, "parsing": 4, "joined": 4, "pairs": 2}
@@ -147,7 +147,7 @@ stages:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 

@@ -258,6 +258,21 @@ class Format:
         raise NotImplementedError
 
 
+def has_rows(view: BuildView, image_id: str, annotators: Iterable[str], missing: dict[str, int]) -> bool:
+    """Whether every stage in ``annotators`` has a row of ``image_id``; counts each one that has
+    none in ``missing`` (the image is then left out of the export)."""
+    absent = [a for a in annotators if not view.row_key(a, image_id)]
+    for a in absent:
+        missing[a] = missing.get(a, 0) + 1
+    return not absent
+
+
+def text_item(rel: str, lines: Iterable[str], header: str | None = None) -> ExportItem:
+    """An item writing the sorted, distinct ``lines`` (a pair list) to ``rel``, after ``header``."""
+    text = ("\n".join([*([header] if header else []), *sorted(set(lines))]) + "\n").encode()
+    return ExportItem(rel, sha256_bytes(text), lambda: {rel: text})
+
+
 def item_inputs(fmt: Format, size: Size | None, view: BuildView, image_id: str, annotators: Iterable[str]) -> str:
     """sha256 of what an image's exported files depend on."""
     parts = [fmt.name, canonical_json(fmt.options), str(size), view.images[image_id]["sha256"]]

@@ -49,6 +49,17 @@ def dump_entry(file_name: str, iuv: np.ndarray, box: np.ndarray, score: float) -
     }
 
 
+def paste_densepose(labels: np.ndarray, uv: np.ndarray, x0: int, y0: int, size: Size) -> np.ndarray:
+    """IUV (H, W, 3) uint8 at ``size`` of a box result pasted at whole pixel ``x0, y0``:
+    ``labels`` (h, w) part 0..24, ``uv`` (2, h, w) in [0, 1] (quantised to U, V 0..255)."""
+    labels, uv = np.asarray(labels, np.uint8), np.asarray(uv, np.float32)
+    h, w = labels.shape
+    iuv = np.zeros((*size, 3), np.uint8)
+    iuv[y0 : y0 + h, x0 : x0 + w, 0] = labels
+    iuv[y0 : y0 + h, x0 : x0 + w, 1:] = np.round(np.clip(uv.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8) * (labels > 0)[..., None]
+    return iuv
+
+
 def entry_iuv(entry: Mapping[str, Any], size: Size) -> tuple[np.ndarray, np.ndarray]:
     """IUV (H, W, 3) uint8 at ``size`` and the box (pixel-centre frame) of a dump entry's first person."""
     x0, y0, x1, y1 = (int(v) for v in np.asarray(entry["pred_boxes_XYXY"])[0])
@@ -56,10 +67,7 @@ def entry_iuv(entry: Mapping[str, Any], size: Size) -> tuple[np.ndarray, np.ndar
     labels, uv = np.asarray(result["labels"], np.uint8), np.asarray(result["uv"], np.float32)
     if labels.shape != (y1 - y0, x1 - x0) or uv.shape != (2, *labels.shape):
         raise AnnotationFailure("bad_source_file", f"{entry['file_name']}: result of shape {labels.shape} does not fill its box {x0, y0, x1, y1}")
-    iuv = np.zeros((*size, 3), np.uint8)
-    iuv[y0:y1, x0:x1, 0] = labels
-    iuv[y0:y1, x0:x1, 1:] = np.round(np.clip(uv.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8) * (labels > 0)[..., None]
-    return iuv, np.asarray(entry["pred_boxes_XYXY"][0], np.float32) - np.float32(0.5)
+    return paste_densepose(labels, uv, x0, y0, size), np.asarray(entry["pred_boxes_XYXY"][0], np.float32) - np.float32(0.5)
 
 
 @register_format

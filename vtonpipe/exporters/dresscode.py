@@ -35,7 +35,6 @@ import numpy as np
 
 from ..converters.labels import convert
 from ..core import AnnotationFailure
-from ..io import sha256_bytes
 from . import register_format
 from .base import (
     BuildView,
@@ -43,6 +42,7 @@ from .base import (
     Format,
     Size,
     densepose_record,
+    has_rows,
     item_inputs,
     jpeg_bytes,
     json_bytes,
@@ -54,7 +54,9 @@ from .base import (
     rescale_points,
     resize_iuv_u8,
     resize_labels,
+    text_item,
 )
+from .densepose_dump import paste_densepose
 from .openpose_json import rendered_pose
 
 CATEGORIES = ("dresses", "upper_body", "lower_body")
@@ -120,10 +122,7 @@ class DressCode(Format):
         for image_id, path in names.items():
             person = view.images[image_id]["kind"] == "person"
             stages = PERSON_STAGES if person else ()
-            absent = [a for a in stages if not view.row_key(a, image_id)]
-            for a in absent:
-                missing[a] = missing.get(a, 0) + 1
-            if absent:
+            if not has_rows(view, image_id, stages, missing):
                 continue
             written.add(image_id)
             make = self._person_files if person else (lambda v, i, p, s: {p: photo_bytes(v, i, s)})
@@ -136,8 +135,7 @@ class DressCode(Format):
                 lst = "train_pairs.txt" if pair["split"] == "train" else f"test_pairs_{'unpaired' if pair['paired'] is False else 'paired'}.txt"
                 lines.setdefault(f"{folder}/{lst}", set()).add(f"{PurePosixPath(names[person]).name} {PurePosixPath(names[garment]).name}")
         for rel, rows in sorted(lines.items()):
-            text = ("\n".join(sorted(rows)) + "\n").encode()
-            yield ExportItem(rel, sha256_bytes(text), lambda rel=rel, text=text: {rel: text})
+            yield text_item(rel, rows)
 
     def _person_files(self, view: BuildView, image_id: str, path: str, size: Size | None) -> dict[str, bytes]:
         native = view.size(image_id)
@@ -183,7 +181,6 @@ class DressCode(Format):
         parts = read_label_png(source / files[0])
         with np.load(source / files[1], allow_pickle=False) as z:
             uv = z["uv"]
-        iuv = np.zeros((*parts.shape, 3), np.uint8)
-        iuv[..., 0] = parts
-        iuv[..., 1:] = np.round(np.clip(uv.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8) * (parts > 0)[..., None]
-        return densepose_record(resize_iuv_u8(iuv, size), None, 1.0, 1)
+        if uv.shape != (2, *parts.shape):
+            raise AnnotationFailure("bad_source_file", f"{source / files[1]}: uv of shape {uv.shape} for labels {parts.shape}")
+        return densepose_record(resize_iuv_u8(paste_densepose(parts, uv, 0, 0, parts.shape), size), None, 1.0, 1)

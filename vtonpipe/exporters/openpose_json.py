@@ -20,7 +20,7 @@ import numpy as np
 from ..converters.keypoints import LAYOUT_SIZES, read_openpose_json, to_openpose_json
 from ..vis.keypoints import draw_skeleton
 from . import register_format
-from .base import BuildView, ExportError, ExportItem, Format, Size, item_inputs, json_bytes, keypoints_record, rescale_points, unique_stems
+from .base import BuildView, ExportError, ExportItem, Format, Size, has_rows, item_inputs, json_bytes, keypoints_record, rescale_points, unique_stems
 
 
 def openpose_file(people: np.ndarray, layout: str, from_size: Size, to_size: Size | None) -> bytes:
@@ -44,6 +44,11 @@ def read_people(path: Path, from_size: Size | None, to_size: Size) -> np.ndarray
     return np.stack([rescale_points(p, p[:, 2] > 0, from_size, to_size) for p in people]) if len(people) else people
 
 
+def read_keypoints_record(path: Path, from_size: Size | None, to_size: Size) -> Any:
+    """The ``keypoints`` record of an OpenPose JSON file (see :func:`read_people`)."""
+    return keypoints_record(read_people(path, from_size, to_size))
+
+
 @register_format
 class OpenPoseJson(Format):
     name = "openpose-json"
@@ -63,8 +68,7 @@ class OpenPoseJson(Format):
 
     def export_items(self, view: BuildView, size: Size | None, names: Mapping[str, str], missing: dict[str, int]) -> Iterator[ExportItem]:
         for image_id, path in names.items():
-            if not view.row_key("keypoints", image_id):
-                missing["keypoints"] = missing.get("keypoints", 0) + 1
+            if not has_rows(view, image_id, ("keypoints",), missing):
                 continue
             (rel,) = self.import_files("keypoints", path, "person")
 
@@ -78,4 +82,4 @@ class OpenPoseJson(Format):
         return [PurePosixPath(image_path).stem + "_keypoints.json"] if annotator == "keypoints" and kind == "person" else []
 
     def read(self, annotator: str, source: Path, files: list[str], image_path: str, image: np.ndarray, source_size: Size | None) -> Any:
-        return keypoints_record(read_people(source / files[0], source_size, image.shape[:2]))
+        return read_keypoints_record(source / files[0], source_size, image.shape[:2])

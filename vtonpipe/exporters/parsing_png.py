@@ -21,7 +21,7 @@ import numpy as np
 from ..converters.labels import LABELS, LIP_PALETTE, convert, encode_palette_png, schp_palette
 from ..core import AnnotationFailure
 from . import register_format
-from .base import BuildView, ExportError, ExportItem, Format, Size, item_inputs, parsing_from_lip, read_label_png, resize_labels, unique_stems
+from .base import BuildView, ExportError, ExportItem, Format, Size, has_rows, item_inputs, parsing_from_lip, read_label_png, resize_labels, unique_stems
 
 
 @register_format
@@ -45,8 +45,7 @@ class ParsingPng(Format):
         label_set = self.options["label_set"]
         palette = schp_palette() if label_set == "atr" else LIP_PALETTE
         for image_id, path in names.items():
-            if not view.row_key("parsing", image_id):
-                missing["parsing"] = missing.get("parsing", 0) + 1
+            if not has_rows(view, image_id, ("parsing",), missing):
                 continue
             (rel,) = self.import_files("parsing", path, "person")
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..converters.labels import LIP_PALETTE, cihp_to_lip, encode_palette_png, lip_to_cihp, parse_agnostic
-from ..io import read_image, sha256_bytes
+from ..io import read_image
 from ..vis.densepose import dp_segm
 from . import register_format
 from .base import (
@@ -41,9 +41,9 @@ from .base import (
     Format,
     Size,
     garment_mask_record,
+    has_rows,
     item_inputs,
     jpeg_bytes,
-    keypoints_record,
     parsing_from_lip,
     photo_bytes,
     png_bytes,
@@ -51,9 +51,10 @@ from .base import (
     rescale_points,
     resize_iuv_u8,
     resize_labels,
+    text_item,
     unique_stems,
 )
-from .openpose_json import openpose_file, read_people, rendered_pose
+from .openpose_json import openpose_file, read_keypoints_record, rendered_pose
 
 PERSON_STAGES = ("keypoints", "parsing", "densepose")
 GARMENT_STAGES = ("garment_mask",)
@@ -89,10 +90,7 @@ class VitonHD(Format):
         for image_id, path in names.items():
             kind = view.images[image_id]["kind"]
             stages = PERSON_STAGES if kind == "person" else GARMENT_STAGES
-            absent = [a for a in stages if not view.row_key(a, image_id)]
-            for a in absent:
-                missing[a] = missing.get(a, 0) + 1
-            if absent:
+            if not has_rows(view, image_id, stages, missing):
                 continue
             written.add(image_id)
             make = self._person_files if kind == "person" else self._garment_files
@@ -103,8 +101,7 @@ class VitonHD(Format):
             if person in written and garment in written:
                 lines.setdefault(f"{pair['split']}_pairs.txt", []).append(f"{PurePosixPath(names[person]).name} {PurePosixPath(names[garment]).name}")
         for rel, rows in sorted(lines.items()):
-            text = ("\n".join(sorted(set(rows))) + "\n").encode()
-            yield ExportItem(rel, sha256_bytes(text), lambda rel=rel, text=text: {rel: text})
+            yield text_item(rel, rows)
 
     def _person_files(self, view: BuildView, image_id: str, path: str, size: Size | None) -> dict[str, bytes]:
         native = view.size(image_id)
@@ -140,7 +137,7 @@ class VitonHD(Format):
         size = image.shape[:2]
         path = source / files[0]
         if annotator == "keypoints":
-            return keypoints_record(read_people(path, source_size, size))
+            return read_keypoints_record(path, source_size, size)
         if annotator == "parsing":
             return parsing_from_lip(cihp_to_lip(resize_labels(read_label_png(path), size)), "cihp")
         return garment_mask_record(resize_labels((read_image(path)[..., 0] >= 128).astype(np.uint8), size), image)
