@@ -279,7 +279,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 
 @main.command("export")
 @click.option(
-    "--format", "format_name", required=True, help="Layout to write: viton-hd, dresscode, openpose-json, densepose-dump, parsing-png, landmarks-coco."
+    "--format", "format_name", required=True, help="Layout to write: viton-hd, dresscode, 3dgcl, openpose-json, densepose-dump, parsing-png, landmarks-coco."
 )
 @click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory whose annotations to export.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write (created; a rerun resumes).")
@@ -335,7 +335,7 @@ def _import_stages(build: str, format_name: str, source: Path, settings: dict[st
 @main.command("import")
 @click.argument("source", type=click.Path(file_okay=False, exists=True))
 @click.option(
-    "--format", "format_name", required=True, help="Layout of SOURCE: viton-hd, dresscode, openpose-json, densepose-dump, parsing-png, landmarks-coco."
+    "--format", "format_name", required=True, help="Layout of SOURCE: viton-hd, dresscode, 3dgcl, openpose-json, densepose-dump, parsing-png, landmarks-coco."
 )
 @click.option("--build", required=True, type=click.Path(file_okay=False, exists=True), help="Build directory (ingested from the same images).")
 @click.option("--annotator", "annotators", multiple=True, help="Import only these annotators (default: every one the format holds).")
