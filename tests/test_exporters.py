@@ -393,6 +393,25 @@ def test_import_landmarks_reads_coco_visibility_flags(oracle, tmp_path):
     assert set(rows) == {garment}
 
 
+def test_annotate_with_the_imported_params_recomputes_nothing(oracle, tmp_path):
+    import yaml
+    from builders import summary_rows
+
+    out = tmp_path / "out"
+    run_export(get_format("viton-hd"), oracle, out, show_progress=False)
+    build = _bare_copy(oracle, tmp_path / "b")
+    runner = CliRunner()
+    res = runner.invoke(main, ["import", str(out), "--format", "viton-hd", "--build", str(build), "--annotator", "keypoints"])
+    assert res.exit_code == 0, res.output
+    assert summary_rows(res.output)["keypoints"]["computed"] == "4"
+    params = {"annotators": {"keypoints": {"backend": "imported", "params": {"format": "viton-hd", "source": str(out.resolve()), "settings": {}}}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    res = runner.invoke(main, ["--params", str(tmp_path / "params.yaml"), "annotate", "--dataset", "x", "--build", str(build)])
+    assert res.exit_code == 0, res.output
+    row = summary_rows(res.output)["keypoints"]
+    assert (row["backend"], row["computed"], row["already done"]) == ("imported", "0", "4")
+
+
 def test_export_and_import_commands(oracle, tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"

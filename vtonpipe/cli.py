@@ -147,7 +147,7 @@ def annotate(
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
-    names = list(annotators) or list((params.get("annotators") or {}))
+    names = list(annotators) or list(params.get("annotators") or {})
     if not names:
         fail("no annotators given and none listed in params.yaml")
     if (backend or param_kv) and len(names) != 1:
@@ -408,6 +408,7 @@ def dag() -> None:
 def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
     of the code it runs, params = its params.yaml sections."""
+    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .io import write_bytes_atomic
     from .pipeline.dag import render_dvc_yaml
 
@@ -421,6 +422,7 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
 @click.pass_context
 def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
     """Print whether FILE equals what `dag write` would write; writes nothing, exits 1 if stale."""
+    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .pipeline.dag import render_dvc_yaml
 
     current = Path(path).read_text() if Path(path).exists() else ""
@@ -498,7 +500,7 @@ def doctor(as_json: bool) -> None:
     Console().print(table)
 
 
-from .training.cli import train  # noqa: E402  (the `vtonpipe train` group)
+from .training.cli import train
 
 main.add_command(train)
 
