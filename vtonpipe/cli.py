@@ -75,9 +75,7 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
 @click.option("--max-failure-rate", type=float, help="Fail when more than this share of images or pair lines is unusable.")
 @click.option("--workers", type=int, help="Threads hashing and decoding images.")
 @click.pass_context
-def ingest(
-    ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None
-) -> None:
+def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None) -> None:
     """Scan a dataset and write BUILD/ingest/{images,pairs}/ shards and BUILD/ingest/report.json.
 
     Missing files, duplicates, unreadable images and list lines pointing outside the root are
@@ -92,9 +90,7 @@ def ingest(
     if not conf.root:
         fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
     try:
-        res = run_ingest(
-            dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers
-        )
+        res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
     except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
@@ -109,28 +105,11 @@ def ingest(
 @click.option("--batch-size", type=int, help="Items per backend call.")
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
-@click.option(
-    "--max-failure-rate",
-    type=float,
-    help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).",
-)
+@click.option("--max-failure-rate", type=float, help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).")
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
 @click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(
-    ctx: click.Context,
-    annotators: tuple[str, ...],
-    dataset: str,
-    build: str | None,
-    backend: str | None,
-    param_kv: tuple[str, ...],
-    batch_size: int | None,
-    workers: int | None,
-    device: str | None,
-    max_failure_rate: float | None,
-    retry_failed: bool,
-    recompute: bool,
-) -> None:
+def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, max_failure_rate: float | None, retry_failed: bool, recompute: bool) -> None:
     """Run annotator stages and write BUILD/annotations/<annotator>/ shards; prints one summary
     table (stage, computed, reused, failed, top failure reasons, over budget).
 
@@ -147,7 +126,7 @@ def annotate(
     from .pipeline.runner import StageError, run_stage
 
     params = _params(ctx)
-    names = list(annotators) or list(params.get("annotators") or {})
+    names = list(annotators) or list((params.get("annotators") or {}))
     if not names:
         fail("no annotators given and none listed in params.yaml")
     if (backend or param_kv) and len(names) != 1:
@@ -188,15 +167,8 @@ def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
         top = sorted(r.failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         over = f"[red]yes ({r.failure_rate:.0%} > {r.max_failure_rate:.0%})" if r.over_budget else "no"
         table.add_row(
-            name,
-            r.backend,
-            str(r.total),
-            str(r.computed),
-            str(r.reused),
-            str(r.skipped - r.failed_before),
-            str(r.failed),
-            ", ".join(f"{k} {v}" for k, v in top),
-            over,
+            name, r.backend, str(r.total), str(r.computed), str(r.reused), str(r.skipped - r.failed_before),
+            str(r.failed), ", ".join(f"{k} {v}" for k, v in top), over,
         )
     console = Console(width=160)
     console.print(table)
@@ -408,8 +380,8 @@ def dag() -> None:
 def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
     of the code it runs, params = its params.yaml sections."""
-    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .io import write_bytes_atomic
+    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .pipeline.dag import render_dvc_yaml
 
     write_bytes_atomic(out, render_dvc_yaml(_params(ctx), Path.cwd(), dataset).encode())
@@ -494,13 +466,11 @@ def doctor(as_json: bool) -> None:
     for col in ("annotator", "backend", "usable", "what is missing"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
-        )
+        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"]))
     Console().print(table)
 
 
-from .training.cli import train
+from .training.cli import train  # noqa: E402  (the `vtonpipe train` group)
 
 main.add_command(train)
 

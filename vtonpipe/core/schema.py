@@ -234,7 +234,10 @@ class Schema:
     def to_table(self, records: Iterable[Mapping[str, Any]]) -> pa.Table:
         """Arrow table of the Parquet columns of already validated records."""
         records = list(records)
-        arrays = [pa.array([f.to_arrow_value(r[f.name]) for r in records], type=f.arrow_type()) for f in self.columns]
+        arrays = [
+            pa.array([f.to_arrow_value(r[f.name]) for r in records], type=f.arrow_type())
+            for f in self.columns
+        ]
         return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
 
     def rows_from_table(self, table: pa.Table) -> list[dict[str, Any]]:
@@ -253,10 +256,7 @@ class Schema:
             f = self[name]
             specs.append((name, Any, dataclasses.field(default=None)) if f.nullable else (name, Any))
         lines = [f"{self.name} v{self.version}: {self.doc}".rstrip(": "), ""]
-        lines += [
-            f"- ``{n}``: {self[n].dtype} {list(self[n].shape) or 'scalar'}{', nullable' if self[n].nullable else ''}. {self[n].doc}".rstrip(". ")
-            for n in self.payload
-        ]
+        lines += [f"- ``{n}``: {self[n].dtype} {list(self[n].shape) or 'scalar'}{', nullable' if self[n].nullable else ''}. {self[n].doc}".rstrip(". ") for n in self.payload]
         cls_name = "".join(part.capitalize() for part in self.name.replace("-", "_").split("_")) + "Record"
         cls = dataclasses.make_dataclass(cls_name, specs, frozen=True, eq=False, namespace={"__doc__": "\n".join(lines), "schema": self})
         cls.__module__ = f"vtonpipe.schemas.{self.name}"  # where the schema module names it (picklable)
