@@ -142,6 +142,33 @@ def test_import_reuses_rows_and_reads_only_edited_files(oracle, tmp_path):
     assert third.computed == 1 and third.skipped == first.total - 1
 
 
+def test_plain_pickles_refuse_anything_but_plain_values(tmp_path):
+    from pathlib import PurePosixPath
+
+    from vtonpipe.exporters.base import pickle_bytes, read_plain_pickle
+
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle_bytes({"a": [np.arange(3, dtype=np.uint32), 1.5, "x"], "b": np.float32(2)}))
+    back = read_plain_pickle(good)
+    assert back["a"][0].dtype == np.uint32 and back["b"] == 2
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps({"path": PurePosixPath("x")}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing pathlib"):
+        read_plain_pickle(bad)
+
+
+def test_imported_backend_names_what_is_wrong_with_its_params(oracle, tmp_path):
+    from vtonpipe.core import BackendUnavailableError
+
+    build = _bare_copy(oracle, tmp_path / "b")
+    with pytest.raises(BackendUnavailableError, match="is not a folder"):
+        _import(build, "viton-hd", tmp_path / "absent", "keypoints")
+    with pytest.raises(BackendUnavailableError, match="format openpose-json has no parsing annotations"):
+        _import(build, "openpose-json", tmp_path, "parsing")
+    with pytest.raises(BackendUnavailableError, match="is not one of"):
+        _import(build, "no-such-format", tmp_path, "keypoints")
+
+
 def test_imported_rows_pack_like_computed_ones(oracle, tmp_path):
     out = tmp_path / "out"
     run_export(get_format("viton-hd"), oracle, out, show_progress=False)

@@ -7,9 +7,9 @@ bytes of every file it writes, and, for formats a team's folder arrives in, ``im
 ``read`` say which files of a source folder hold an image's annotation and decode them into the
 annotator's record. :mod:`vtonpipe.exporters.imported` turns those into the ``imported`` backends.
 
-Names: an exported file is named after its image's file (its path in the layout, ``Format.image_paths``); the run records ``image_id ->
-exported image path`` in ``vtonpipe-export.json`` at the top of the output, which import reads
-back. A folder that vtonpipe did not write (a team's dataset with their annotations) has none:
+Names: an exported file is named after its image's file (its path in the layout,
+``Format.image_paths``); the run records ``image_id -> exported image path`` in
+``vtonpipe-export.json`` at the top of the output, which import reads back. A folder that vtonpipe did not write (a team's dataset with their annotations) has none:
 its images are then matched by the images' own paths in the build (the build was ingested from
 that folder).
 

@@ -52,7 +52,7 @@ class ImportedBackend(Backend):
             out.append(
                 f"format {self.params['format']} has no {self.spec.name} annotations (it imports {', '.join(FORMATS.get(self.params['format']).imports)})"
             )
-        if not self.source.is_dir():
+        if not self.params["source"] or not self.source.is_dir():
             out.append(f"params.source {str(self.source)!r} is not a folder")
         return out
 
