@@ -184,15 +184,16 @@ def test_imported_rows_pack_like_computed_ones(oracle, tmp_path):
     np.testing.assert_array_equal(sample.source["keypoints"].keypoints, _records(oracle, "keypoints")[sample.source.image_id].keypoints)
 
 
-def test_export_at_another_size_rescales_maps_and_points(oracle, tmp_path):
+@pytest.mark.parametrize("fmt", ["viton-hd", "dresscode"])
+def test_export_at_another_size_rescales_maps_and_points(oracle, tmp_path, fmt):
     out = tmp_path / "out"
-    run_export(get_format("viton-hd"), oracle, out, size=(128, 96), show_progress=False)
-    person = next((out / "train" / "image").glob("*.jpg"))
-    assert Image.open(person).size == (96, 128)
-    assert Image.open(out / "train" / "image-parse-v3" / (person.stem + ".png")).size == (96, 128)
+    run_export(get_format(fmt), oracle, out, size=(128, 96), show_progress=False)
+    names = json.loads((out / "vtonpipe-export.json").read_text())["names"]
+    for image_id, path in names.items():
+        assert Image.open(out / path).size == (96, 128), image_id
     build = _bare_copy(oracle, tmp_path / "b")
-    _import(build, "viton-hd", out, "keypoints")
-    _import(build, "viton-hd", out, "parsing")
+    _import(build, fmt, out, "keypoints")
+    _import(build, fmt, out, "parsing")
     original, back = _records(oracle, "keypoints"), _records(build, "keypoints")
     for i, rec in back.items():
         np.testing.assert_allclose(rec.keypoints, original[i].keypoints, atol=1e-4)

@@ -175,7 +175,9 @@ class DressCode(Format):
     def read(self, annotator: str, source: Path, files: list[str], image_path: str, image: np.ndarray, source_size: Size | None) -> Any:
         size = image.shape[:2]
         if annotator == "keypoints":
-            return keypoints_record(read_keypoints_json(source / files[0], size)[None])
+            written = tuple(source_size) if source_size else size  # the frame maps onto the exported image, then to the build's
+            kp = read_keypoints_json(source / files[0], written)
+            return keypoints_record(rescale_points(kp, kp[:, 2] > 0, written, size)[None])
         if annotator == "parsing":
             return parsing_from_lip(convert(resize_labels(read_label_png(source / files[0]), size), "atr", "lip"), "atr")
         parts = read_label_png(source / files[0])
