@@ -115,6 +115,28 @@ def test_export_then_import_gives_the_same_annotations(oracle, tmp_path, fmt):
         assert prov["files_sha256"] and all(len(s) == 64 for s in prov["files_sha256"].values())
 
 
+@pytest.mark.parametrize("fmt,layout", [("viton-hd", "viton"), ("dresscode", "dresscode")])
+def test_a_teams_own_folder_imports_by_the_images_paths(oracle, tmp_path, fmt, layout):
+    """A dataset folder with its annotations beside the images (no vtonpipe-export.json):
+    ingested with its layout, then imported from the same folder."""
+    folder = tmp_path / "dataset"
+    run_export(get_format(fmt), oracle, folder, show_progress=False)
+    names = json.loads((folder / "vtonpipe-export.json").read_text())["names"]
+    (folder / "vtonpipe-export.json").unlink()
+    build = tmp_path / "build"
+    ingest("team", folder, build, layout_name=layout, show_progress=False)
+    original = _records(oracle, "keypoints")
+    people = {i for i, kind in _kinds(build).items() if kind == "person"}  # the pair lists' persons (pose A)
+    assert len(people) == 2
+    res = _import(build, fmt, folder, "keypoints")
+    assert res.failed == 0 and res.computed == 2
+    back = _records(build, "keypoints")
+    assert set(back) == people
+    for image_id, rec in original.items():
+        if names[image_id] in back:
+            np.testing.assert_allclose(back[names[image_id]].keypoints, rec.keypoints, atol=1e-4)
+
+
 def test_export_resumes_and_rewrites_only_what_changed(oracle, tmp_path):
     out = tmp_path / "out"
     first = run_export(get_format("viton-hd"), oracle, out, show_progress=False)
