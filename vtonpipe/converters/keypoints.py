@@ -179,11 +179,12 @@ def pose_disks(keypoints: np.ndarray, size: tuple[int, int], radius: float = 4.0
 
 
 # -- OpenPose JSON -----------------------------------------------------------------------------
-def to_openpose_json(people: np.ndarray | Sequence[np.ndarray], layout: Layout = "coco18") -> dict[str, Any]:
+def to_openpose_json(people: np.ndarray | Sequence[np.ndarray], layout: Layout = "coco18", decimals: int | None = 3) -> dict[str, Any]:
     """OpenPose's JSON (format 1.3) of COCO-18 poses ``(N, 18, 3)``, written in ``layout``.
 
     ``{"version": 1.3, "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, ...]}, ...]}``; values
-    rounded to 1e-3. ``"body25"`` converts with :func:`coco18_to_body25` (what VITON-HD and
+    rounded to ``decimals`` (None: the float32 values exactly, as the shortest repr reading back
+    to them). ``"body25"`` converts with :func:`coco18_to_body25` (what VITON-HD and
     HR-VITON's loaders index: MidHip at 8, hips at 9 and 12).
     """
     poses = np.asarray(people, dtype=np.float32).reshape(-1, 18, 3)
@@ -193,7 +194,7 @@ def to_openpose_json(people: np.ndarray | Sequence[np.ndarray], layout: Layout =
         raise ValueError(f"unknown layout {layout!r}; known: {sorted(LAYOUT_SIZES)}")
     return {
         "version": 1.3,
-        "people": [{"pose_keypoints_2d": [round(float(v), 3) for v in p.reshape(-1)]} for p in poses],
+        "people": [{"pose_keypoints_2d": [float(v) if decimals is None else round(float(v), decimals) for v in p.reshape(-1)]} for p in poses],
     }
 
 

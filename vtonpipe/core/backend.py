@@ -145,6 +145,11 @@ class Backend:
         """sha256 of each weight file this backend loads (recorded as provenance)."""
         return {w.relpath: (w.sha256 or sha256_file(w.path)) for w in self.weight_files() if w.path.exists()}
 
+    def provenance(self) -> dict[str, Any]:
+        """What else the stage's manifest records of this run (default: nothing); called after
+        the items' ``input_sha256`` (an importing backend lists the files it read)."""
+        return {}
+
     def packages(self) -> dict[str, str]:
         """Versions of the required packages (provenance)."""
         out = {}

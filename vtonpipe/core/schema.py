@@ -45,6 +45,16 @@ _ARROW_SCALARS = {
 }
 
 
+_INT_RANGES = {"uint8": (0, 255), "int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_JSON_SCALARS: dict[str, dict[str, Any]] = {
+    "bool": {"type": "boolean"},
+    **{t: {"type": "integer", "minimum": lo, "maximum": hi} for t, (lo, hi) in _INT_RANGES.items()},
+    **{t: {"type": "number"} for t in ("float16", "float32", "float64")},
+    "string": {"type": "string"},
+    "binary": {"type": "string", "contentEncoding": "base64"},
+}
+
+
 @dataclass(frozen=True)
 class Field:
     """One column.
@@ -71,6 +81,24 @@ class Field:
     @property
     def inner_shape(self) -> tuple[int, ...]:
         return tuple(d for d in self.shape if not isinstance(d, str))
+
+    def json_schema(self) -> dict[str, Any]:
+        """This field as JSON Schema: the value a reader finds in a Parquet row (arrays are
+        flattened lists, row-major, of ``x-shape``; ``N`` a per-row count) or, for a dense field,
+        the NPZ member ``<field>/<row>`` beside the shard (``x-storage: npz``)."""
+        scalar = _JSON_SCALARS[self.dtype]
+        out: dict[str, Any] = {"description": self.doc, "x-dtype": self.dtype}
+        if self.dense:
+            out.update({"x-storage": "npz", "x-shape": list(self.shape)})
+            return out
+        value: dict[str, Any] = dict(scalar)
+        if self.shape:
+            value = {"type": "array", "items": scalar, "x-shape": list(self.shape)}
+            fixed = int(np.prod(self.inner_shape)) if self.inner_shape else 1
+            if "N" not in self.shape:
+                value.update(minItems=fixed, maxItems=fixed)
+        out.update(value if not self.nullable else {"anyOf": [value, {"type": "null"}]})
+        return out
 
     def arrow_type(self) -> pa.DataType:
         scalar = _ARROW_SCALARS[self.dtype]
@@ -165,6 +193,24 @@ class Schema:
             meta = {"shape": json.dumps(list(f.shape)), "dtype": f.dtype, "doc": f.doc}
             fields.append(pa.field(f.name, f.arrow_type(), nullable=f.nullable, metadata=meta))
         return pa.schema(fields, metadata={"vtonpipe.schema": self.name, "vtonpipe.schema_version": str(self.version)})
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON Schema (draft 2020-12) of one row: the Parquet columns as properties (required
+        unless nullable) and the dense fields under ``x-dense`` (NPZ members ``<field>/<row>``
+        of the ``shard-NNNNN.npz`` beside each ``shard-NNNNN.parquet``)."""
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"vtonpipe:{self.name}:v{self.version}",
+            "title": f"{self.name} v{self.version}",
+            "description": self.doc,
+            "type": "object",
+            "properties": {f.name: f.json_schema() for f in self.columns},
+            "required": [f.name for f in self.columns if not f.nullable],
+            "additionalProperties": False,
+            "x-key": list(self.key),
+            "x-dense": {f.name: f.json_schema() for f in self.dense},
+            "x-parquet-metadata": {"vtonpipe.schema": self.name, "vtonpipe.schema_version": str(self.version)},
+        }
 
     def validate(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``record`` coerced to this schema; unknown or missing fields raise SchemaError."""

@@ -197,7 +197,7 @@ def _run_locked(
                 raise StageError(f"{spec.name}: a worker process died ({e}); the {result.computed} rows computed are kept, rerun to resume") from None
     commit.finish(
         plan,
-        provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages()}],
+        provenance=[{**key.as_dict(), "params": b.params, "upstream": upstream, "weights_sha256": b.weights_sha256(), "packages": b.packages(), **b.provenance()}],
         result=result,
     )
     return result
