@@ -86,6 +86,7 @@ def box_build(root, *, train: int = 24, test: int = 8, backend: str = "groundtru
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 40-step run on the box build: (build, run dir, the untrained network's test metrics)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("lm")
     build = box_build(root / "build")
@@ -100,6 +101,7 @@ def trained(tmp_path_factory):
     test = PackedPairs(build, "test", task.needs(), DataConfig(height=SIZE[0], width=SIZE[1], verify=False))
     with torch.no_grad():
         untrained = {k: float(v.nanmean()) for k, v in task.evaluate(modules, first_samples(test, len(test))).items()}
+    torch.set_num_threads(threads)
     return build, root / "run", untrained
 
 
@@ -120,7 +122,7 @@ def test_a_short_run_lowers_the_loss_and_beats_the_untrained_network(trained):
     assert metrics["garment_attribute_accuracy"] > 0.95  # the box's present / absent pattern is constant
 
 
-def test_the_annotator_loads_what_the_trainer_writes(trained, tmp_path):
+def test_the_annotator_loads_what_the_trainer_writes(trained, tmp_path, one_torch_thread):
     _, run, _ = trained
     checkpoint = run / "checkpoints" / "last.pt"
     build = simple_build(tmp_path, n=1)
@@ -150,7 +152,7 @@ def test_the_annotator_loads_what_the_trainer_writes(trained, tmp_path):
     assert out["source_landmarks"].shape == (2, 32, 3)
 
 
-def test_labels_of_another_backend_name_the_stage_to_rerun(tmp_path):
+def test_labels_of_another_backend_name_the_stage_to_rerun(tmp_path, one_torch_thread):
     build = box_build(tmp_path / "build", train=4, test=2, backend="geometric")
     task_cls = get_task("landmarks", "sal-hrnet")
     with pytest.raises(
