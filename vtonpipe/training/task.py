@@ -63,7 +63,8 @@ class Task:
     """One trainable model: its networks, optimisers, one training step, evaluation and visuals.
 
     The trainer instantiates the task with its resolved ``Config`` and calls, in this order:
-    :meth:`needs` (the batch keys to decode) and :meth:`prior_backends`, :meth:`build` (modules, on the CPU: the trainer
+    :meth:`needs` (the batch keys to decode), :meth:`prior_backends` (the backends they must come from),
+    :meth:`build` (modules, on the CPU: the trainer
     moves and wraps them), :meth:`optimizers`, :meth:`schedulers`, then per step
     :meth:`training_step`, and :meth:`evaluate` / :meth:`visuals` in eval mode without gradients (``vtonpipe infer`` calls
     :meth:`infer` the same way).
