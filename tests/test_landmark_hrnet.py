@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,8 +43,17 @@ from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
+from vtonpipe.training.checkpoint import CheckpointDir
 
-TINY = LandmarkNetConfig(width=4, stage_modules=(1, 1, 1), blocks=1, input_size=(64, 32), attribute_hidden=8)
+TINY = LandmarkNetConfig(hrnet_width=4, stage_modules=(1, 1, 1), blocks=1, attribute_hidden=8)
+TINY_SIZE = (64, 32)  # the input resolution the tiny networks run at
+
+
+def save_trained(net: SALLandmarkNet, directory) -> Path:
+    """``net`` saved as the trainer saves a landmarks run (its checkpoints/last.pt) at TINY_SIZE."""
+    settings = {"train": {"height": TINY_SIZE[0], "width": TINY_SIZE[1]}, "model_config": {**TINY.to_dict(), "labels": "groundtruth"}}
+    CheckpointDir(Path(directory) / "checkpoints").save({"kind": "landmarks", "model": "sal-hrnet", "step": 0, "modules": {"net": net.state_dict()}, "config": settings})
+    return Path(directory) / "checkpoints" / "last.pt"
 
 
 @pytest.fixture
@@ -71,17 +81,17 @@ def test_branches_take_and_give_the_documented_shapes(tiny_net):
 
 def test_the_default_network_is_w18_small():
     config = LandmarkNetConfig()
-    assert (config.width, config.stage_modules, config.blocks) == (18, (1, 3, 2), 2)
+    assert (config.hrnet_width, config.stage_modules, config.blocks) == (18, (1, 3, 2), 2)
     branch = SALLandmarkNet(config).garment
     widths = [m.branches[k][0].conv1.in_channels for m in branch.stages[-1] for k in range(4)]
     assert widths == [18, 36, 72, 144] * 2
 
 
 def test_config_round_trips_through_json():
-    config = LandmarkNetConfig(width=8, stage_modules=(1, 2, 1), input_size=(128, 96))
+    config = LandmarkNetConfig(hrnet_width=8, stage_modules=(1, 2, 1), garment_heatmap_sigma=3.0)
     assert LandmarkNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown landmark network config keys"):
-        LandmarkNetConfig.from_dict({"width": 8, "depth": 3})
+        LandmarkNetConfig.from_dict({"hrnet_width": 8, "depth": 3})
 
 
 def test_losses_on_hand_computed_cases():
@@ -134,20 +144,20 @@ def test_flip_heatmaps_mirrors_and_swaps_the_sides():
 def test_the_flip_test_makes_predictions_mirror_symmetric(tiny_net):
     rng = np.random.default_rng(0)
     person, garment = rng.integers(0, 255, (2, 96, 48, 3), dtype=np.uint8)
-    predictor = LandmarkPredictor(tiny_net, flip=True)
+    predictor = LandmarkPredictor(tiny_net, TINY_SIZE, flip=True)
     lm = predictor.people([person], [garment])[0]
     mirrored = predictor.people([person[:, ::-1]], [garment[:, ::-1]])[0]
     np.testing.assert_array_equal(mirrored[:, 2], flip_landmarks(lm, 48)[:, 2])
     np.testing.assert_allclose(mirrored[:, :2], flip_landmarks(lm, 48)[:, :2], atol=1e-4)
     g = predictor.garments([garment])[0]
     assert set(np.unique(g[:, 2])) <= {VISIBLE, ABSENT} and (g[g[:, 2] == ABSENT, :2] == 0).all()
-    assert not np.allclose(LandmarkPredictor(tiny_net, flip=False).people([person], [garment])[0], lm)
+    assert not np.allclose(LandmarkPredictor(tiny_net, TINY_SIZE, flip=False).people([person], [garment])[0], lm)
 
 
 PRESENT_IDS = [*range(7), *range(27, 32)]  # neckline, waist, hem (a set closed under FLIP)
 
 
-def _designed_checkpoint(path) -> dict:
+def _designed_checkpoint(directory) -> Path:
     """A tiny checkpoint with flat heatmaps (every point decodes to heatmap cell (0, 0)) and
     attribute biases: garment points PRESENT_IDS present, the rest absent; person points occluded."""
     torch.manual_seed(1)
@@ -161,15 +171,12 @@ def _designed_checkpoint(path) -> dict:
             if branch is net.garment:
                 bias[PRESENT_IDS] = torch.tensor([5.0, 0.0])
             last.bias.copy_(bias.reshape(-1))
-    state = {"model": net.state_dict(), "config": TINY.to_dict()}
-    torch.save(state, path)
-    return state
+    return save_trained(net, directory)
 
 
 def test_sal_hrnet_backend_through_the_stage(tmp_path, one_torch_thread):
     build = simple_build(tmp_path, n=2)  # 256 x 192 images; garments paired with both poses of a person
-    checkpoint = tmp_path / "last.pt"
-    _designed_checkpoint(checkpoint)
+    checkpoint = _designed_checkpoint(tmp_path / "run")
     res = run_stage(build, StageConfig("landmarks", "sal-hrnet", {"checkpoint": str(checkpoint)}), show_progress=False)
     assert res.computed == res.total == 6 and res.failed == 0
     ctx = AnnotationContext(build)
@@ -190,12 +197,12 @@ def test_sal_hrnet_backend_through_the_stage(tmp_path, one_torch_thread):
 
 def test_sal_hrnet_rows_are_the_networks_predictions(tmp_path, tiny_net):
     build = simple_build(tmp_path, n=1)
-    checkpoint = tmp_path / "net.pt"
-    torch.save({"model": tiny_net.state_dict(), "config": TINY.to_dict()}, checkpoint)
+    checkpoint = save_trained(tiny_net, tmp_path / "run")
     run_stage(build, StageConfig("landmarks", "sal-hrnet", {"checkpoint": str(checkpoint), "flip_test": False}), show_progress=False)
     ctx = AnnotationContext(build)
-    net = build_from_checkpoint(torch.load(checkpoint, weights_only=True))
-    predictor = LandmarkPredictor(net, flip=False)
+    net, input_size = build_from_checkpoint(torch.load(checkpoint, weights_only=True))
+    assert input_size == TINY_SIZE
+    predictor = LandmarkPredictor(net, input_size, flip=False)
     rows = {r["image_id"]: r["landmarks"] for r in ShardReader(build / "annotations" / "landmarks")}
     for image_id, lm in rows.items():
         image = ctx.load_image(image_id)

@@ -370,3 +370,23 @@ def test_a_killed_worker_process_loses_and_duplicates_no_row(tmp_path):
     assert (row["computed"], row["already done"]) == (str(n - first["rows"]), str(first["rows"]))
     ids = [r["image_id"] for r in _rows(build)]
     assert len(ids) == n and len(set(ids)) == n
+
+
+def test_a_second_stage_of_one_annotator_writes_its_own_directory(tmp_path):
+    from vtonpipe.pipeline.pack import stages_present
+
+    build = simple_build(tmp_path, 2)
+    run_stage(build, StageConfig(GM), show_progress=False)
+    res = run_stage(build, StageConfig(GM, params={"border": 6}, stage="garment_mask_wide"), show_progress=False)
+    assert res.computed == 2 and res.directory == build / "annotations" / "garment_mask_wide"
+    wide = _rows(build, "garment_mask_wide")
+    assert {r["annotator"] for r in wide} == {GM} and {json.loads(r["params"])["border"] for r in wide} == {6}
+    assert {json.loads(r["params"])["border"] for r in _rows(build)} == {4}  # the main stage is untouched
+    from vtonpipe.pipeline.layout import BuildLayout
+
+    assert stages_present(BuildLayout(build)) == [GM]  # pack reads the main stage only
+    out = subprocess.run(
+        [sys.executable, "-m", "vtonpipe.cli", "annotate", GM, "--dataset", "t", "--build", str(build), "--stage", "keypoints"],
+        check=False, cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode != 0 and "must be a new name" in out.stderr

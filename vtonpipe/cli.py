@@ -110,6 +110,11 @@ def ingest(
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
 @click.option(
+    "--stage",
+    help="Write annotations/STAGE/ instead of annotations/<annotator>/: a second stage of one annotator beside the main one "
+    "(only with one annotator; downstream stages and pack read the main one).",
+)
+@click.option(
     "--scheduler",
     help="local (this process, or --workers processes), processes (a Dask LocalCluster of --workers processes) or a Dask scheduler address tcp://HOST:PORT (default: annotate.scheduler).",
 )
@@ -131,6 +136,7 @@ def annotate(
     batch_size: int | None,
     workers: int | None,
     device: str | None,
+    stage: str | None,
     scheduler: str | None,
     max_failure_rate: float | None,
     retry_failed: bool,
@@ -145,6 +151,7 @@ def annotate(
     and never stop the run. A stage over its failure budget keeps its rows and the stages after
     it still run on the items that have their upstream rows; the command then exits 1.
     """
+    from .annotators import annotator_specs
     from .core import BackendUnavailableError
     from .exporters import imported  # noqa: F401  (registers the `imported` backends)
     from .pipeline.config import StageConfig
@@ -156,14 +163,17 @@ def annotate(
     names = list(annotators) or list(params.get("annotators") or {})
     if not names:
         fail("no annotators given and none listed in params.yaml")
-    if (backend or param_kv) and len(names) != 1:
-        fail("--backend and --param need exactly one annotator")
+    if (backend or param_kv or stage) and len(names) != 1:
+        fail("--backend, --param and --stage need exactly one annotator")
+    if stage is not None and (not stage.isidentifier() or (stage != names[0] and stage in annotator_specs())):
+        fail(f"--stage {stage!r} must be a new name (letters, digits, _), not another annotator's")
     overrides = {
         "backend": backend,
         "batch_size": batch_size,
         "workers": workers,
         "device": device,
         "scheduler": scheduler,
+        "stage": stage,
         "max_failure_rate": max_failure_rate,
     }
     try:

@@ -9,10 +9,12 @@ garment image fails with ``no_garment``; ``input_sha256`` covers the person imag
 garment. Decoding and the flip test (``flip_test``, on by default) are
 :class:`~vtonpipe.models.landmarks.decode.LandmarkPredictor`'s.
 
-The checkpoint (param ``checkpoint``, a path) is a dict ``{"model": state_dict, "config":
-LandmarkNetConfig.to_dict()}`` loaded with ``torch.load(..., weights_only=True)``; its path and
-sha256 are recorded in the provenance. The default path is where ``vtonpipe train landmarks``
-writes for the sample build (``<build>/runs/landmarks/sal-hrnet/checkpoints/last.pt``).
+The checkpoint (param ``checkpoint``, a path) is a training checkpoint ``vtonpipe train
+landmarks`` writes (``checkpoints/last.pt`` or a ``step-XXXXXXX.pt`` of its run directory),
+loaded with ``torch.load(..., weights_only=True)`` and rebuilt by
+:func:`~vtonpipe.models.landmarks.hrnet.build_from_checkpoint` at the resolution it was trained
+at; its path and sha256 are recorded in the provenance. The default path is where ``vtonpipe
+train landmarks`` writes for the sample build (``<build>/runs/landmarks/sal-hrnet/checkpoints/last.pt``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ RUN_CHECKPOINT = "runs/landmarks/sal-hrnet/checkpoints/last.pt"
 class SALHRNetLandmarks(Backend):
     spec = SPEC
     name = "sal-hrnet"
-    version = "1"
+    version = "2"  # 2: loads the trainer's checkpoints at their training resolution
     requirements = Requirements(packages=("torch",))
     default_params = {"checkpoint": f"data/sample/{RUN_CHECKPOINT}", "flip_test": True}
     doc = "SAL-VTON's landmark HRNet (garment branch, person branch with the paired garment) from a `vtonpipe train landmarks` checkpoint."
@@ -66,8 +68,12 @@ class SALHRNetLandmarks(Backend):
         from ..models.landmarks.hrnet import build_from_checkpoint
 
         (checkpoint,) = self.weight_files()
-        state = torch.load(checkpoint.require(), map_location="cpu", weights_only=True)
-        self.predictor = LandmarkPredictor(build_from_checkpoint(state), flip=bool(self.params["flip_test"]), device=self.device)
+        path = checkpoint.require()
+        try:
+            net, input_size = build_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+        except ValueError as e:
+            raise ValueError(f"landmarks/sal-hrnet: {path}: {e}") from e
+        self.predictor = LandmarkPredictor(net, input_size, flip=bool(self.params["flip_test"]), device=self.device)
 
     def input_sha256(self, item_id: str, ctx: Context) -> str:
         """The image's sha256 for garments; for people, sha256 over the person's and its garment's."""

@@ -44,7 +44,10 @@ def dataset_conf(params: Mapping[str, Any], dataset: str) -> dict[str, Any]:
 class StageConfig:
     """One annotator stage: which backend with which params, and how to run it.
 
-    ``backend`` None is the annotator's default backend. ``params`` are the backend's (merged with
+    ``backend`` None is the annotator's default backend. ``stage`` names a second stage of the same
+    annotator beside the main one (``annotations/<stage>/``, e.g. a trained network's landmarks
+    next to the bootstrap labels it was trained on); downstream stages and ``pack`` read the main
+    one. ``params`` are the backend's (merged with
     its ``default_params`` by the backend). ``max_failure_rate``: the share of items (whose
     upstream rows exist) that may fail before the stage is reported over budget.
     """
@@ -58,6 +61,7 @@ class StageConfig:
     max_failure_rate: float = 1.0
     device: str = "cpu"
     scheduler: str = "local"  # local | processes (a Dask LocalCluster) | a Dask scheduler address
+    stage: str | None = None  # the stage's directory under annotations/ (default: the annotator's name)
 
     @classmethod
     def resolve(cls, params: Mapping[str, Any], annotator: str, *, extra_params: Mapping[str, Any] | None = None, **overrides: Any) -> "StageConfig":

@@ -129,7 +129,7 @@ def run_stage(
     key = StageKey(spec.name, b.name, b.version, params_hash({"params": b.params, "upstream": upstream}))
     inputs = {i: b.input_sha256(i, ctx) for i in item_ids(spec, ctx)}
 
-    with directory_lock(layout.annotation(spec.name)):
+    with directory_lock(layout.annotation(config.stage or spec.name)):
         return _run_locked(
             build,
             config,
@@ -163,7 +163,7 @@ def _run_locked(
     dataset_root: str | Path | None,
     show_progress: bool,
 ) -> StageResult:
-    commit = StageCommit(layout, spec, key, b.params, config.rows_per_shard)
+    commit = StageCommit(layout, spec, key, b.params, config.rows_per_shard, stage=config.stage)
     plan = plan_stage(inputs, commit.stored_rows(), commit.stored_failures(), key, recompute=recompute, retry_failed=retry_failed)
     result = StageResult(spec.name, b.name, commit.directory, total=len(inputs), max_failure_rate=config.max_failure_rate)
     result.skipped = len(plan.done) + len(plan.failed_before)
@@ -208,13 +208,14 @@ class StageCommit:
     of ``rows_per_shard`` (each written atomically, the manifest last), drops what the plan says
     and marks the directory complete."""
 
-    def __init__(self, layout: BuildLayout, spec: AnnotatorSpec, key: StageKey, params: Mapping[str, Any], rows_per_shard: int):
+    def __init__(self, layout: BuildLayout, spec: AnnotatorSpec, key: StageKey, params: Mapping[str, Any], rows_per_shard: int, *, stage: str | None = None):
         self.spec = spec
         self.key = key
-        self.directory = layout.annotation(spec.name)
-        self.failures_dir = layout.failures(spec.name)
+        name = stage or spec.name
+        self.directory = layout.annotation(name)
+        self.failures_dir = layout.failures(name)
         self.rows_per_shard = rows_per_shard
-        self.writer = ShardWriter(self.directory, spec.schema, name=spec.name)
+        self.writer = ShardWriter(self.directory, spec.schema, name=name)
         self._provenance = {**key.as_dict(), "params": canonical_json(params)}
         self._pending: list[dict[str, Any]] = []
         self._failures: list[dict[str, Any]] = []

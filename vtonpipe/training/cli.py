@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -35,7 +36,15 @@ def _command(kind: str) -> click.Command:
     @click.option("--steps", type=int, help="Optimiser steps to train to (overrides the `steps` setting).")
     @click.pass_context
     def command(
-        ctx: click.Context, model: str | None, build: str, overrides: tuple[str, ...], resume: bool, out: str | None, device: str, steps: int | None
+        ctx: click.Context,
+        model: str | None,
+        build: str,
+        overrides: tuple[str, ...],
+        resume: bool,
+        out: str | None,
+        device: str,
+        steps: int | None,
+        **options: Any,
     ) -> None:
         from ..config import load_params
         from .checkpoint import CheckpointError
@@ -51,7 +60,7 @@ def _command(kind: str) -> click.Command:
         except KeyError as e:
             fail(e.args[0])
         try:
-            settings = {**settings_section(params or {}, kind, task.model), **parse_settings(overrides)}
+            settings = {**settings_section(params or {}, kind, task.model), **parse_settings(overrides), **{k: v for k, v in options.items() if v is not None}}
             result = Trainer(task, build, settings=settings, run_dir=out, device=device, resume=resume, steps=steps).fit()
         except (ConfigError, MissingPriorError, RunDirError, CheckpointError) as e:
             fail(str(e))
@@ -68,7 +77,22 @@ def _command(kind: str) -> click.Command:
     command.__doc__ = f"Train a {kind} model from BUILD's packed shards; writes the run directory (checkpoints, log.csv, tb/, grids/, metrics.json)." + (
         " The model may be left out when only one is registered." if kind not in PER_MODEL_KINDS else ""
     )
+    for option in reversed(_KIND_OPTIONS.get(kind, ())):
+        command = option(command)
     return train.command(kind)(command)
+
+
+#: options of one kind's command only, each setting the task setting of its name
+_KIND_OPTIONS = {
+    "landmarks": (
+        click.option(
+            "--labels",
+            metavar="BACKEND",
+            help="The landmarks backend whose packed rows are the labels: groundtruth (the sample), geometric, or that of imported labels "
+            "(the `labels` setting; another backend's rows are an error naming the stage to rerun).",
+        ),
+    ),
+}
 
 
 for _kind in KINDS:

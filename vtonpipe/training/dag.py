@@ -1,6 +1,7 @@
 """The training half of the DVC DAG: after ``pack``, the sample's warp and try-on networks and the
-landmark network are trained, the trained warp's outputs inferred for the test pairs, and the
-try-on model evaluated. Stages read only ``packed/`` (and the runs before them); each declares its
+landmark network are trained, the trained warp's outputs inferred for the test pairs, the try-on
+model evaluated, and the images annotated with the trained landmark network (a second
+``landmarks`` stage, ``annotations/landmarks_hrnet/``, beside the geometric one it learnt from). Stages read only ``packed/`` (and the runs before them); each declares its
 ``metrics.json`` and ``log.csv`` so ``dvc metrics show`` and ``dvc plots show`` work.
 
 The stages' code deps come from the training registry (the task module of each trained model)
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..pipeline.config import StageConfig
 from ..pipeline.dag import DagStage, dataset_stages, render_dvc_yaml
 from .task import get_task
 
@@ -35,7 +37,11 @@ class TrainStage:
 TRAIN_STAGES = (
     TrainStage("train_warp", "warp", "gcl"),
     TrainStage("train_tryon", "tryon", "gcl", reads=("pack", "train_warp")),
+    TrainStage("train_landmarks", "landmarks", "sal-hrnet"),
 )
+
+#: the stage annotating with the trained landmark network, beside the `landmarks` stage it learnt from
+HRNET_STAGE = "landmarks_hrnet"
 
 
 def run_dir(data: str, kind: str, model: str) -> str:
@@ -75,6 +81,19 @@ def training_stages(params: Mapping[str, Any], dataset: str = "sample") -> list[
             ("pack", "train_warp"),
             (f"{data}/inferred/warp/gcl/test",),
             (),
+        )
+    )
+    landmarks_run = run_dir(data, "landmarks", "sal-hrnet")
+    hrnet = StageConfig("landmarks", "sal-hrnet", {"checkpoint": f"{landmarks_run}/checkpoints/last.pt"}).make_backend()
+    stages.append(
+        DagStage(
+            HRNET_STAGE,
+            f"vtonpipe annotate landmarks --dataset {dataset} --backend sal-hrnet --stage {HRNET_STAGE} --param checkpoint={landmarks_run}/checkpoints/last.pt",
+            ("vtonpipe.pipeline.runner", type(hrnet).__module__),
+            ("ingest", *hrnet.requires, "train_landmarks"),
+            (f"{data}/annotations/{HRNET_STAGE}",),
+            ("annotate",),
+            persist=True,
         )
     )
     tryon = run_dir(data, "tryon", "gcl")

@@ -32,6 +32,9 @@ key                              value (H, W = the configured resolution; coordi
 
 Asking for a key whose prior the build lacks raises :class:`MissingPriorError` naming the stage to
 run, or why the prior does not apply (a single-pose dataset has no target person, so no flow).
+A task may also require the backend a prior was made by (``backends``: the landmark trainer's
+labels, ``vtonpipe train landmarks --labels groundtruth``): rows of another backend are a
+:class:`MissingPriorError` naming the stage to rerun with that backend.
 
 Two ways to read a split: :class:`PackedPairDataset` (map-style, random access by index) and
 :class:`PackedPairStream` (iterable: shard-level shuffling, split by distributed rank and by
@@ -189,11 +192,12 @@ class PackedPairs:
 
     ``build`` is the build directory (``data/<dataset>``), ``split`` a folder of ``packed/``.
     Checks on opening that every pair holds every needed prior (:class:`MissingPriorError`
-    otherwise). Safe to use from DataLoader worker processes: each process opens its own reader
+    otherwise), made by the backend ``backends`` names for its packed component, if it names one
+    (``{"landmarks": "groundtruth"}``). Safe to use from DataLoader worker processes: each process opens its own reader
     and keeps the needed Parquet columns of its ``config.cache_shards`` most recent shards.
     """
 
-    def __init__(self, build: str | os.PathLike, split: str, needs: Iterable[str], config: DataConfig = DataConfig()):
+    def __init__(self, build: str | os.PathLike, split: str, needs: Iterable[str], config: DataConfig = DataConfig(), backends: Mapping[str, str] | None = None):
         self.build = Path(build)
         self.split = split
         self.directory = self.build / "packed" / split
@@ -203,6 +207,7 @@ class PackedPairs:
         if unknown:
             raise KeyError(f"unknown batch keys {unknown}; known: {sorted(BATCH_KEYS)}")
         self.needs = frozenset(needs)
+        self.backends = dict(backends or {})
         reader = ShardReader(self.directory, verify=config.verify)
         if config.verify:
             reader.verify()
@@ -270,11 +275,13 @@ class PackedPairs:
                 )
             presence[(role, source)] = f"{role}.image_id" if source == "image" else column
         role_columns = {f"{r}.image_id" for r in IMAGE_ROLES}
+        made_by = {k: f"{k[0]}.{k[1]}.backend" for k in presence if k[1] in self.backends}
+        other_backends: dict[tuple[str, str], dict[str, int]] = {k: {} for k in made_by}
         missing = {k: 0 for k in presence}
         no_target = no_garment = 0
         total = 0
         for i in range(len(self.shard_rows)):
-            columns = sorted(set(presence.values()) | role_columns)
+            columns = sorted(set(presence.values()) | role_columns | set(made_by.values()))
             table = reader.read_columns(i, columns)
             values = {c: table.column(c).to_pylist() for c in columns}
             total += table.num_rows
@@ -282,12 +289,25 @@ class PackedPairs:
             no_garment += sum(v is None for v in values["garment.image_id"])
             for k, column in presence.items():
                 missing[k] += sum(v is None for v in values[column])
+            for k, column in made_by.items():
+                for made, present in zip(values[column], values[presence[k]]):
+                    if present is not None and made != self.backends[k[1]]:
+                        other_backends[k][made] = other_backends[k].get(made, 0) + 1
         for (role, source), count in missing.items():
             if count:
                 keys = ", ".join(needed_by[(role, source)])
                 reason = self._absence_reason(role, source, no_target=no_target, no_garment=no_garment)
                 raise MissingPriorError(
                     f"{keys}: {_prior_name(role, source)} is absent in {count} of the {total} pairs of {self.directory}: {reason}"
+                )
+        for (role, source), found in other_backends.items():
+            if found:
+                want = self.backends[source]
+                made = ", ".join(f"`{b}` ({n})" for b, n in sorted(found.items()))
+                raise MissingPriorError(
+                    f"{', '.join(needed_by[(role, source)])}: needs {_prior_name(role, source)} made by the `{want}` backend, but "
+                    f"{sum(found.values())} of the {total} pairs of {self.directory} hold rows made by {made}: "
+                    f"run `vtonpipe annotate {source} --dataset <name> --backend {want}` and then `vtonpipe pack --dataset <name>`"
                 )
 
     def _absence_reason(self, role: str, source: str, *, no_target: int, no_garment: int) -> str:

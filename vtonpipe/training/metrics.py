@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..converters.landmarks import ABSENT, VISIBLE
+
 
 def _mask4(mask: torch.Tensor) -> torch.Tensor:
     return (mask[:, None] if mask.dim() == 3 else mask).float()
@@ -106,3 +108,25 @@ def label_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> to
     union = (p | t).sum(2).float()
     present = union > 0
     return (torch.where(present, inter / union.clamp_min(1), torch.zeros_like(union))).sum(1) / present.sum(1)
+
+
+def landmark_point_error(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Mean distance (px) per sample between predicted and true landmarks ``(B, 32, 3)`` (x, y px,
+    attribute 0 visible / 1 occluded / 2 absent) over the points visible in ``truth`` and not
+    predicted absent (a point predicted absent has no position; :func:`landmark_attribute_accuracy`
+    counts that error). NaN for a sample without such a point."""
+    used = (truth[..., 2].round() == VISIBLE) & (pred[..., 2].round() != ABSENT)
+    dist = (pred[..., :2] - truth[..., :2]).float().norm(dim=-1)
+    count = used.sum(-1)
+    total = torch.where(used, dist, 0.0).sum(-1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.nan).float()
+
+
+def landmark_attribute_accuracy(pred: torch.Tensor, truth: torch.Tensor, *, garment: bool = False) -> torch.Tensor:
+    """Share of the 32 points per sample whose predicted attribute equals the true one
+    (landmarks ``(B, 32, 3)``); ``garment``: only present / absent compared (an in-shop garment
+    image has no occluded class)."""
+    p, t = pred[..., 2].round().long(), truth[..., 2].round().long()
+    if garment:
+        p, t = p == ABSENT, t == ABSENT
+    return (p == t).float().mean(-1)

@@ -63,7 +63,8 @@ class Task:
     """One trainable model: its networks, optimisers, one training step, evaluation and visuals.
 
     The trainer instantiates the task with its resolved ``Config`` and calls, in this order:
-    :meth:`needs` (the batch keys to decode), :meth:`build` (modules, on the CPU: the trainer
+    :meth:`needs` (the batch keys to decode), :meth:`prior_backends` (the backends they must come from),
+    :meth:`build` (modules, on the CPU: the trainer
     moves and wraps them), :meth:`optimizers`, :meth:`schedulers`, then per step
     :meth:`training_step`, and :meth:`evaluate` / :meth:`visuals` in eval mode without gradients (``vtonpipe infer`` calls
     :meth:`infer` the same way).
@@ -82,6 +83,11 @@ class Task:
     def needs(self) -> set[str]:
         """Batch keys this task reads (they decide which priors the data layer decodes)."""
         raise NotImplementedError
+
+    def prior_backends(self) -> dict[str, str]:
+        """Packed component -> the backend whose rows it must hold (``{"landmarks": "groundtruth"}``:
+        train on exact labels only); the data layer refuses other rows. None required by default."""
+        return {}
 
     def build(self) -> dict[str, nn.Module]:
         """The task's modules by name (checkpointed under these names)."""

@@ -141,7 +141,7 @@ class Trainer:
         self.amp_dtype = getattr(torch, cfg.amp_dtype)
         task = self.task_cls(self.task_config)
         self.task = task
-        needs = set(task.needs())
+        needs, backends = set(task.needs()), task.prior_backends()
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
         modules = {name: sync_batchnorm(m.to(d.device), d) for name, m in task.build().items()}
@@ -168,9 +168,9 @@ class Trainer:
             self.train_modules[name] = torch.compile(wrapped) if cfg.compile else wrapped
 
         data_cfg = cfg.data()
-        train_pairs = PackedPairs(self.build, "train", needs, data_cfg)
+        train_pairs = PackedPairs(self.build, "train", needs, data_cfg, backends)
         test_dir = self.build / "packed" / "test"
-        self.test_pairs = PackedPairs(self.build, "test", needs, data_cfg) if test_dir.is_dir() else None
+        self.test_pairs = PackedPairs(self.build, "test", needs, data_cfg, backends) if test_dir.is_dir() else None
         self.grid_pairs = self.test_pairs if self.test_pairs is not None and len(self.test_pairs) else train_pairs
         self.grid_batch: dict[str, Any] | None = None
         stream = PackedPairStream(train_pairs, cfg.batch_size, seed=cfg.seed, rank=d.rank, world_size=d.world_size, start=position)

@@ -2,7 +2,7 @@
 :class:`~vtonpipe.models.landmarks.hrnet.SALLandmarkNet`.
 
 Frames (docs/CONVENTIONS.md, pixel centres at integers): the network reads images resized to its
-``input_size``; its heatmaps are that frame resized by 1/``STRIDE``. A point moves between
+``input_size`` (the resolution it was trained at); its heatmaps are that frame resized by 1/``STRIDE``. A point moves between
 frames as any resized point does: ``x' = (x + 0.5) * W' / W - 0.5``.
 """
 
@@ -90,28 +90,31 @@ def _batch(images: Sequence[np.ndarray], size: tuple[int, int], device: torch.de
 
 
 class LandmarkPredictor:
-    """Whole-image landmarks from a :class:`SALLandmarkNet`: images resized to the network's
-    ``input_size``, heatmaps decoded (:func:`decode_heatmaps`) and mapped back to each image's
-    own frame, optionally with the flip test.
+    """Whole-image landmarks from a :class:`SALLandmarkNet`: images resized to ``input_size``
+    (H, W) px (the resolution it was trained at), heatmaps decoded (:func:`decode_heatmaps`) and
+    mapped back to each image's own frame, optionally with the flip test.
 
     Garment images: present points visible (a garment image is a front view), the others absent.
     Person images: the attribute of highest probability. The person branch reads the Gaussian
     heatmaps (``garment_heatmap_sigma``) of the garment branch's decoded landmarks.
+    :meth:`predict_garments` / :meth:`predict_people` take batches already at ``input_size``
+    (what a trainer evaluates on); :meth:`garments` / :meth:`people` take whole images.
     """
 
-    def __init__(self, net: SALLandmarkNet, flip: bool = True, device: str | torch.device = "cpu"):
+    def __init__(self, net: SALLandmarkNet, input_size: tuple[int, int], flip: bool = True, device: str | torch.device = "cpu"):
         self.net = net.eval().to(device)
         self.flip = flip
         self.device = torch.device(device)
-        self.size = tuple(net.config.input_size)
+        self.size = (int(input_size[0]), int(input_size[1]))
 
     def _heatmap_size(self) -> tuple[int, int]:
         return (self.size[0] // STRIDE, self.size[1] // STRIDE)
 
-    def _points(self, maps: torch.Tensor, attributes: torch.Tensor, image_size: tuple[int, int]) -> np.ndarray:
-        xy = rescale_points(decode_heatmaps(maps)[..., :2], self._heatmap_size(), image_size)
+    def _landmarks(self, maps: torch.Tensor, attributes: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
+        """Landmarks (B, 32, 3) in a ``frame`` (H, W) px image of decoded heatmaps and attributes."""
+        xy = rescale_points(decode_heatmaps(maps)[..., :2], self._heatmap_size(), frame)
         xy = torch.where((attributes == ABSENT)[..., None], 0.0, xy)
-        return torch.cat([xy, attributes[..., None].to(xy.dtype)], -1).cpu().numpy().astype(np.float32)
+        return torch.cat([xy, attributes[..., None].to(xy.dtype)], -1)
 
     def _garments(self, garments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Garment heatmaps (B, 32, h, w) and attributes (B, 32) (visible or absent)."""
@@ -127,21 +130,10 @@ class LandmarkPredictor:
         attributes = torch.where(probs[..., PRESENT] >= 0.5, VISIBLE, ABSENT)
         return maps, attributes
 
-    @torch.no_grad()
-    def garments(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Landmarks (32, 3) of each in-shop garment image (RGB uint8), in its own pixel frame."""
-        maps, attributes = self._garments(_batch(images, self.size, self.device))
-        return [self._points(maps[i : i + 1], attributes[i : i + 1], image.shape[:2])[0] for i, image in enumerate(images)]
-
-    @torch.no_grad()
-    def people(self, person_images: Sequence[np.ndarray], garment_images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Landmarks (32, 3) of the garment ``garment_images[i]`` on the person of
-        ``person_images[i]`` (RGB uint8), in the person image's pixel frame."""
-        people = _batch(person_images, self.size, self.device)
-        garments = _batch(garment_images, self.size, self.device)
+    def _people(self, people: torch.Tensor, garments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Person heatmaps (B, 32, h, w) and attributes (B, 32) of the garments on the people."""
         g_maps, g_attributes = self._garments(garments)
-        garment_lm = torch.cat([rescale_points(decode_heatmaps(g_maps)[..., :2], self._heatmap_size(), self.size), g_attributes[..., None].float()], -1)
-        garment_maps = landmark_heatmaps(garment_lm, self.size, self.net.config.garment_heatmap_sigma)
+        garment_maps = landmark_heatmaps(self._landmarks(g_maps, g_attributes, self.size), self.size, self.net.config.garment_heatmap_sigma)
 
         def run(flipped: bool) -> tuple[torch.Tensor, torch.Tensor]:
             if flipped:
@@ -153,6 +145,31 @@ class LandmarkPredictor:
         else:
             maps, logits = run(False)
             probs = logits.softmax(-1)
-        attributes = probs.argmax(-1)
-        return [self._points(maps[i : i + 1], attributes[i : i + 1], image.shape[:2])[0] for i, image in enumerate(person_images)]
+        return maps, probs.argmax(-1)
 
+    @torch.no_grad()
+    def predict_garments(self, garments: torch.Tensor) -> torch.Tensor:
+        """Landmarks (B, 32, 3) of garment images (B, 3, H, W) in [0, 1] at ``input_size``, in that frame."""
+        return self._landmarks(*self._garments(garments), self.size)
+
+    @torch.no_grad()
+    def predict_people(self, people: torch.Tensor, garments: torch.Tensor) -> torch.Tensor:
+        """Landmarks (B, 32, 3) of the garments ``garments`` on the people ``people`` (both
+        (B, 3, H, W) in [0, 1] at ``input_size``), in the person images' frame."""
+        return self._landmarks(*self._people(people, garments), self.size)
+
+    @torch.no_grad()
+    def garments(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Landmarks (32, 3) of each in-shop garment image (RGB uint8), in its own pixel frame."""
+        maps, attributes = self._garments(_batch(images, self.size, self.device))
+        return [self._numpy(maps[i : i + 1], attributes[i : i + 1], image.shape[:2]) for i, image in enumerate(images)]
+
+    @torch.no_grad()
+    def people(self, person_images: Sequence[np.ndarray], garment_images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Landmarks (32, 3) of the garment ``garment_images[i]`` on the person of
+        ``person_images[i]`` (RGB uint8), in the person image's pixel frame."""
+        maps, attributes = self._people(_batch(person_images, self.size, self.device), _batch(garment_images, self.size, self.device))
+        return [self._numpy(maps[i : i + 1], attributes[i : i + 1], image.shape[:2]) for i, image in enumerate(person_images)]
+
+    def _numpy(self, maps: torch.Tensor, attributes: torch.Tensor, frame: tuple[int, int]) -> np.ndarray:
+        return self._landmarks(maps, attributes, frame)[0].cpu().numpy().astype(np.float32)

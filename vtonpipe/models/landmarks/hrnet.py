@@ -17,7 +17,7 @@ nearest, downsampling by strided 3x3 convs). The heatmaps come from the 1/4 bran
 convolution (as HRNet's pose head); the attribute logits from the global average of every
 branch, concatenated, through a two-layer MLP. The default, W18 with stage modules (1, 3, 2) and
 two blocks per branch and stage 1, is HRNetV2-W18-Small-v2's layout (small enough to train on a
-CPU); ``width`` and ``stage_modules`` / ``blocks`` scale it up (W32 with modules (1, 4, 3) and 4
+CPU); ``hrnet_width`` and ``stage_modules`` / ``blocks`` scale it up (W32 with modules (1, 4, 3) and 4
 blocks is the pose paper's HRNet-W32).
 
 Frames: images float32 in [0, 1], (B, 3, H, W), H and W multiples of 32; heatmaps (B, 32, H/4,
@@ -29,6 +29,7 @@ No pretrained weights: the networks start from random initialisation.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -178,6 +179,10 @@ class LandmarkHRNet(nn.Module):
         self.attribute_head = nn.Sequential(
             nn.Linear(sum(previous), c.attribute_hidden), nn.ReLU(), nn.Linear(c.attribute_hidden, NUM_LANDMARKS * c.num_attributes)
         )
+        # HRNet's initialisation of the pose head (std 0.001, zero bias): heatmaps start near zero,
+        # where most of the targets are
+        nn.init.normal_(self.heatmap_head.weight, std=0.001)
+        nn.init.zeros_(self.heatmap_head.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
@@ -198,31 +203,33 @@ class LandmarkHRNet(nn.Module):
 
 @dataclass(frozen=True)
 class LandmarkNetConfig:
-    """The two-branch network: HRNet ``width``, ``stage_modules`` and ``blocks`` (shared by both
-    branches, :class:`HRNetConfig`), ``input_size`` (H, W) px the images are resized to (multiples
-    of 32), ``garment_heatmap_sigma`` px (at ``input_size``) of the Gaussian garment heatmaps the
-    person branch reads (:func:`~vtonpipe.converters.landmarks.landmark_heatmaps`)."""
+    """The two-branch network: HRNet ``hrnet_width`` W, ``stage_modules`` and ``blocks`` (shared by
+    both branches, :class:`HRNetConfig`), ``garment_heatmap_sigma`` px (at the input resolution)
+    of the Gaussian garment heatmaps the person branch reads
+    (:func:`~vtonpipe.converters.landmarks.landmark_heatmaps`), ``attribute_hidden`` units of the
+    attribute MLPs. The input resolution is not part of it: the network is fully convolutional,
+    and a checkpoint records the resolution it was trained at (:func:`build_from_checkpoint`).
+    The field names are those of the ``train.landmarks`` settings that set them."""
 
-    width: int = 18
+    hrnet_width: int = 18
     stage_modules: tuple[int, int, int] = (1, 3, 2)
     blocks: int = 2
-    input_size: tuple[int, int] = (256, 192)
     garment_heatmap_sigma: float = 4.0
     attribute_hidden: int = 256
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (lists for tuples): what checkpoints store under ``config``."""
+        """Plain JSON-able values (lists for tuples)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LandmarkNetConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> "LandmarkNetConfig":
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown landmark network config keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def branch(self, in_channels: int, num_attributes: int) -> HRNetConfig:
-        return HRNetConfig(in_channels, self.width, self.stage_modules, self.blocks, num_attributes, self.attribute_hidden)
+        return HRNetConfig(in_channels, self.hrnet_width, self.stage_modules, self.blocks, num_attributes, self.attribute_hidden)
 
 
 #: input channels of the person branch: person image, garment image, the garment's heatmaps
@@ -270,13 +277,31 @@ class SALLandmarkNet(nn.Module):
         return LandmarkOutput(g_maps, g_logits, p_maps, p_logits)
 
 
-def build_from_checkpoint(checkpoint: dict[str, Any]) -> SALLandmarkNet:
-    """The network of a checkpoint dict ``{"model": state_dict, "config": LandmarkNetConfig.to_dict()}``
-    (what ``vtonpipe train landmarks`` writes), weights loaded strictly, in eval mode."""
-    missing = {"model", "config"} - set(checkpoint)
-    if missing:
-        raise ValueError(f"not a landmark network checkpoint: no {sorted(missing)} (keys: {sorted(checkpoint)})")
-    net = SALLandmarkNet(LandmarkNetConfig.from_dict(checkpoint["config"]))
-    net.load_state_dict(checkpoint["model"])
-    return net.eval()
+#: what ``vtonpipe train landmarks`` trains: its checkpoints' ``kind`` and ``model``, and the name of
+#: the network among the checkpoint's ``modules``
+CHECKPOINT_KIND, CHECKPOINT_MODEL, CHECKPOINT_MODULE = "landmarks", "sal-hrnet", "net"
 
+
+class TrainedLandmarkNet(NamedTuple):
+    """A trained network in eval mode and the ``input_size`` (H, W) px it was trained at."""
+
+    net: SALLandmarkNet
+    input_size: tuple[int, int]
+
+
+def build_from_checkpoint(checkpoint: Mapping[str, Any]) -> TrainedLandmarkNet:
+    """The network of a ``vtonpipe train landmarks`` checkpoint (the trainer's dict, loaded with
+    ``torch.load(..., weights_only=True)``: ``kind`` "landmarks", ``model`` "sal-hrnet", the weights
+    in ``modules["net"]``, the network settings among ``config["model_config"]`` and the training
+    resolution ``config["train"]["height"]`` x ``["width"]``), weights loaded strictly, in eval mode."""
+    found = (checkpoint.get("kind"), checkpoint.get("model"))
+    if found != (CHECKPOINT_KIND, CHECKPOINT_MODEL) or CHECKPOINT_MODULE not in (checkpoint.get("modules") or {}):
+        raise ValueError(
+            f"not a `vtonpipe train landmarks` checkpoint: kind/model {found[0]}/{found[1]} (expected {CHECKPOINT_KIND}/{CHECKPOINT_MODEL}), "
+            f"modules {sorted(checkpoint.get('modules') or {})} (expected {CHECKPOINT_MODULE!r})"
+        )
+    settings = checkpoint["config"]
+    names = LandmarkNetConfig.__dataclass_fields__
+    net = SALLandmarkNet(LandmarkNetConfig.from_dict({k: v for k, v in settings["model_config"].items() if k in names}))
+    net.load_state_dict(checkpoint["modules"][CHECKPOINT_MODULE])
+    return TrainedLandmarkNet(net.eval(), (int(settings["train"]["height"]), int(settings["train"]["width"])))
