@@ -211,6 +211,6 @@ def test_show_panels_of_a_trained_warp_next_to_the_smpl_flow_warp(build, trained
     with pytest.raises(KeyError, match="'nope' is not in the packed shards"):
         find_pair(build, "nope")
     panels = warp_panels(build, "test-002", trained_runs["gcl"])
-    assert [t.split(" IoU")[0] for t, _ in panels] == ["gcl@2 input", "gcl@2 warp", "gcl@2 flow", "smpl_flow warp", "smpl_flow", "target garment"]
+    assert [t.split(" IoU")[0] for t, _ in panels] == ["gcl@2 input", "gcl@2", "gcl@2 flow", "SMPL", "SMPL flow", "target"]
     assert all(p.shape == (*SIZE, 3) and p.dtype == np.uint8 for _, p in panels)
     assert compose(panels, height=64).shape[0] == 64 + 20

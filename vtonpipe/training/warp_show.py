@@ -4,7 +4,8 @@ flow's own warp of it (the oracle of :func:`vtonpipe.training.warp.smpl_flow_war
 The pair is read from the build's packed shards (any split) and decoded at the resolution the
 model was trained at, as the trainer would; the panels are the model's input garment, its warped
 garment and flow, the SMPL-flow warp and flow, and the target garment (the target image on its
-garment region), each titled with its IoU against that region where it is a warp.
+garment region), each warp titled with its IoU against that region (short titles: ``compose``
+cuts them to the panel's width).
 """
 
 from __future__ import annotations
@@ -63,14 +64,14 @@ def warp_panels(build: str | os.PathLike, pair_id: str, run: str | os.PathLike) 
     truth = _picture(target_garment(batch))
     panels = [
         (f"{name} input", _picture(result.garment)),
-        (f"{name} warp IoU {iou:.2f}", _picture(result.warped)),
+        (f"{name} IoU {iou:.2f}", _picture(result.warped)),
         (f"{name} flow", _picture(flow_colours(result.output.flow))),
     ]
     if smpl_flow_missing is None:
         warped, mask = smpl_flow_warp(batch)
         oracle_iou = float(warp_metrics(warped, mask, batch)["miou"][0])
-        panels += [(f"smpl_flow warp IoU {oracle_iou:.2f}", _picture(warped)), ("smpl_flow", _picture(flow_colours(batch["smpl_flow"])))]
+        panels += [(f"SMPL IoU {oracle_iou:.2f}", _picture(warped)), ("SMPL flow", _picture(flow_colours(batch["smpl_flow"])))]
     else:
-        panels.append(("smpl_flow warp", failure_panel(truth, "no SMPL flow", smpl_flow_missing)))
-    panels.append(("target garment", truth))
+        panels.append(("SMPL warp", failure_panel(truth, "no SMPL flow", smpl_flow_missing)))
+    panels.append(("target", truth))
     return panels
