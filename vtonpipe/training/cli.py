@@ -47,6 +47,7 @@ def _command(kind: str) -> click.Command:
         **options: Any,
     ) -> None:
         from ..config import load_params
+        from ..core.errors import MissingWeightsError
         from .checkpoint import CheckpointError
         from .config import ConfigError, settings_section
         from .data import MissingPriorError
@@ -62,7 +63,7 @@ def _command(kind: str) -> click.Command:
         try:
             settings = {**settings_section(params or {}, kind, task.model), **parse_settings(overrides), **{k: v for k, v in options.items() if v is not None}}
             result = Trainer(task, build, settings=settings, run_dir=out, device=device, resume=resume, steps=steps).fit()
-        except (ConfigError, MissingPriorError, RunDirError, CheckpointError) as e:
+        except (ConfigError, MissingPriorError, MissingWeightsError, RunDirError, CheckpointError) as e:
             fail(str(e))
         if result.interrupted is not None:
             if result.rank == 0:
