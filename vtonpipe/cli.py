@@ -75,7 +75,9 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
 @click.option("--max-failure-rate", type=float, help="Fail when more than this share of images or pair lines is unusable.")
 @click.option("--workers", type=int, help="Threads hashing and decoding images.")
 @click.pass_context
-def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None) -> None:
+def ingest(
+    ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None
+) -> None:
     """Scan a dataset and write BUILD/ingest/{images,pairs}/ shards and BUILD/ingest/report.json.
 
     Missing files, duplicates, unreadable images and list lines pointing outside the root are
@@ -90,7 +92,9 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
     if not conf.root:
         fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
     try:
-        res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
+        res = run_ingest(
+            dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers
+        )
     except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
@@ -105,11 +109,28 @@ def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | Non
 @click.option("--batch-size", type=int, help="Items per backend call.")
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
-@click.option("--max-failure-rate", type=float, help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).")
+@click.option(
+    "--max-failure-rate",
+    type=float,
+    help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).",
+)
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
 @click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, max_failure_rate: float | None, retry_failed: bool, recompute: bool) -> None:
+def annotate(
+    ctx: click.Context,
+    annotators: tuple[str, ...],
+    dataset: str,
+    build: str | None,
+    backend: str | None,
+    param_kv: tuple[str, ...],
+    batch_size: int | None,
+    workers: int | None,
+    device: str | None,
+    max_failure_rate: float | None,
+    retry_failed: bool,
+    recompute: bool,
+) -> None:
     """Run annotator stages and write BUILD/annotations/<annotator>/ shards; prints one summary
     table (stage, computed, reused, failed, top failure reasons, over budget).
 
@@ -166,8 +187,15 @@ def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
         top = sorted(r.failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         over = f"[red]yes ({r.failure_rate:.0%} > {r.max_failure_rate:.0%})" if r.over_budget else "no"
         table.add_row(
-            name, r.backend, str(r.total), str(r.computed), str(r.reused), str(r.skipped - r.failed_before),
-            str(r.failed), ", ".join(f"{k} {v}" for k, v in top), over,
+            name,
+            r.backend,
+            str(r.total),
+            str(r.computed),
+            str(r.reused),
+            str(r.skipped - r.failed_before),
+            str(r.failed),
+            ", ".join(f"{k} {v}" for k, v in top),
+            over,
         )
     console = Console(width=160)
     console.print(table)
@@ -323,20 +351,36 @@ def doctor(as_json: bool) -> None:
     from .annotators import annotator_specs, backends_of
     from .config import cache_dir, weights_dir
 
+    from .models.tryon.perceptual import vgg19_weight_file
+    from .training.distribution import WEIGHT_FILES
+
+    files = {vgg19_weight_file(): ["train tryon (perceptual loss)"]}
+    for metric, needed in WEIGHT_FILES.items():
+        for f in needed:
+            files.setdefault(f, []).append(f"eval --metric {metric}")
+    weights = [{"file": f.relpath, "used_by": ", ".join(used_by), "present": f.problem() is None, "problem": f.problem()} for f, used_by in files.items()]
     rows = []
     for name, spec in sorted(annotator_specs().items()):
         for bname, cls in backends_of(name).items():
             problems = cls().problems()  # with the backend's default params
             rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems})
     if as_json:
-        click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows}, indent=2))
+        click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows, "training_weights": weights}, indent=2))
         return
     table = Table(title=f"vtonpipe backends (weights dir: {weights_dir()})")
     for col in ("annotator", "backend", "usable", "what is missing"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"]))
+        table.add_row(
+            r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
+        )
     Console().print(table)
+    extras = Table(title="weight files of the trainers and of vtonpipe eval (optional: without them a stand-in or nothing is used, and said)")
+    for col in ("file", "used by", "present", "what is missing"):
+        extras.add_column(col, overflow="fold")
+    for w in weights:
+        extras.add_row(w["file"], w["used_by"], "[green]yes" if w["present"] else "[red]no", w["problem"] or "")
+    Console().print(extras)
 
 
 from .training.cli import evaluate, train  # noqa: E402  (the `vtonpipe train` group, `vtonpipe eval`)
