@@ -75,9 +75,7 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
 @click.option("--max-failure-rate", type=float, help="Fail when more than this share of images or pair lines is unusable.")
 @click.option("--workers", type=int, help="Threads hashing and decoding images.")
 @click.pass_context
-def ingest(
-    ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None
-) -> None:
+def ingest(ctx: click.Context, dataset: str, root: str | None, layout: str | None, build: str | None, max_failure_rate: float | None, workers: int | None) -> None:
     """Scan a dataset and write BUILD/ingest/{images,pairs}/ shards and BUILD/ingest/report.json.
 
     Missing files, duplicates, unreadable images and list lines pointing outside the root are
@@ -92,9 +90,7 @@ def ingest(
     if not conf.root:
         fail(f"no root for dataset {dataset!r}: pass --root or set datasets.{dataset}.root in params.yaml")
     try:
-        res = run_ingest(
-            dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers
-        )
+        res = run_ingest(dataset, conf.root, _build_dir(ctx, dataset, build), layout_name=conf.layout, max_failure_rate=conf.max_failure_rate, workers=conf.workers)
     except (IngestError, DatasetLayoutError, FileNotFoundError, KeyError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     click.echo(f"{dataset}: {res.images} images, {res.pairs} pairs, {res.problems} problems (report: {res.report})")
@@ -109,28 +105,11 @@ def ingest(
 @click.option("--batch-size", type=int, help="Items per backend call.")
 @click.option("--workers", type=int, help="Worker processes (each loads the backend once).")
 @click.option("--device", help="torch device for torch backends (cpu, cuda).")
-@click.option(
-    "--max-failure-rate",
-    type=float,
-    help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).",
-)
+@click.option("--max-failure-rate", type=float, help="Failure budget of every stage run (default: annotators.<name>.max_failure_rate, else annotate.max_failure_rate, else 1).")
 @click.option("--retry-failed", is_flag=True, help="Retry items recorded as failed.")
 @click.option("--recompute", is_flag=True, help="Discard this configuration's existing rows and compute everything again.")
 @click.pass_context
-def annotate(
-    ctx: click.Context,
-    annotators: tuple[str, ...],
-    dataset: str,
-    build: str | None,
-    backend: str | None,
-    param_kv: tuple[str, ...],
-    batch_size: int | None,
-    workers: int | None,
-    device: str | None,
-    max_failure_rate: float | None,
-    retry_failed: bool,
-    recompute: bool,
-) -> None:
+def annotate(ctx: click.Context, annotators: tuple[str, ...], dataset: str, build: str | None, backend: str | None, param_kv: tuple[str, ...], batch_size: int | None, workers: int | None, device: str | None, max_failure_rate: float | None, retry_failed: bool, recompute: bool) -> None:
     """Run annotator stages and write BUILD/annotations/<annotator>/ shards; prints one summary
     table (stage, computed, reused, failed, top failure reasons, over budget).
 
@@ -187,15 +166,8 @@ def _print_annotate_summary(outcomes: list[tuple[str, Any]]) -> None:
         top = sorted(r.failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         over = f"[red]yes ({r.failure_rate:.0%} > {r.max_failure_rate:.0%})" if r.over_budget else "no"
         table.add_row(
-            name,
-            r.backend,
-            str(r.total),
-            str(r.computed),
-            str(r.reused),
-            str(r.skipped - r.failed_before),
-            str(r.failed),
-            ", ".join(f"{k} {v}" for k, v in top),
-            over,
+            name, r.backend, str(r.total), str(r.computed), str(r.reused), str(r.skipped - r.failed_before),
+            str(r.failed), ", ".join(f"{k} {v}" for k, v in top), over,
         )
     console = Console(width=160)
     console.print(table)
@@ -344,7 +316,8 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Print which annotator backends are usable here and, for the rest, what to install or
-    which weight file to put where (with its checksum). Writes nothing."""
+    which weight file to put where (with its checksum), then the same for the weight files of the
+    try-on trainers (VGG-19) and of `vtonpipe eval` (Inception, AlexNet, LPIPS). Writes nothing."""
     from rich.console import Console
     from rich.table import Table
 
@@ -371,11 +344,9 @@ def doctor(as_json: bool) -> None:
     for col in ("annotator", "backend", "usable", "what is missing"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
-        )
+        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"]))
     Console().print(table)
-    extras = Table(title="weight files of the trainers and of vtonpipe eval (optional: without them a stand-in or nothing is used, and said)")
+    extras = Table(title="weight files of the try-on trainers and of vtonpipe eval (optional: without them a named stand-in is used, or the metric is not computed)")
     for col in ("file", "used by", "present", "what is missing"):
         extras.add_column(col, overflow="fold")
     for w in weights:
