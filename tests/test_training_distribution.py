@@ -98,3 +98,18 @@ def test_the_networks_load_their_published_layouts_and_feed_the_statistics(tmp_p
     assert out["paired"]["is"] >= 1 - 1e-9 and out["paired"]["lpips"] > 0
     lp = dist.load_lpips()
     assert torch.allclose(lp(target, target), torch.zeros(3)) and (lp(target, target.flip(-1)) > 0).all()
+
+
+def test_doctor_lists_the_trainers_and_evaluations_weight_files(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from vtonpipe.cli import main
+
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path))
+    out = CliRunner().invoke(main, ["doctor", "--json"])
+    files = {w["file"]: w for w in json.loads(out.output)["training_weights"]}
+    assert set(files) == {"vgg/vgg19-dcbb9e9d.pth", "inception/pt_inception-2015-12-05-6726825d.pth", "lpips/alexnet-owt-7be5be79.pth", "lpips/alex.pth"}
+    assert not files["lpips/alex.pth"]["present"] and str(tmp_path / "lpips" / "alex.pth") in files["lpips/alex.pth"]["problem"]
+    assert files["inception/pt_inception-2015-12-05-6726825d.pth"]["used_by"] == "eval --metric fid, eval --metric kid, eval --metric is"

@@ -515,20 +515,29 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Print which annotator backends are usable here and, for the rest, what to install or
-    which weight file to put where (with its checksum). Writes nothing."""
+    which weight file to put where (with its checksum), then the same for the weight files of the
+    try-on trainers (VGG-19) and of `vtonpipe eval` (Inception, AlexNet, LPIPS). Writes nothing."""
     from rich.console import Console
     from rich.table import Table
 
     from .annotators import annotator_specs, backends_of
     from .config import cache_dir, weights_dir
 
+    from .models.tryon.perceptual import vgg19_weight_file
+    from .training.distribution import WEIGHT_FILES
+
+    files = {vgg19_weight_file(): ["train tryon (perceptual loss)"]}
+    for metric, needed in WEIGHT_FILES.items():
+        for f in needed:
+            files.setdefault(f, []).append(f"eval --metric {metric}")
+    weights = [{"file": f.relpath, "used_by": ", ".join(used_by), "present": f.problem() is None, "problem": f.problem()} for f, used_by in files.items()]
     rows = []
     for name, spec in sorted(annotator_specs().items()):
         for bname, cls in backends_of(name).items():
             problems = cls().problems()  # with the backend's default params
             rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems})
     if as_json:
-        click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows}, indent=2))
+        click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows, "training_weights": weights}, indent=2))
         return
     table = Table(title=f"vtonpipe backends (weights dir: {weights_dir()})")
     for col in ("annotator", "backend", "usable", "what is missing"):
@@ -538,6 +547,12 @@ def doctor(as_json: bool) -> None:
             r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
         )
     Console().print(table)
+    extras = Table(title="weight files of the try-on trainers and of vtonpipe eval (optional: without them a named stand-in is used, or the metric is not computed)")
+    for col in ("file", "used by", "present", "what is missing"):
+        extras.add_column(col, overflow="fold")
+    for w in weights:
+        extras.add_row(w["file"], w["used_by"], "[green]yes" if w["present"] else "[red]no", w["problem"] or "")
+    Console().print(extras)
 
 
 from .training.cli import evaluate, infer, train
