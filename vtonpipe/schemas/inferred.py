@@ -17,7 +17,7 @@ WARP_SCHEMA = annotation_schema(
     (
         Field("warped_garment", "uint8", ("H", "W", 3), dense=True, doc="the garment warped onto the target person, RGB"),
         Field("warped_mask", "uint8", ("H", "W"), dense=True, doc="the warped garment's mask, 0..255"),
-        Field("flow", "float32", ("H", "W", 2), dense=True, doc="target grid -> garment pixels (x_g - x, y_g - y), px"),
+        Field("flow", "float32", ("H", "W", 2), dense=True, doc="on the target grid, to the pixels of the image the model warps (x_w - x, y_w - y), px"),
     ),
     doc="Garments warped by a trained warp model (vtonpipe infer warp).",
 )

@@ -116,7 +116,8 @@ class Task:
     def infer(self, modules: Mapping[str, nn.Module], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The model's outputs that ``vtonpipe infer`` writes, by name: images ``(B, 3, H, W)`` in
         [0, 1], masks ``(B, 1, H, W)`` in [0, 1], flows ``(B, 2, H, W)`` in pixels of the
-        training resolution (target grid -> garment pixels, as ``smpl_flow``)."""
+        training resolution (on the target grid, pointing to the pixels of the image the model
+        warps: the in-shop garment, or the source person for 3D-GCL)."""
         raise NotImplementedError
 
     def notes(self) -> list[str]:
