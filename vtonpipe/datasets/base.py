@@ -39,7 +39,7 @@ class PairEntry:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing_file | outside_root | bad_line | unsupported_format | duplicate_name | duplicate_pair | split_conflict | unreadable_image | too_small
+    kind: str  # missing_file | outside_root | bad_line | unsupported_format | duplicate_name | duplicate_pair | split_conflict | unreadable_image
     where: str  # file:line or image path
     detail: str
     fatal: bool = True  # whether the referenced image/pair is dropped

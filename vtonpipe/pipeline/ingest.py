@@ -37,14 +37,6 @@ class IngestResult:
     report: Path
 
 
-#: the smallest width and height an image may have (smaller ones hold no usable person or garment)
-MIN_IMAGE_SIDE = 16
-
-
-class ImageTooSmallError(ImageDecodeError):
-    """An image that decodes but is smaller than :data:`MIN_IMAGE_SIDE` on a side."""
-
-
 def _probe(path: Path) -> tuple[str, int, int]:
     """(sha256, width, height) of an image file; ImageDecodeError if it cannot be decoded."""
     try:
@@ -52,8 +44,6 @@ def _probe(path: Path) -> tuple[str, int, int]:
     except OSError as e:
         raise ImageDecodeError(f"cannot read {path}: {e}") from e
     h, w = decode_image(data, name=str(path)).shape[:2]
-    if min(w, h) < MIN_IMAGE_SIDE:
-        raise ImageTooSmallError(f"{path}: {w}x{h} pixels is too small (at least {MIN_IMAGE_SIDE} on each side)")
     return sha256_bytes(data), w, h
 
 
@@ -88,7 +78,7 @@ def ingest(
             try:
                 probed[path] = fut.result()
             except ImageDecodeError as e:
-                problems.append(Problem("too_small" if isinstance(e, ImageTooSmallError) else "unreadable_image", path, str(e)))
+                problems.append(Problem("unreadable_image", path, str(e)))
             advance(1)
 
     image_rows = [
