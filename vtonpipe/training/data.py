@@ -81,9 +81,9 @@ _UPPER_GARMENT_LUT[list(UPPER_GARMENT_LABELS)] = True
 
 
 def garment_region(parsing: torch.Tensor) -> torch.Tensor:
-    """float32 ``(1, H, W)`` {0, 1}: the pixels of LIP label map ``parsing`` (H, W) that are an upper
-    garment (:data:`UPPER_GARMENT_LABELS`)."""
-    return _UPPER_GARMENT_LUT[parsing.long()].float()[None]
+    """float32 ``(..., 1, H, W)`` {0, 1}: the pixels of LIP label maps ``parsing`` (..., H, W) that
+    are an upper garment (:data:`UPPER_GARMENT_LABELS`)."""
+    return _UPPER_GARMENT_LUT[parsing.long()].float().unsqueeze(-3)
 
 
 PERSON_ROLES = ("source", "target")
@@ -407,10 +407,24 @@ POINT_MAPS = {
 
 def decode_pairs(rows: list[Mapping[str, Any]], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
     """A batch of the ``needs`` keys from packed rows' raw values (see the module docstring): each
-    row decoded by :func:`decode_pair`, collated, then the :data:`POINT_MAPS` drawn for the batch."""
+    row decoded by :func:`decode_pair`, collated, then finished for the whole batch at once: 8-bit
+    images, masks and label maps widened to their batch dtypes, the garment regions found and the
+    :data:`POINT_MAPS` drawn (so that no large per-sample tensor is copied into the batch)."""
     needs = set(needs)
     maps = needs & POINT_MAPS.keys()
-    batch = default_collate([decode_pair(row, (needs - maps) | {POINT_MAPS[k] for k in maps}, config) for row in rows])
+    regions = {f"{role}_parsing" for role in PERSON_ROLES if f"{role}_garment_region" in needs}
+    batch = default_collate([decode_pair(row, (needs - maps) | {POINT_MAPS[k] for k in maps} | regions, config) for row in rows])
+    for role in IMAGE_ROLES:
+        if f"{role}_image" in batch:
+            batch[f"{role}_image"] = batch[f"{role}_image"].float().div_(255.0)
+    if "garment_mask" in batch:
+        batch["garment_mask"] = batch["garment_mask"].float()
+    for role in PERSON_ROLES:
+        if f"{role}_parsing" in batch:
+            labels = batch[f"{role}_parsing"]
+            if f"{role}_garment_region" in needs:
+                batch[f"{role}_garment_region"] = garment_region(labels)
+            batch[f"{role}_parsing"] = labels.long()
     for key in maps:
         points = batch[POINT_MAPS[key]]  # (B, K, 3) in the training frame
         batch[key] = draw_point_maps(key, points, config)
@@ -434,8 +448,9 @@ def draw_point_maps(key: str, points: torch.Tensor, config: DataConfig) -> torch
 
 
 def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
-    """A sample dict of the ``needs`` keys from one packed row's raw values, but for the
-    :data:`POINT_MAPS` (drawn per batch by :func:`decode_pairs`)."""
+    """One packed row's raw values decoded at the training resolution, as :func:`decode_pairs`
+    collates them: the ``needs`` keys but for the :data:`POINT_MAPS` and the garment regions, images
+    ``(3, H, W)``, the garment mask ``(1, H, W)`` and parsing ``(H, W)`` still uint8."""
     needs = set(needs)
     if needs & POINT_MAPS.keys():
         raise KeyError(f"{sorted(needs & POINT_MAPS.keys())} are drawn per batch: use decode_pairs")
@@ -447,18 +462,16 @@ def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig
     for role in IMAGE_ROLES:
         if (role, "image") in sources:
             pixels, frames[role] = decode_rgb(_require(row, f"{role}.image"), size)
-            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1), size).float().div_(255.0)
+            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1), size)
     if ("garment", "garment_mask") in sources:
         mask = _require(row, "garment.garment_mask.mask")
         frames["garment"] = mask.shape
-        out["garment_mask"] = resize_nearest(mask, size).float()[None]
+        out["garment_mask"] = resize_nearest(mask, size)[None]
     for role in PERSON_ROLES:
         if (role, "parsing") in sources:
             parsing = _require(row, f"{role}.parsing.parsing")
             frames[role] = parsing.shape
-            labels = resize_nearest(parsing, size).long()
-            out[f"{role}_parsing"] = labels
-            out[f"{role}_garment_region"] = garment_region(labels)
+            out[f"{role}_parsing"] = resize_nearest(parsing, size)
         if (role, "densepose") in sources:
             iuv = _require(row, f"{role}.densepose.iuv")
             frames[role] = iuv.shape[:2]
