@@ -102,10 +102,11 @@ def test_checksum_mismatch_is_detected(tmp_path, schema, which):
         ShardReader(tmp_path).get("img/000.jpg")
 
 
-def test_dense_arrays_in_parquet_are_their_shape_then_a_zstd_frame():
+def test_dense_arrays_in_parquet_are_their_shape_then_an_lz4_frame():
     a = np.array([[1, 2, 3], [4, 5, 65535]], np.uint16)
     data = encode_dense(a)
     assert data[:8] == bytes([2, 0, 0, 0, 3, 0, 0, 0])  # (2, 3) as little-endian int32
+    assert data[8:12] == bytes([0x04, 0x22, 0x4D, 0x18])  # the LZ4 frame magic number 0x184D2204
     assert DENSE_CODEC.decompress(data[8:], decompressed_size=12, asbytes=True) == bytes([1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 255, 255])
     back = decode_dense(data, "uint16", 2)
     assert back.dtype == np.uint16 and back.flags.writeable and back.tolist() == a.tolist()

@@ -136,7 +136,7 @@ class ShardWriter:
         parquet = self.directory / f"{stem}.parquet"
         columns = self.schema.columns
         with atomic_path(parquet) as tmp:
-            # dense columns hold zstd frames already: never dictionary-encoded (Parquet's zstd
+            # dense columns hold LZ4 frames already: never dictionary-encoded (Parquet's zstd
             # stores their pages as raw blocks, read back at the cost of a copy)
             pq.write_table(self.schema.to_table(rows), tmp, compression="zstd", use_dictionary=[f.name for f in columns if not f.dense])
         info = {"file": parquet.name, "sha256": sha256_file(parquet), "rows": len(rows), "dense_file": None, "dense_sha256": None}

@@ -7,7 +7,7 @@ versions. Columns are ``<role>.<annotator>.<field>`` with role ``source``, ``tar
 :class:`PackedSample` of typed records (``ShardReader.record``).
 
 Version 2 stores the dense maps (parsing, IUV, masks, flow, visibility) in Parquet columns of
-their own, one zstd frame per map (``dense_storage="parquet"``, :func:`vtonpipe.core.schema.encode_dense`),
+their own, one LZ4 frame per map (``dense_storage="parquet"``, :func:`vtonpipe.core.schema.encode_dense`),
 instead of version 1's deflate NPZ beside each shard: the training loader reads only the columns
 it needs and decodes one sample's maps several times faster.
 """

@@ -36,6 +36,12 @@ run, or why the prior does not apply (a single-pose dataset has no target person
 Two ways to read a split: :class:`PackedPairDataset` (map-style, random access by index) and
 :class:`PackedPairStream` (iterable: shard-level shuffling, split by distributed rank and by
 DataLoader worker, resumable at any sample position).
+
+Where the time goes (``benchmarks/bench_loader.py``, docs/MEASUREMENTS.md): each process reads a
+shard's needed columns once (Parquet column projection, the dense maps as LZ4 frames) and
+decodes one sample's maps only when it is drawn; a batch is decoded as one (:func:`decode_pairs`):
+its rows' images and maps at the training resolution, collated while still 8-bit, then widened
+and the large pose and landmark maps drawn straight into the batch.
 """
 
 from __future__ import annotations
