@@ -299,12 +299,20 @@ def test_rank_batches_together_are_the_doubled_batch(build10):
 
 
 def test_loader_batches_do_not_depend_on_workers_and_resume_at_a_position(build10):
-    pairs = PackedPairs(build10, "train", {"source_parsing", "garment_mask"}, DataConfig(8, 6))
+    pairs = PackedPairs(
+        build10,
+        "train",
+        {"source_image", "source_parsing", "source_garment_region", "garment_mask", "source_pose_heatmaps", "source_pose_disks"},
+        DataConfig(8, 6, pose_radius=2.0),
+    )
     stream = PackedPairStream(pairs, 3, seed=2)
     it0 = iter(make_loader(stream, workers=0))
     first = [next(it0) for _ in range(6)]
     it2 = iter(make_loader(stream, workers=2))
-    assert _ids([next(it2) for _ in range(6)]) == _ids(first)
+    from_workers = [next(it2) for _ in range(6)]
+    assert _ids(from_workers) == _ids(first)
+    for a, b in zip(first, from_workers):  # the same values, the maps drawn in the workers' shared memory too
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "pair_id") and b["source_pose_disks"].sum() > 0
     resumed = PackedPairStream(pairs, 3, seed=2, start=stream.position_after(4))
     again = [next(iter_) for iter_ in [iter(make_loader(resumed))] for _ in range(2)]
     assert _ids(again) == _ids(first[4:])

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -422,15 +423,16 @@ def decode_pairs(rows: list[Mapping[str, Any]], needs: Iterable[str], config: Da
     batch = default_collate([decode_pair(row, (needs - maps) | {POINT_MAPS[k] for k in maps} | regions, config) for row in rows])
     for role in IMAGE_ROLES:
         if f"{role}_image" in batch:
-            batch[f"{role}_image"] = batch[f"{role}_image"].float().div_(255.0)
+            pixels = batch[f"{role}_image"]
+            batch[f"{role}_image"] = torch.div(pixels, 255.0, out=_batch_tensor(pixels.shape, torch.float32))
     if "garment_mask" in batch:
-        batch["garment_mask"] = batch["garment_mask"].float()
+        batch["garment_mask"] = _batch_tensor(batch["garment_mask"].shape, torch.float32).copy_(batch["garment_mask"])
     for role in PERSON_ROLES:
         if f"{role}_parsing" in batch:
-            labels = batch[f"{role}_parsing"]
+            labels = _batch_tensor(batch[f"{role}_parsing"].shape, torch.int64).copy_(batch[f"{role}_parsing"])
             if f"{role}_garment_region" in needs:
                 batch[f"{role}_garment_region"] = garment_region(labels)
-            batch[f"{role}_parsing"] = labels.long()
+            batch[f"{role}_parsing"] = labels
     for key in maps:
         points = batch[POINT_MAPS[key]]  # (B, K, 3) in the training frame
         batch[key] = draw_point_maps(key, points, config)
@@ -443,14 +445,26 @@ def draw_point_maps(key: str, points: torch.Tensor, config: DataConfig) -> torch
     heatmaps of the visible and occluded ones (attribute not :data:`ABSENT`)."""
     size = config.size
     flat = points.reshape(-1, points.shape[-1]).numpy()
+    canvas = _batch_tensor((len(flat), *size), torch.float32, zeros=True)
     if key.endswith("_pose_heatmaps"):
-        maps = gaussian_heatmaps(flat, size, config.pose_sigma)
+        gaussian_heatmaps(flat, size, config.pose_sigma, out=canvas.numpy())
     elif key.endswith("_pose_disks"):
-        maps = pose_disks(flat, size, config.pose_radius)
+        pose_disks(flat, size, config.pose_radius, out=canvas.numpy())
     else:
         located = np.concatenate([flat[:, :2], (flat[:, 2:] != ABSENT).astype(np.float32)], axis=1)
-        maps = gaussian_heatmaps(located, size, config.landmark_sigma)
-    return torch.from_numpy(maps).reshape(*points.shape[:2], *size)
+        gaussian_heatmaps(located, size, config.landmark_sigma, out=canvas.numpy())
+    return canvas.reshape(*points.shape[:2], *size)
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, *, zeros: bool = False) -> torch.Tensor:
+    """A new tensor for a batch key, all zeros if ``zeros`` (lazily: pages never written are never
+    touched). In a DataLoader worker it is in shared memory, as the batches ``default_collate``
+    stacks there are, so that sending the batch to the main process copies nothing."""
+    if get_worker_info() is None:
+        return torch.from_numpy(np.zeros(shape, torch.empty(0, dtype=dtype).numpy().dtype)) if zeros else torch.empty(shape, dtype=dtype)
+    nbytes = torch.empty(0, dtype=dtype).element_size() * math.prod(shape)
+    storage = torch.UntypedStorage._new_shared(nbytes)  # a new shared-memory file, which reads as zeros
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
 def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
