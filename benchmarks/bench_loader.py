@@ -3,9 +3,12 @@
 Both loops feed a DataLoader batches of the same keys at the same training resolution: person and
 in-shop garment images, garment mask, LIP parsing and the garment region, DensePose I and UV,
 COCO-18 keypoints, their heatmaps and SPG pose disks. The packed loop reads
-``packed/<split>/`` through :class:`vtonpipe.training.data.PackedPairs`; the folder loop opens one
+``packed/<split>/`` through :class:`vtonpipe.training.data.PackedPairs` as training does (one
+batch decoded as one, the pose maps drawn per batch: ``make_loader``); the folder loop opens one
 file per prior the way HR-VITON's ``cp_dataset.py`` does (PIL open + resize per image, parsing and
-DensePose PNGs, ``*_keypoints.json`` with json.load), then encodes the same heatmaps and disks.
+DensePose PNGs, ``*_keypoints.json`` with json.load), encodes the same heatmaps and disks per
+sample with the same functions, and lets the DataLoader collate. ``--no-pose-maps`` leaves the
+pose maps out of both, which isolates reading and decoding from the encodings.
 
 Both data sets are written to a scratch folder from one build's packed train split (``make demo``
 gives ``data/sample``): its pairs repeated to ``--pairs``, optionally upscaled ``--upscale`` times

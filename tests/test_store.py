@@ -8,26 +8,24 @@ import numpy as np
 import pytest
 
 from vtonpipe.core import Field, Schema, SchemaError, UnknownSchemaVersionError
+from vtonpipe.core.schema import DENSE_CODEC, decode_dense, encode_dense
 from vtonpipe.pipeline.store import ChecksumError, ShardReader, ShardWriter, StoreError
 from vtonpipe.schemas import register_schema
+from vtonpipe.schemas.packed import packed_schema
 
-SCHEMA = register_schema(
-    Schema(
-        name="test_store_rows",
-        version=1,
-        key=("item_id",),
-        fields=(
-            Field("item_id", "string"),
-            Field("score", "float32"),
-            Field("count", "int32"),
-            Field("points", "float32", (4, 3)),
-            Field("people", "float32", ("N", 2)),
-            Field("label", "string", nullable=True),
-            Field("map", "uint8", ("H", "W"), dense=True),
-            Field("flow", "float32", ("H", "W", 2), dense=True, nullable=True),
-        ),
-    )
+FIELDS = (
+    Field("item_id", "string"),
+    Field("score", "float32"),
+    Field("count", "int32"),
+    Field("points", "float32", (4, 3)),
+    Field("people", "float32", ("N", 2)),
+    Field("label", "string", nullable=True),
+    Field("map", "uint8", ("H", "W"), dense=True),
+    Field("flow", "float32", ("H", "W", 2), dense=True, nullable=True),
 )
+SCHEMA = register_schema(Schema(name="test_store_rows", version=1, key=("item_id",), fields=FIELDS))
+#: the same fields with the dense ones in Parquet columns (as the packed shards store them)
+IN_PARQUET = register_schema(Schema(name="test_store_rows_in_parquet", version=1, key=("item_id",), fields=FIELDS, dense_storage="parquet"))
 
 
 def _record(i: int, rng: np.random.Generator) -> dict:
@@ -44,10 +42,10 @@ def _record(i: int, rng: np.random.Generator) -> dict:
     }
 
 
-def _write(directory, n=10, per_shard=4):
+def _write(directory, n=10, per_shard=4, schema=SCHEMA):
     rng = np.random.default_rng(0)
     records = [_record(i, rng) for i in range(n)]
-    writer = ShardWriter(directory, SCHEMA)
+    writer = ShardWriter(directory, schema)
     for s in range(0, n, per_shard):
         writer.write_shard(records[s : s + per_shard])
     writer.finish(provenance=[{"annotator": "t"}])
@@ -66,9 +64,12 @@ def _same(a: dict, b: dict) -> None:
             assert a[k] == b[k]
 
 
-def test_round_trip_random_access_and_iteration(tmp_path):
-    records = _write(tmp_path)
+@pytest.mark.parametrize("schema", [SCHEMA, IN_PARQUET], ids=["npz", "parquet"])
+def test_round_trip_random_access_and_iteration(tmp_path, schema):
+    records = _write(tmp_path, schema=schema)
     reader = ShardReader(tmp_path)
+    assert reader.schema.dense_storage == schema.dense_storage
+    assert bool(list(tmp_path.glob("*.npz"))) == (schema.dense_storage == "npz")
     assert len(reader) == 10 and len(reader.shards) == 3
     assert [s.rows for s in reader.shards] == [4, 4, 2]
     for r in records[::-1]:
@@ -84,9 +85,9 @@ def test_round_trip_random_access_and_iteration(tmp_path):
     assert manifest["complete"] and manifest["rows"] == 10 and manifest["provenance"] == [{"annotator": "t"}]
 
 
-@pytest.mark.parametrize("which", ["parquet", "npz"])
-def test_checksum_mismatch_is_detected(tmp_path, which):
-    _write(tmp_path)
+@pytest.mark.parametrize(("schema", "which"), [(SCHEMA, "parquet"), (SCHEMA, "npz"), (IN_PARQUET, "parquet")])
+def test_checksum_mismatch_is_detected(tmp_path, schema, which):
+    _write(tmp_path, schema=schema)
     victim = tmp_path / f"shard-00001.{which}"
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -99,6 +100,19 @@ def test_checksum_mismatch_is_detected(tmp_path, which):
         list(ShardReader(tmp_path))
     if which == "npz":  # the Parquet rows are intact: the other shards still read
         ShardReader(tmp_path).get("img/000.jpg")
+
+
+def test_dense_arrays_in_parquet_are_their_shape_then_an_lz4_frame():
+    a = np.array([[1, 2, 3], [4, 5, 65535]], np.uint16)
+    data = encode_dense(a)
+    assert data[:8] == bytes([2, 0, 0, 0, 3, 0, 0, 0])  # (2, 3) as little-endian int32
+    assert data[8:12] == bytes([0x04, 0x22, 0x4D, 0x18])  # the LZ4 frame magic number 0x184D2204
+    assert DENSE_CODEC.decompress(data[8:], decompressed_size=12, asbytes=True) == bytes([1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 255, 255])
+    back = decode_dense(data, "uint16", 2)
+    assert back.dtype == np.uint16 and back.flags.writeable and back.tolist() == a.tolist()
+    assert decode_dense(encode_dense(np.zeros((0, 4, 2), np.float32)), "float32", 3).shape == (0, 4, 2)
+    with pytest.raises(SchemaError, match="dense_storage"):
+        Schema("bad", 1, FIELDS, dense_storage="hdf5")
 
 
 def test_missing_shard_is_reported(tmp_path):
@@ -119,6 +133,12 @@ def test_unknown_schema_version_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UnknownSchemaVersionError, match="no_such_annotation"):
         ShardReader(tmp_path)
+
+
+def test_packed_shards_of_the_npz_layout_ask_for_a_repack():
+    assert packed_schema({}).dense_storage == "parquet"
+    with pytest.raises(UnknownSchemaVersionError, match="packed schema version 1 .* re-run `vtonpipe pack`"):
+        packed_schema({}, 1)
 
 
 def test_writer_refuses_other_schema_and_drops_orphans(tmp_path):

@@ -208,7 +208,13 @@ def test_every_key_downsampled_by_its_rule(hand_build):
 def test_only_needed_keys_are_read_and_decoded(hand_build):
     warp = PackedPairs(hand_build, "train", {"source_iuv_i", "target_iuv_i", "smpl_flow", "source_garment_region"}, DataConfig(8, 8))
     assert not any(c.endswith(".image") for c in warp.columns)  # the source frame comes from its IUV
-    assert {f"{p}.{n}" for p, n in warp.dense} == {"source.densepose.iuv", "target.densepose.iuv", "source.parsing.parsing", "pair.smpl_flow.flow", "pair.smpl_flow.visibility"}
+    assert {f"{p}.{n}" for p, n in warp.dense} == {
+        "source.densepose.iuv",
+        "target.densepose.iuv",
+        "source.parsing.parsing",
+        "pair.smpl_flow.flow",
+        "pair.smpl_flow.visibility",
+    }
     assert set(warp.sample(0)) == {"pair_id", "paired", "source_iuv_i", "target_iuv_i", "smpl_flow", "source_garment_region"}
     points = PackedPairs(hand_build, "train", {"target_keypoints"}, DataConfig(8, 8))
     assert "target.image" in points.columns and not points.dense  # keypoints alone: the frame from the image header
@@ -293,12 +299,20 @@ def test_rank_batches_together_are_the_doubled_batch(build10):
 
 
 def test_loader_batches_do_not_depend_on_workers_and_resume_at_a_position(build10):
-    pairs = PackedPairs(build10, "train", {"source_parsing", "garment_mask"}, DataConfig(8, 6))
+    pairs = PackedPairs(
+        build10,
+        "train",
+        {"source_image", "source_parsing", "source_garment_region", "garment_mask", "source_pose_heatmaps", "source_pose_disks"},
+        DataConfig(8, 6, pose_radius=2.0),
+    )
     stream = PackedPairStream(pairs, 3, seed=2)
     it0 = iter(make_loader(stream, workers=0))
     first = [next(it0) for _ in range(6)]
     it2 = iter(make_loader(stream, workers=2))
-    assert _ids([next(it2) for _ in range(6)]) == _ids(first)
+    from_workers = [next(it2) for _ in range(6)]
+    assert _ids(from_workers) == _ids(first)
+    for a, b in zip(first, from_workers):  # the same values, the maps drawn in the workers' shared memory too
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "pair_id") and b["source_pose_disks"].sum() > 0
     resumed = PackedPairStream(pairs, 3, seed=2, start=stream.position_after(4))
     again = [next(iter_) for iter_ in [iter(make_loader(resumed))] for _ in range(2)]
     assert _ids(again) == _ids(first[4:])
@@ -306,6 +320,23 @@ def test_loader_batches_do_not_depend_on_workers_and_resume_at_a_position(build1
     # resuming with another batch size continues the same sample sequence
     other = PackedPairStream(pairs, 2, seed=2, start=stream.position_after(4))
     assert sum(_ids([b for b, _ in zip(make_loader(other), range(3))]), []) == sum(_ids(first[4:6]), [])
+
+
+def test_a_batch_is_its_samples_collated_with_the_point_maps_drawn_per_sample(build10):
+    cfg = DataConfig(8, 6, pose_sigma=1.5, pose_radius=1.5, landmark_sigma=2.0)
+    pairs = PackedPairs(build10, "train", set(BATCH_KEYS), cfg)
+    batch, samples = pairs.batch([3, 0, 7]), [pairs.sample(i) for i in (3, 0, 7)]
+    assert set(batch) == set(BATCH_KEYS) | {"pair_id", "paired"} and batch["pair_id"] == ["train-003", "train-000", "train-007"]
+    collated = default_collate(samples)
+    for key in sorted(set(BATCH_KEYS) | {"paired"}):
+        assert batch[key].dtype == collated[key].dtype and torch.equal(batch[key], collated[key]), key
+    for s in samples:  # each sample's maps are its own points' encodings
+        kp, lm = s["source_keypoints"].numpy(), s["garment_landmarks"].numpy()
+        assert torch.equal(s["source_pose_heatmaps"], torch.from_numpy(gaussian_heatmaps(kp, (8, 6), 1.5)))
+        assert torch.equal(s["source_pose_disks"], torch.from_numpy(pose_disks(kp, (8, 6), 1.5)))
+        located = np.concatenate([lm[:, :2], (lm[:, 2:] != 2).astype(np.float32)], axis=1)
+        assert torch.equal(s["garment_landmark_heatmaps"], torch.from_numpy(gaussian_heatmaps(located, (8, 6), 2.0)))
+    assert batch["source_pose_heatmaps"].shape == (3, 18, 8, 6) and batch["source_pose_heatmaps"].sum() > 0
 
 
 def test_one_pass_covers_the_split_with_a_short_last_batch(build10):

@@ -145,14 +145,33 @@ def keypoint_bbox(keypoints: np.ndarray) -> np.ndarray | None:
 
 
 # -- dense encodings ---------------------------------------------------------------------------
-def gaussian_heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 6.0) -> np.ndarray:
+def _supports(nonzero: np.ndarray) -> np.ndarray:
+    """int ``(K, 2)``: ``(first, last + 1)`` of the true entries of each row of bool ``(K, N)``
+    (``(0, 0)`` for a row with none)."""
+    n = nonzero.shape[1]
+    first, last = nonzero.argmax(1), n - nonzero[:, ::-1].argmax(1)
+    return np.where(nonzero.any(1)[:, None], np.stack([first, last], 1), 0)
+
+
+def _canvas(out: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray:
+    """``out`` (checked: float32 of ``shape``, expected all zeros) or a new zero array."""
+    if out is None:
+        return np.zeros(shape, np.float32)
+    if out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
+    return out
+
+
+def gaussian_heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 6.0, *, out: np.ndarray | None = None) -> np.ndarray:
     """float32 ``(K, H, W)``: ``exp(-d^2 / (2 sigma^2))`` around each detected point, 0 for undetected ones.
 
     ``d`` is the distance in px from the pixel centre ``(x=j, y=i)`` to the point; ``size`` = (H, W).
+    The Gaussian is separable, so each map is the outer product of a column and a row factor,
+    written only over the rectangle where both are nonzero: into ``out`` (float32 ``(K, H, W)``,
+    all zeros, e.g. shared memory) when given, which is returned.
     """
     kp = np.asarray(keypoints, dtype=np.float32)
     h, w = size
-    found = kp[:, 2] > 0
     gx = np.exp(-((np.arange(w, dtype=np.float32)[None, :] - kp[:, :1]) ** 2) / (2 * sigma**2))  # (K, W)
     gy = np.exp(-((np.arange(h, dtype=np.float32)[None, :] - kp[:, 1:2]) ** 2) / (2 * sigma**2))  # (K, H)
     # factors below sqrt(float32's smallest normal) are set to 0, so that no product is a denormal
@@ -160,22 +179,31 @@ def gaussian_heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float
     floor = np.sqrt(np.finfo(np.float32).tiny)
     gx[gx < floor] = 0
     gy[gy < floor] = 0
-    maps = gy[:, :, None] * gx[:, None, :]
-    maps[~found] = 0
+    maps = _canvas(out, (len(kp), h, w))
+    cols, rows = _supports(gx > 0), _supports(gy > 0)
+    for k in np.flatnonzero(kp[:, 2] > 0):
+        (x0, x1), (y0, y1) = cols[k], rows[k]
+        maps[k, y0:y1, x0:x1] = gy[k, y0:y1, None] * gx[k, None, x0:x1]
     return maps
 
 
-def pose_disks(keypoints: np.ndarray, size: tuple[int, int], radius: float = 4.0) -> np.ndarray:
+def pose_disks(keypoints: np.ndarray, size: tuple[int, int], radius: float = 4.0, *, out: np.ndarray | None = None) -> np.ndarray:
     """float32 ``(K, H, W)``: 1 on pixels whose centre is within ``radius`` px of the point (SPG-VTON's pose maps).
 
-    Undetected points give an all-zero channel; ``size`` = (H, W).
+    Undetected points give an all-zero channel; ``size`` = (H, W). Each disk is written over the
+    rows and columns within ``radius`` of its point only: into ``out`` (float32 ``(K, H, W)``, all
+    zeros) when given, which is returned.
     """
     kp = np.asarray(keypoints, dtype=np.float32)
     h, w = size
     dx2 = (np.arange(w, dtype=np.float32)[None, :] - kp[:, :1]) ** 2  # (K, W)
     dy2 = (np.arange(h, dtype=np.float32)[None, :] - kp[:, 1:2]) ** 2  # (K, H)
-    maps = (dy2[:, :, None] + dx2[:, None, :] <= radius**2) & (kp[:, 2] > 0)[:, None, None]
-    return maps.astype(np.float32)
+    maps = _canvas(out, (len(kp), h, w))
+    cols, rows = _supports(dx2 <= radius**2), _supports(dy2 <= radius**2)
+    for k in np.flatnonzero(kp[:, 2] > 0):
+        (x0, x1), (y0, y1) = cols[k], rows[k]
+        maps[k, y0:y1, x0:x1] = dy2[k, y0:y1, None] + dx2[k, None, x0:x1] <= radius**2
+    return maps
 
 
 # -- OpenPose JSON -----------------------------------------------------------------------------

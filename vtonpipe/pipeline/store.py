@@ -3,8 +3,10 @@
 Layout of a shard set directory::
 
     manifest.json           schema name/version, shards with sha256 and row counts, provenance
-    shard-00000.parquet     rows: ids, provenance, scalars and small arrays
+    shard-00000.parquet     rows: ids, provenance, scalars and small arrays (and the dense fields
+                            of a schema whose ``dense_storage`` is "parquet": the packed shards)
     shard-00000.npz         dense per-pixel fields of the same rows, members "<field>/<row>"
+                            (schemas whose ``dense_storage`` is "npz": the annotation stages)
 
 Every file is written to a temporary name and renamed into place, the manifest last, so a reader
 or a resumed run only ever sees complete shards.
@@ -91,8 +93,7 @@ class ShardWriter:
             found = self.manifest["schema"]
             if (found["name"], found["version"]) != (schema.name, schema.version):
                 raise StoreError(
-                    f"{self.directory} holds schema {found['name']} v{found['version']}, "
-                    f"not {schema.name} v{schema.version}; remove it to rebuild"
+                    f"{self.directory} holds schema {found['name']} v{found['version']}, not {schema.name} v{schema.version}; remove it to rebuild"
                 )
         else:
             self.manifest = {
@@ -133,17 +134,15 @@ class ShardWriter:
         rows = list(records) if validated else [self.schema.validate(r) for r in records]
         stem = f"shard-{self._next_index():05d}"
         parquet = self.directory / f"{stem}.parquet"
+        columns = self.schema.columns
         with atomic_path(parquet) as tmp:
-            pq.write_table(self.schema.to_table(rows), tmp, compression="zstd")
+            # dense columns hold LZ4 frames already: never dictionary-encoded (Parquet's zstd
+            # stores their pages as raw blocks, read back at the cost of a copy)
+            pq.write_table(self.schema.to_table(rows), tmp, compression="zstd", use_dictionary=[f.name for f in columns if not f.dense])
         info = {"file": parquet.name, "sha256": sha256_file(parquet), "rows": len(rows), "dense_file": None, "dense_sha256": None}
-        if self.schema.dense:
+        if self.schema.npz_fields:
             npz = self.directory / f"{stem}.npz"
-            arrays = {
-                f"{f.name}/{i}": r[f.name]
-                for i, r in enumerate(rows)
-                for f in self.schema.dense
-                if r[f.name] is not None
-            }
+            arrays = {f"{f.name}/{i}": r[f.name] for i, r in enumerate(rows) for f in self.schema.npz_fields if r[f.name] is not None}
             with atomic_path(npz) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez_compressed(fh, **arrays)
@@ -272,15 +271,16 @@ class ShardReader:
         return self._npz[i]
 
     def _attach_dense(self, row: dict[str, Any], npz: Any, r: int) -> dict[str, Any]:
-        for f in self.schema.dense:
+        for f in self.schema.npz_fields:
             key = f"{f.name}/{r}"
             row[f.name] = npz[key] if npz is not None and key in npz.files else None
         return row
 
     def row_at(self, shard: int, row: int, *, dense: bool = True) -> dict[str, Any]:
-        """Row ``row`` of shard ``shard`` (positions as in :attr:`shards`), dense arrays loaded."""
+        """Row ``row`` of shard ``shard`` (positions as in :attr:`shards`); its NPZ fields loaded
+        unless ``dense`` is False (dense Parquet columns are always decoded)."""
         out = self.schema.rows_from_table(self.table(shard).slice(row, 1))[0]
-        return self._attach_dense(out, self._dense(shard), row) if dense and self.schema.dense else out
+        return self._attach_dense(out, self._dense(shard), row) if dense and self.schema.npz_fields else out
 
     @property
     def index(self) -> dict[str, tuple[int, int]]:
@@ -307,7 +307,7 @@ class ShardReader:
         return item_id in self.index
 
     def get(self, item_id: str, *, dense: bool = True) -> dict[str, Any]:
-        """The row of ``item_id`` with dense arrays loaded; KeyError if absent."""
+        """The row of ``item_id`` (NPZ fields loaded unless ``dense`` is False); KeyError if absent."""
         try:
             i, r = self.index[item_id]
         except KeyError:
@@ -321,7 +321,7 @@ class ShardReader:
 
     def iter_shard(self, i: int) -> Iterator[dict[str, Any]]:
         """The rows of shard ``i`` in order, dense arrays loaded."""
-        npz = self._dense(i) if self.schema.dense else None
+        npz = self._dense(i) if self.schema.npz_fields else None
         for r, row in enumerate(self.schema.rows_from_table(self.table(i))):
             yield self._attach_dense(row, npz, r)
 
@@ -337,18 +337,8 @@ class ShardReader:
             self._check(s.file, s.sha256)
         return pq.read_table(self.directory / s.file, columns=list(columns))
 
-    def dense_value(self, i: int, name: str, r: int) -> np.ndarray | None:
-        """Dense field ``name`` of row ``r`` of shard ``i``, decoded alone; None where the row has none."""
-        npz = self._dense(i)
-        if npz is None:
-            return None
-        try:
-            return npz[f"{name}/{r}"]
-        except KeyError:
-            return None
-
     def read_all(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """All Parquet rows as one Arrow table (dense fields excluded)."""
+        """All Parquet rows as one Arrow table (NPZ fields excluded; dense columns as stored bytes)."""
         tables = [self.table(i) for i in range(len(self.shards))]
         if not tables:
             return self.schema.arrow_schema().empty_table()

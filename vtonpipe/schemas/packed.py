@@ -5,6 +5,11 @@ manifest as ``components``), so a reader rebuilds it exactly and refuses unknown
 versions. Columns are ``<role>.<annotator>.<field>`` with role ``source``, ``target``,
 ``garment`` (image-level annotations) or ``pair`` (pair-level ones); a reader gets a row as a
 :class:`PackedSample` of typed records (``ShardReader.record``).
+
+Version 2 stores the dense maps (parsing, IUV, masks, flow, visibility) in Parquet columns of
+their own, one LZ4 frame per map (``dense_storage="parquet"``, :func:`vtonpipe.core.schema.encode_dense`),
+instead of version 1's deflate NPZ beside each shard: the training loader reads only the columns
+it needs and decodes one sample's maps several times faster.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from ..core.schema import Field, Schema, UnknownSchemaVersionError
 from .registry import get_schema
 
 NAME = "packed"
-VERSION = 1
+VERSION = 2
 ROLES = ("source", "target", "garment")
 
 _BASE_FIELDS = (
@@ -49,7 +54,7 @@ class PackedSchema(Schema):
 def packed_schema(components: Mapping[str, Mapping[str, Any]], version: int = VERSION) -> PackedSchema:
     """The packed schema for ``components``: ``{"<role>.<annotator>": {"name": ..., "version": ...}}``."""
     if version != VERSION:
-        raise UnknownSchemaVersionError(f"packed schema version {version} is not known (known: [{VERSION}])")
+        raise UnknownSchemaVersionError(f"packed schema version {version} is not known (known: [{VERSION}]): re-run `vtonpipe pack` to write the shards anew")
     fields = list(_BASE_FIELDS)
     schemas = []
     for prefix in sorted(components):
@@ -58,7 +63,9 @@ def packed_schema(components: Mapping[str, Mapping[str, Any]], version: int = VE
         for f in comp.fields:
             if f.name != comp.key[0]:
                 fields.append(Field(f"{prefix}.{f.name}", f.dtype, f.shape, f.dense, True, f.doc))
-    return PackedSchema(NAME, VERSION, tuple(fields), key=("pair_id",), doc="pair samples for training", payload=(), components=tuple(schemas))
+    return PackedSchema(
+        NAME, VERSION, tuple(fields), key=("pair_id",), doc="pair samples for training", payload=(), dense_storage="parquet", components=tuple(schemas)
+    )
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,19 @@ labels, ``vtonpipe train landmarks --labels groundtruth``): rows of another back
 Two ways to read a split: :class:`PackedPairDataset` (map-style, random access by index) and
 :class:`PackedPairStream` (iterable: shard-level shuffling, split by distributed rank and by
 DataLoader worker, resumable at any sample position).
+
+Where the time goes (``benchmarks/bench_loader.py``, docs/MEASUREMENTS.md): each process reads a
+shard's needed columns once (Parquet column projection, the dense maps as LZ4 frames) and
+decodes one sample's maps only when it is drawn; a batch is decoded as one (:func:`decode_pairs`):
+its rows' images and maps at the training resolution, collated while still 8-bit, then widened
+and the large pose and landmark maps drawn straight into the batch.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -84,9 +91,9 @@ _UPPER_GARMENT_LUT[list(UPPER_GARMENT_LABELS)] = True
 
 
 def garment_region(parsing: torch.Tensor) -> torch.Tensor:
-    """float32 ``(1, H, W)`` {0, 1}: the pixels of LIP label map ``parsing`` (H, W) that are an upper
-    garment (:data:`UPPER_GARMENT_LABELS`)."""
-    return _UPPER_GARMENT_LUT[parsing.long()].float()[None]
+    """float32 ``(..., 1, H, W)`` {0, 1}: the pixels of LIP label maps ``parsing`` (..., H, W) that
+    are an upper garment (:data:`UPPER_GARMENT_LABELS`)."""
+    return _UPPER_GARMENT_LUT[parsing.long()].float().unsqueeze(-3)
 
 
 PERSON_ROLES = ("source", "target")
@@ -222,7 +229,7 @@ class PackedPairs:
         reader.close()
         self._reader: ShardReader | None = None
         self._pid: int | None = None
-        self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[int, _ShardColumns] = OrderedDict()
 
     # -- planning ----------------------------------------------------------------------------
     def _plan_columns(self) -> None:
@@ -337,42 +344,60 @@ class PackedPairs:
         return shard, int(index - self.offsets[shard])
 
     def _open(self) -> ShardReader:
-        # one reader per process: NPZ file handles must not be shared across fork
+        # one reader per process: file handles must not be shared across fork
         if self._reader is None or self._pid != os.getpid():
             self._reader = ShardReader(self.directory, verify=False)  # verified once when opened
             self._pid = os.getpid()
             self._cache = OrderedDict()
         return self._reader
 
-    def _rows(self, shard: int) -> list[dict[str, Any]]:
+    def _columns(self, shard: int) -> _ShardColumns:
         reader = self._open()
-        rows = self._cache.get(shard)
-        if rows is None:
-            rows = self.schema.rows_from_table(reader.read_columns(shard, self.columns))
-            self._cache[shard] = rows
+        cached = self._cache.get(shard)
+        if cached is None:
+            dense = [f"{prefix}.{name}" for prefix, name in self.dense]
+            table = reader.read_columns(shard, [*self.columns, *dense])
+            rows = self.schema.rows_from_table(table.select(self.columns))
+            cached = _ShardColumns(rows, {c: table.column(c).combine_chunks() for c in dense})
+            self._cache[shard] = cached
             while len(self._cache) > self.config.cache_shards:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(shard)
-        return rows
+        return cached
 
     def raw(self, index: int) -> dict[str, Any]:
-        """The packed values sample ``index`` is decoded from: the needed columns and dense fields."""
+        """The packed values sample ``index`` is decoded from: the needed columns, and its dense
+        maps decoded from their stored bytes (only this sample's, only the needed ones)."""
         shard, r = self.locate(index)
-        row = dict(self._rows(shard)[r])
-        reader = self._open()
-        for prefix, name in self.dense:
-            row[f"{prefix}.{name}"] = reader.dense_value(shard, f"{prefix}.{name}", r)
+        cached = self._columns(shard)
+        row = dict(cached.rows[r])
+        for column, values in cached.dense.items():
+            value = values[r]
+            row[column] = self.schema[column].from_arrow_value(value.as_buffer()) if value.is_valid else None
         return row
 
     def sample(self, index: int) -> dict[str, Any]:
         """Sample ``index`` as a dict of tensors (see the module docstring)."""
-        return decode_pair(self.raw(index), self.needs, self.config)
+        return {k: v[0] for k, v in self.batch([index]).items()}
+
+    def batch(self, indices: Iterable[int]) -> dict[str, Any]:
+        """Samples ``indices`` as one batch: what ``default_collate`` makes of their samples."""
+        return decode_pairs([self.raw(int(i)) for i in indices], self.needs, self.config)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.update(_reader=None, _pid=None, _cache=OrderedDict())
         return state
+
+
+@dataclass(frozen=True)
+class _ShardColumns:
+    """The needed columns of one shard as one process keeps them: the rows of the plain columns,
+    and each dense column's stored bytes (Arrow binary, decoded one sample at a time)."""
+
+    rows: list[dict[str, Any]]
+    dense: dict[str, Any]
 
 
 def _what(role: str) -> str:
@@ -401,9 +426,76 @@ def _require(row: Mapping[str, Any], column: str) -> Any:
     return value
 
 
-def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
-    """A sample dict of the ``needs`` keys from one packed row's raw values (see the module docstring)."""
+#: batch keys drawn from the batch's points at once rather than per sample (so that these large
+#: maps are made in place and never copied into the batch): key -> the points key it is drawn from
+POINT_MAPS = {
+    **{f"{role}_{kind}": f"{role}_keypoints" for role in PERSON_ROLES for kind in ("pose_heatmaps", "pose_disks")},
+    **{f"{role}_landmark_heatmaps": f"{role}_landmarks" for role in IMAGE_ROLES},
+}
+
+
+def decode_pairs(rows: list[Mapping[str, Any]], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
+    """A batch of the ``needs`` keys from packed rows' raw values (see the module docstring): each
+    row decoded by :func:`decode_pair`, collated, then finished for the whole batch at once: 8-bit
+    images, masks and label maps widened to their batch dtypes, the garment regions found and the
+    :data:`POINT_MAPS` drawn (so that no large per-sample tensor is copied into the batch)."""
     needs = set(needs)
+    maps = needs & POINT_MAPS.keys()
+    regions = {f"{role}_parsing" for role in PERSON_ROLES if f"{role}_garment_region" in needs}
+    batch = default_collate([decode_pair(row, (needs - maps) | {POINT_MAPS[k] for k in maps} | regions, config) for row in rows])
+    for role in IMAGE_ROLES:
+        if f"{role}_image" in batch:
+            pixels = batch[f"{role}_image"]
+            batch[f"{role}_image"] = torch.div(pixels, 255.0, out=_batch_tensor(pixels.shape, torch.float32))
+    if "garment_mask" in batch:
+        batch["garment_mask"] = _batch_tensor(batch["garment_mask"].shape, torch.float32).copy_(batch["garment_mask"])
+    for role in PERSON_ROLES:
+        if f"{role}_parsing" in batch:
+            labels = _batch_tensor(batch[f"{role}_parsing"].shape, torch.int64).copy_(batch[f"{role}_parsing"])
+            if f"{role}_garment_region" in needs:
+                batch[f"{role}_garment_region"] = garment_region(labels)
+            batch[f"{role}_parsing"] = labels
+    for key in maps:
+        points = batch[POINT_MAPS[key]]  # (B, K, 3) in the training frame
+        batch[key] = draw_point_maps(key, points, config)
+    return {k: v for k, v in batch.items() if k in needs or k in ALWAYS}
+
+
+def draw_point_maps(key: str, points: torch.Tensor, config: DataConfig) -> torch.Tensor:
+    """float32 ``(B, K, H, W)`` maps of batch key ``key`` (one of :data:`POINT_MAPS`) from its points
+    ``(B, K, 3)``: keypoint heatmaps and disks of the detected points (confidence > 0), landmark
+    heatmaps of the visible and occluded ones (attribute not :data:`ABSENT`)."""
+    size = config.size
+    flat = points.reshape(-1, points.shape[-1]).numpy()
+    canvas = _batch_tensor((len(flat), *size), torch.float32, zeros=True)
+    if key.endswith("_pose_heatmaps"):
+        gaussian_heatmaps(flat, size, config.pose_sigma, out=canvas.numpy())
+    elif key.endswith("_pose_disks"):
+        pose_disks(flat, size, config.pose_radius, out=canvas.numpy())
+    else:
+        located = np.concatenate([flat[:, :2], (flat[:, 2:] != ABSENT).astype(np.float32)], axis=1)
+        gaussian_heatmaps(located, size, config.landmark_sigma, out=canvas.numpy())
+    return canvas.reshape(*points.shape[:2], *size)
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, *, zeros: bool = False) -> torch.Tensor:
+    """A new tensor for a batch key, all zeros if ``zeros`` (lazily: pages never written are never
+    touched). In a DataLoader worker it is in shared memory, as the batches ``default_collate``
+    stacks there are, so that sending the batch to the main process copies nothing."""
+    if get_worker_info() is None:
+        return torch.from_numpy(np.zeros(shape, torch.empty(0, dtype=dtype).numpy().dtype)) if zeros else torch.empty(shape, dtype=dtype)
+    nbytes = torch.empty(0, dtype=dtype).element_size() * math.prod(shape)
+    storage = torch.UntypedStorage._new_shared(nbytes)  # a new shared-memory file, which reads as zeros
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+
+
+def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig) -> dict[str, Any]:
+    """One packed row's raw values decoded at the training resolution, as :func:`decode_pairs`
+    collates them: the ``needs`` keys but for the :data:`POINT_MAPS` and the garment regions, images
+    ``(3, H, W)``, the garment mask ``(1, H, W)`` and parsing ``(H, W)`` still uint8."""
+    needs = set(needs)
+    if needs & POINT_MAPS.keys():
+        raise KeyError(f"{sorted(needs & POINT_MAPS.keys())} are drawn per batch: use decode_pairs")
     size = config.size
     sources = {BATCH_KEYS[k] for k in needs}
     out: dict[str, Any] = {"pair_id": row["pair_id"], "paired": torch.tensor(bool(row["paired"]))}
@@ -412,18 +504,16 @@ def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig
     for role in IMAGE_ROLES:
         if (role, "image") in sources:
             pixels, frames[role] = decode_rgb(_require(row, f"{role}.image"), size)
-            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1), size).float().div_(255.0)
+            out[f"{role}_image"] = resize_image(torch.from_numpy(pixels).permute(2, 0, 1), size)
     if ("garment", "garment_mask") in sources:
         mask = _require(row, "garment.garment_mask.mask")
         frames["garment"] = mask.shape
-        out["garment_mask"] = resize_nearest(mask, size).float()[None]
+        out["garment_mask"] = resize_nearest(mask, size)[None]
     for role in PERSON_ROLES:
         if (role, "parsing") in sources:
             parsing = _require(row, f"{role}.parsing.parsing")
             frames[role] = parsing.shape
-            labels = resize_nearest(parsing, size).long()
-            out[f"{role}_parsing"] = labels
-            out[f"{role}_garment_region"] = garment_region(labels)
+            out[f"{role}_parsing"] = resize_nearest(parsing, size)
         if (role, "densepose") in sources:
             iuv = _require(row, f"{role}.densepose.iuv")
             frames[role] = iuv.shape[:2]
@@ -439,19 +529,10 @@ def decode_pair(row: Mapping[str, Any], needs: Iterable[str], config: DataConfig
             kp = _require(row, f"{role}.keypoints.keypoints")
             points = scale_points(kp, kp[:, 2] > 0, frame(role), size)
             out[f"{role}_keypoints"] = points
-            if f"{role}_pose_heatmaps" in needs:
-                out[f"{role}_pose_heatmaps"] = torch.from_numpy(gaussian_heatmaps(points.numpy(), size, config.pose_sigma))
-            if f"{role}_pose_disks" in needs:
-                out[f"{role}_pose_disks"] = torch.from_numpy(pose_disks(points.numpy(), size, config.pose_radius))
     for role in IMAGE_ROLES:
         if (role, "landmarks") in sources:
             lm = _require(row, f"{role}.landmarks.landmarks")
-            present = lm[:, 2] != ABSENT
-            points = scale_points(lm, present, frame(role), size)
-            out[f"{role}_landmarks"] = points
-            if f"{role}_landmark_heatmaps" in needs:
-                located = np.concatenate([points[:, :2].numpy(), present[:, None].astype(np.float32)], axis=1)
-                out[f"{role}_landmark_heatmaps"] = torch.from_numpy(gaussian_heatmaps(located, size, config.landmark_sigma))
+            out[f"{role}_landmarks"] = scale_points(lm, lm[:, 2] != ABSENT, frame(role), size)
     if ("pair", "smpl_flow") in sources:
         flow = _require(row, "pair.smpl_flow.flow")
         out["smpl_flow"], out["visibility"] = resize_flow(flow, _require(row, "pair.smpl_flow.visibility"), size, frame("source"))
@@ -473,7 +554,8 @@ class PackedPairDataset(Dataset):
 
 class PackedPairStream(IterableDataset):
     """Iterable view of a packed split for training and evaluation: every sample once per epoch,
-    split between distributed ranks and DataLoader workers without overlap or loss.
+    split between distributed ranks and DataLoader workers without overlap or loss, yielded in
+    batches (:meth:`PackedPairs.batch` of each block; :func:`make_loader` adds no batching).
 
     The order of an epoch ``e`` is a pure function of ``(seed, e)``: the shards in a seeded random
     order, then the samples shuffled within consecutive windows of ``config.shuffle_window``
@@ -572,16 +654,16 @@ class PackedPairStream(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for block in self.blocks(worker, num_workers):
-            for index in block:
-                yield self.pairs.sample(int(index))
+            yield self.pairs.batch(block)
 
 
 def make_loader(stream: PackedPairStream, *, workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader batching ``stream`` (one batch per block). It draws no number from torch's
-    global generator, so creating it does not shift a resumed run's random state."""
+    """A DataLoader of ``stream``'s batches (one per block, decoded as one by :meth:`PackedPairs.batch`).
+    It draws no number from torch's global generator, so creating it does not shift a resumed
+    run's random state."""
     return DataLoader(
         stream,
-        batch_size=stream.batch_size,
+        batch_size=None,
         num_workers=workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(stream.seed),
@@ -591,4 +673,4 @@ def make_loader(stream: PackedPairStream, *, workers: int = 0, pin_memory: bool 
 
 def first_samples(pairs: PackedPairs, count: int) -> dict[str, Any]:
     """The first ``count`` samples of ``pairs`` (shard order) as one batch (for sample grids)."""
-    return default_collate([pairs.sample(i) for i in range(min(count, len(pairs)))])
+    return pairs.batch(range(min(count, len(pairs))))

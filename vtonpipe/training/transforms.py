@@ -14,6 +14,8 @@ Every function maps a map or point set from an original image grid ``(H, W)`` to
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,6 +59,12 @@ def resize_image(image: torch.Tensor, size: Size) -> torch.Tensor:
     return out if image.dim() == 4 else out[0]
 
 
+def _flat_index(rows: torch.Tensor, cols: torch.Tensor, width: int) -> torch.Tensor:
+    """int64 ``(len(rows) * len(cols),)``: the row-major positions of the pixels ``(rows[i], cols[j])``
+    in a grid ``width`` pixels wide (one gather then reads an output grid from the input)."""
+    return (rows[:, None] * width + cols[None, :]).reshape(-1)
+
+
 def resize_nearest(labels: np.ndarray | torch.Tensor, size: Size) -> torch.Tensor:
     """Nearest-pixel-centre resize of a map ``(..., H, W)`` of any dtype (labels, masks, visibility).
 
@@ -67,7 +75,14 @@ def resize_nearest(labels: np.ndarray | torch.Tensor, size: Size) -> torch.Tenso
     h, w = t.shape[-2:]
     if (h, w) == tuple(size):
         return t
-    return t.index_select(-2, _nearest_index(h, size[0])).index_select(-1, _nearest_index(w, size[1]))
+    return t.reshape(*t.shape[:-2], h * w).index_select(-1, _nearest_gather((h, w), tuple(size))).reshape(*t.shape[:-2], *size)
+
+
+@functools.lru_cache(maxsize=32)
+def _nearest_gather(in_size: Size, out_size: Size) -> torch.Tensor:
+    """int64 ``(H' * W',)``: the row-major position in the input grid of each output pixel's
+    nearest pixel (cached per pair of sizes: never modify it)."""
+    return _flat_index(_nearest_index(in_size[0], out_size[0]), _nearest_index(in_size[1], out_size[1]), in_size[1])
 
 
 def scale_points(points: np.ndarray | torch.Tensor, valid: np.ndarray | torch.Tensor, from_size: Size, to_size: Size) -> torch.Tensor:
@@ -85,27 +100,41 @@ def scale_points(points: np.ndarray | torch.Tensor, valid: np.ndarray | torch.Te
     return p
 
 
-def _masked_bilinear(values: torch.Tensor, key: torch.Tensor | None, out_key: torch.Tensor, size: Size) -> torch.Tensor:
+@functools.lru_cache(maxsize=32)
+def _bilinear_gather(in_size: Size, out_size: Size) -> tuple[np.ndarray, np.ndarray]:
+    """The four bilinear taps of every output pixel as row-major positions in the input grid and
+    their weights: int64 and float32 ``(H' * W', 4)`` (cached per pair of sizes, read-only)."""
+    y0, y1, wy = _bilinear_taps(in_size[0], out_size[0])
+    x0, x1, wx = _bilinear_taps(in_size[1], out_size[1])
+    taps = [(ys, wys, xs, wxs) for ys, wys in ((y0, 1 - wy), (y1, wy)) for xs, wxs in ((x0, 1 - wx), (x1, wx))]
+    index = torch.stack([_flat_index(ys, xs, in_size[1]) for ys, _, xs, _ in taps], dim=1).numpy()
+    weight = torch.stack([(wys[:, None] * wxs[None, :]).reshape(-1) for _, wys, _, wxs in taps], dim=1).numpy()
+    index.flags.writeable = weight.flags.writeable = False
+    return index, weight
+
+
+def _masked_bilinear(values: torch.Tensor, key: torch.Tensor | None, out_key: torch.Tensor, size: Size, background: int | bool) -> torch.Tensor:
     """Bilinear resize of ``values`` (H, W, C) to float32 ``(C, H', W')`` using only the taps whose
-    ``key`` (H, W; None: channel 0 of ``values``) equals ``out_key`` (H', W') at the output pixel,
-    the kept taps' weights renormalised. ``out_key`` must be the key's nearest-pixel-centre resize:
-    the nearest tap is then always kept (its weight is at least 1/4). Taps are gathered (rows, then
-    columns) before any conversion, so a uint8 input is never widened at full size."""
-    h, w = values.shape[:2]
-    y0, y1, wy = _bilinear_taps(h, size[0])
-    x0, x1, wx = _bilinear_taps(w, size[1])
-    num = torch.zeros((values.shape[-1], *size), dtype=torch.float32)
-    den = torch.zeros(size, dtype=torch.float32)
-    for ys, wys in ((y0, 1 - wy), (y1, wy)):
-        value_rows = values.index_select(0, ys)
-        key_rows = value_rows[..., 0] if key is None else key.index_select(0, ys)
-        for xs, wxs in ((x0, 1 - wx), (x1, wx)):
-            tap = value_rows.index_select(1, xs)
-            tap_key = tap[..., 0] if key is None else key_rows.index_select(1, xs)
-            weight = (wys[:, None] * wxs[None, :]) * (tap_key == out_key)
-            num += tap.permute(2, 0, 1).contiguous().float() * weight
-            den += weight
-    return num / den
+    ``key`` (H, W) equals ``out_key`` (H', W') at the output pixel, the kept taps' weights
+    renormalised; 0 where ``out_key`` is ``background``. ``key`` None: channel 0 of ``values`` is
+    the key, and the result holds channels 1.. only. ``out_key`` must be the key's
+    nearest-pixel-centre resize: the nearest tap is then always kept (its weight is at least 1/4).
+    The four taps of each output pixel off the background are gathered before any conversion, so a
+    large input is never copied or widened whole."""
+    h, w, channels = values.shape
+    index, weight = _bilinear_gather((h, w), tuple(size))
+    out_key = out_key.numpy().reshape(-1)
+    found = np.flatnonzero(out_key != background)
+    index, weight = index[found], weight[found]
+    taps = np.take(values.numpy().reshape(h * w, channels), index, axis=0)  # (found, 4, C)
+    tap_key = taps[..., 0] if key is None else np.take(key.numpy().reshape(h * w), index)
+    weight *= tap_key == out_key[found, None]
+    total = np.einsum("nt->n", weight)
+    first = int(key is None)
+    out = np.zeros((channels - first, size[0] * size[1]), np.float32)
+    for c in range(first, channels):
+        out[c - first, found] = np.einsum("nt,nt->n", taps[..., c], weight) / total
+    return torch.from_numpy(out.reshape(-1, *size))
 
 
 def resize_iuv(iuv: np.ndarray | torch.Tensor, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,12 +146,12 @@ def resize_iuv(iuv: np.ndarray | torch.Tensor, size: Size) -> tuple[torch.Tensor
     """
     t = _as_tensor(iuv)
     if tuple(t.shape[:2]) == tuple(size):
-        parts, uv = t[..., 0].long(), t[..., 1:].permute(2, 0, 1).float()
+        parts, uv = t[..., 0].long(), t[..., 1:].permute(2, 0, 1).float() * (t[..., 0] > 0)
     else:
-        parts = resize_nearest(t[..., 0].contiguous(), size)
-        uv = _masked_bilinear(t, None, parts, size)[1:]  # the part index I (channel 0) is the key
+        parts = resize_nearest(t[..., 0], size)
+        uv = _masked_bilinear(t, None, parts, size, background=0)  # the part index I (channel 0) is the key
         parts = parts.long()
-    return parts, uv * ((parts > 0) / 255.0)
+    return parts, uv.div_(255.0)
 
 
 def resize_flow(
@@ -150,7 +179,7 @@ def resize_flow(
     out_vis = resize_nearest(vis, size)
     body = vis != background
     out_body = out_vis != background
-    field = f.permute(2, 0, 1) if (h, w) == tuple(size) else _masked_bilinear(f, body, out_body, size)
+    field = f.permute(2, 0, 1) if (h, w) == tuple(size) else _masked_bilinear(f, body, out_body, size, background=False)
     # target pixel centres of the resized grid, in original target pixels
     ys = (torch.arange(size[0], dtype=torch.float32) + 0.5) * (h / size[0]) - 0.5
     xs = (torch.arange(size[1], dtype=torch.float32) + 0.5) * (w / size[1]) - 0.5
