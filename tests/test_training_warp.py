@@ -214,3 +214,25 @@ def test_show_panels_of_a_trained_warp_next_to_the_smpl_flow_warp(build, trained
     assert [t.split(" IoU")[0] for t, _ in panels] == ["gcl@2 input", "gcl@2", "gcl@2 flow", "SMPL", "SMPL flow", "target"]
     assert all(p.shape == (*SIZE, 3) and p.dtype == np.uint8 for _, p in panels)
     assert compose(panels, height=64).shape[0] == 64 + 20
+
+
+def test_lpips_joins_the_warp_metrics_only_with_its_weights(build, trained_runs, monkeypatch):
+    import vtonpipe.training.warp as warp_module
+    from vtonpipe.models.nets.lpips import LPIPS
+
+    trained = load_trained(trained_runs["gcl"], kind="warp")
+    batch = first_samples(PackedPairs(build, "test", trained.task.needs(), DataConfig(64, 48)), 2)  # AlexNet's smallest input
+    with torch.no_grad():
+        without = trained.task.evaluate(trained.modules, batch)
+    assert "lpips" not in without and any(n.startswith("evaluation without LPIPS") for n in trained.task.notes())
+
+    torch.manual_seed(0)
+    network = LPIPS()  # random weights stand in for the user's files
+    monkeypatch.setattr(warp_module, "weight_problems", lambda metric: [])
+    monkeypatch.setattr(warp_module, "load_lpips", lambda: network)
+    with torch.no_grad():
+        scores = trained.task.evaluate(trained.modules, batch)
+        warped = trained.task.infer(trained.modules, batch)["warped_garment"]
+        expected = network(warped, batch["target_image"] * batch["target_garment_region"])
+    assert scores["lpips"].shape == (2,) and torch.allclose(scores["lpips"], expected)
+    assert not any(n.startswith("evaluation without LPIPS") for n in trained.task.notes())

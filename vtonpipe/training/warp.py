@@ -35,6 +35,7 @@ from ..models.tryon.perceptual import HRVITON_LAYER_WEIGHTS, HRVITON_LAYERS, VGG
 from ..models.warp.ops import PERCEPTUAL_STAND_IN, WarpLosses, WarpOutput, warp_by_flow
 from ..vis.smpl_flow import flow_to_colour
 from . import metrics
+from .distribution import load_lpips, weight_problems
 from .task import StepControl, Task
 
 #: ``perceptual`` setting: ``auto`` = the VGG-19 term when its weight file is present, else left out
@@ -187,15 +188,25 @@ class WarpTask(Task):
         return {"loss": losses.total.detach(), **{k: v.detach() for k, v in losses.terms.items()}}
 
     def notes(self) -> list[str]:
-        """The perceptual loss's stand-in, for a model whose paper has one (a ``perceptual`` setting)."""
-        if not hasattr(self.config, "perceptual"):
-            return []
-        note = perceptual_stand_in_note(self.config.perceptual, self.config.vgg_weights)
-        return [note] if note else []
+        """The perceptual loss's stand-in, for a model whose paper has one (a ``perceptual`` setting),
+        and whether the evaluation has LPIPS (only with its AlexNet and LPIPS weight files)."""
+        notes = []
+        if hasattr(self.config, "perceptual"):
+            note = perceptual_stand_in_note(self.config.perceptual, self.config.vgg_weights)
+            notes += [note] if note else []
+        missing = weight_problems("lpips")
+        if missing:
+            notes.append("evaluation without LPIPS: " + "; ".join(missing))
+        return notes
 
     def evaluate(self, modules, batch):
         result = self.warp(modules, batch)
-        return warp_metrics(result.warped, result.warped_mask, batch)
+        scores = warp_metrics(result.warped, result.warped_mask, batch)
+        if not weight_problems("lpips"):  # the user supplied LPIPS' weights: metrics.json gets `lpips`
+            if getattr(self, "_lpips", None) is None:
+                self._lpips = load_lpips().to(result.warped.device)
+            scores["lpips"] = self._lpips(result.warped.float().clamp(0, 1), target_garment(batch).float())
+        return scores
 
     def visuals(self, modules, batch):
         result = self.warp(modules, batch)
