@@ -390,3 +390,18 @@ def test_a_second_stage_of_one_annotator_writes_its_own_directory(tmp_path):
         check=False, cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode != 0 and "must be a new name" in out.stderr
+
+
+def test_pack_without_images_keeps_the_annotations_and_the_loader_says_so(tmp_path):
+    from vtonpipe.pipeline.pack import pack
+    from vtonpipe.training.data import MissingPriorError, PackedPairs
+
+    build = simple_build(tmp_path, 4)
+    run_stage(build, StageConfig(GM), show_progress=False)
+    result = pack(build, include_images=False, show_progress=False)
+    rows = [r for split in result.rows for r in ShardReader(build / "packed" / split)]
+    assert len(rows) == 4 and all(r["source.image"] is None and r["garment.image"] is None for r in rows)
+    assert all(r["garment.garment_mask.mask"] is not None for r in rows)
+    with pytest.raises(MissingPriorError, match="packed without images"):
+        PackedPairs(build, "train", {"garment_image"})
+    assert len(PackedPairs(build, "train", {"garment_mask"})) == 3

@@ -34,7 +34,7 @@ _BASE_FIELDS = (
         for role in ROLES
         for f in (
             Field(f"{role}.image_id", "string", nullable=role != "source"),
-            Field(f"{role}.image", "binary", nullable=role != "source", doc="the image file's bytes as in the dataset"),
+            Field(f"{role}.image", "binary", nullable=True, doc="the image file's bytes as in the dataset (null without one, or packed with --no-images)"),
         )
     ),
 )
