@@ -105,7 +105,7 @@ def test_schema_export_writes_every_schema_as_json_schema(packed_build, tmp_path
     res = CliRunner().invoke(main, ["schema", "export", "--out", str(tmp_path), "--build", str(packed_build)])
     assert res.exit_code == 0, res.output
     names = {p.name for p in tmp_path.glob("*.json")}
-    assert {"images.v1.json", "pairs.v1.json", "failures.v1.json", "keypoints.v1.json", "parsing.v1.json", "landmarks.v2.json", "packed.v1.json"} <= names
+    assert {"images.v1.json", "pairs.v1.json", "failures.v1.json", "keypoints.v1.json", "parsing.v1.json", "landmarks.v2.json", "packed.v2.json"} <= names
     for path in tmp_path.glob("*.json"):
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
     parsing = json.loads((tmp_path / "parsing.v1.json").read_text())
