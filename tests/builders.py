@@ -175,10 +175,11 @@ def summary_rows(output: str) -> dict[str, dict[str, str]]:
 class LoggedGarmentMask(ClassicalGarmentMask):
     """The classical garment mask, logging each setup and each batch with its process id to
     ``log_dir``; the first batch of a process waits (up to a minute) until two processes have set
-    up, so that a two-worker run provably shares the work."""
+    up, so that a two-worker run provably shares the work; each batch then takes at least
+    ``batch_seconds``."""
 
     name = "test-logged"
-    default_params = {**ClassicalGarmentMask.default_params, "log_dir": ""}
+    default_params = {**ClassicalGarmentMask.default_params, "log_dir": "", "batch_seconds": 0.0}
 
     def setup(self) -> None:
         super().setup()
@@ -190,6 +191,7 @@ class LoggedGarmentMask(ClassicalGarmentMask):
         while len({p.name.split("-")[1] for p in log.glob("setup-*")}) < 2 and time.time() < deadline:
             time.sleep(0.05)
         self._log("batch")
+        time.sleep(self.params["batch_seconds"])  # a slow batch: a test can kill a worker mid-stage
         return super().annotate(items, ctx)
 
     def _log(self, event: str) -> None:
