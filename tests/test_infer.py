@@ -108,3 +108,24 @@ def test_cli_infer_and_its_errors(build, warp_run, tmp_path):
     assert r.exit_code != 0 and "not a tryon model" in r.output
     with pytest.raises(InferError, match="no/such|pack the build"):
         infer(warp_run, build, kind="warp", split="nosuch")
+
+
+def test_a_try_on_warp_source_reads_the_inferred_stage(build, warp_run, tmp_path):
+    from vtonpipe.training.data import DataConfig, MissingPriorError, first_samples
+    from vtonpipe.training.warped import WarpSource
+
+    stage = infer(warp_run, build, kind="warp", split="train", out=tmp_path / "train").out
+    source = WarpSource(str(stage))
+    assert source.needs() == set() and "inferred_warp stage" in source.describe()
+    batch = first_samples(PackedPairs(build, "train", {"garment_image"}, DataConfig(16, 12)), 3)
+    garment, mask = source(batch)
+    reader = ShardReader(stage)
+    for i, pair_id in enumerate(batch["pair_id"]):
+        row = reader.get(pair_id)
+        np.testing.assert_allclose(garment[i].permute(1, 2, 0).numpy(), row["warped_garment"] / 255, atol=1e-6)
+        np.testing.assert_allclose(mask[i, 0].numpy(), row["warped_mask"] / 255, atol=1e-6)
+    bigger = first_samples(PackedPairs(build, "train", {"garment_image"}, DataConfig(32, 24)), 2)
+    assert source(bigger)[0].shape == (2, 3, 32, 24)  # resized to the batch's resolution
+    test_batch = first_samples(PackedPairs(build, "test", {"garment_image"}, DataConfig(16, 12)), 2)
+    with pytest.raises(MissingPriorError, match="not in the inferred_warp stage"):
+        source(test_batch)
