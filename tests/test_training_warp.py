@@ -193,14 +193,16 @@ def test_perceptual_loss_choice(tmp_path):
     task_cls = get_task("warp", "gcl")
     missing = str(tmp_path / "vgg19.pth")
     auto = task_cls(task_cls.Config(vgg_weights=missing))
-    assert auto.notes() == [
+    perceptual_note, lpips_note = auto.notes()  # no LPIPS weights here either
+    assert perceptual_note == (
         f"perceptual loss: l1 alone (no VGG-19 weights supplied, perceptual term omitted); put torchvision's vgg19-dcbb9e9d.pth at {missing} for the papers' VGG-19 term"
-    ]
+    )
+    assert lpips_note.startswith("evaluation without LPIPS: missing weight file alexnet-owt-7be5be79.pth")
     assert auto.optimizers(auto.build()) and auto.perceptual is None
     required = task_cls(task_cls.Config(perceptual="vgg19", vgg_weights=missing))
     with pytest.raises(MissingWeightsError, match=r"missing VGG-19 weight file vgg19\.pth.*download\.pytorch\.org"):
         required.optimizers(required.build())
-    assert get_task("warp", "tps")().notes() == []  # SPG-VTON's warping losses have no perceptual term
+    assert get_task("warp", "tps")().notes() == [lpips_note]  # SPG-VTON's warping losses have no perceptual term
 
 
 def test_show_panels_of_a_trained_warp_next_to_the_smpl_flow_warp(build, trained_runs):
