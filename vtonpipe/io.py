@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,10 @@ def decode_image(data: bytes, *, name: str = "image", background: tuple[int, int
     if not data:
         raise ImageDecodeError(f"{name}: empty file")
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # PIL warns above the limit; the check below refuses instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(
