@@ -11,6 +11,14 @@ from ..io import sha256_file
 from .errors import MissingWeightsError
 
 
+def check_sha256_prefix(path: Path, prefix: str) -> None:
+    """:class:`MissingWeightsError` unless ``path``'s sha256 begins with ``prefix`` (the digits a
+    torch.hub-style file name carries)."""
+    digest = sha256_file(path)
+    if not digest.startswith(prefix):
+        raise MissingWeightsError(f"{path} has sha256 {digest}, expected one beginning {prefix}: wrong or corrupt download")
+
+
 @dataclass(frozen=True)
 class WeightFile:
     """A model file the user brings. It is looked up at ``<weights_dir>/<relpath>``."""

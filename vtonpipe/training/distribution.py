@@ -26,8 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.errors import MissingWeightsError
-from ..core.weights import WeightFile
-from ..io import sha256_file
+from ..core.weights import WeightFile, check_sha256_prefix
 
 #: metric -> the weight files its feature network needs
 WEIGHT_FILES: dict[str, tuple[WeightFile, ...]] = {}
@@ -76,9 +75,7 @@ def _load(file: WeightFile, sha256_prefix: str | None) -> dict:
 
     path = file.require()
     if sha256_prefix is not None:
-        digest = sha256_file(path)
-        if not digest.startswith(sha256_prefix):
-            raise MissingWeightsError(f"{path} has sha256 {digest}, expected one beginning {sha256_prefix}: wrong or corrupt download")
+        check_sha256_prefix(path, sha256_prefix)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise MissingWeightsError(f"{path}: expected a state dict, got {type(state).__name__}")

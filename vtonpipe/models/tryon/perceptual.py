@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import weights_dir
-from ...io import sha256_file
 
 if TYPE_CHECKING:
     from ...core.weights import WeightFile
@@ -149,14 +148,13 @@ def load_vgg19_features(path: str | Path, layers: Sequence[str]) -> VGG19Feature
     ``ValueError`` for missing keys or wrong shapes, naming them.
     """
     from ...core.errors import MissingWeightsError
+    from ...core.weights import check_sha256_prefix
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingWeightsError(_missing_file_message(path))
     if path.name == VGG19_FILE:
-        digest = sha256_file(path)
-        if not digest.startswith(VGG19_SHA256_PREFIX):
-            raise MissingWeightsError(f"{path} has sha256 {digest}, expected one beginning {VGG19_SHA256_PREFIX}: wrong or corrupt download")
+        check_sha256_prefix(path, VGG19_SHA256_PREFIX)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a state dict (mapping of tensors), got {type(state).__name__}")
