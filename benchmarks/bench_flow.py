@@ -7,10 +7,14 @@ Bodies are random anny people (phenotype, arm/leg/spine/head poses, camera azimu
 degrees of the front, framed as fashion photos by ``frame_body``); a pair is one person in two
 poses (source A, target B), as in MPV.
 
-- ``speed``: flow pairs per second of what the backend computes per pair (two ``posed_mesh``,
-  the target's rasterisation, ``body_flow``'s ray casting against the source body) at 256 x 192 and 1024 x 768, with the ``embree`` and the
-  ``torch`` rasteriser (on ``--device``) in one process, and their ratio; each figure is the
-  best of ``--repeats`` rounds over the same ``--pairs`` pairs (steadier on a shared machine).
+- ``speed``: flow pairs per second of the ``smpl_flow`` render backend's batches (each image
+  posed and binned once per batch) against the per-pair path it replaced (two ``posed_mesh`` and
+  two Embree scenes per pair), in one process, at 256 x 192 and 1024 x 768, on two pair
+  structures: the sample's (one pair per person) and MPV's (a person in several poses, every
+  ordered pair of them); also the backend with the ``torch`` rasteriser (on ``--device``), and how
+  equal the outputs are (``vis equal``: share of equal visibility pixels; ``flow equal``: share
+  of the body pixels both call visible or hidden whose flows differ by at most 0.01 px; the rest
+  are pixel centres within float rounding of a face edge, where the two pick neighbouring faces). Each figure is the best of ``--repeats`` rounds (steadier on a shared machine).
 - ``accuracy``: ground truth (IUV, flow, visibility) rendered from the exact parameters, the
   backends' output from parameters with Gaussian noise, as a fitter would give: ``pose`` radians
   on each axis-angle component of the main bones (spine, neck, head, arms, legs), ``shape`` on
@@ -32,12 +36,14 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from vtonpipe.annotators.densepose_render import render_iuv
-from vtonpipe.annotators.smpl_flow_render import pair_flow
+from vtonpipe.annotators.smpl_flow_render import RenderSmplFlow, pair_flow
+from vtonpipe.core import PairItem
 from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy
 from vtonpipe.models.bodies.anny import AnnyBody
 from vtonpipe.models.bodies.camera import frame_body
 from vtonpipe.models.bodies.posed import PosedMesh, posed_mesh
 from vtonpipe.models.render.flow import BACKGROUND, VISIBLE
+from vtonpipe.models.render.raster import EmbreeMesh
 from vtonpipe.schemas.body import BodyRecord
 
 MAIN_BONES = (
@@ -96,6 +102,9 @@ def body_row(body: AnnyBody, pose: np.ndarray, phenotype: np.ndarray, azimuth_de
         "rotation": Rotation.from_matrix(rigid.R).as_rotvec().astype(np.float32),
         "translation": rigid.t.astype(np.float32),
         "camera": np.array([camera.fx, camera.fy, camera.cx, camera.cy], np.float32),
+        "joints_2d": np.zeros((18, 3), np.float32),  # fields a fitter fills; rendering reads none of them
+        "residual_px": 0.0,
+        "iterations": 0,
     }
 
 
@@ -121,30 +130,95 @@ def perturbed(row: dict, body: AnnyBody, rng: np.random.Generator, pose: float, 
     return out
 
 
+class RowsContext:
+    """What the ``smpl_flow`` render backend reads of a build: ``body`` rows and image sizes."""
+
+    def __init__(self, rows: dict[str, dict], size: tuple[int, int]):
+        self.rows = rows
+        self.images = {i: {"width": size[1], "height": size[0]} for i in rows}
+
+    def annotation(self, annotator: str, item_id: str) -> BodyRecord:
+        return BodyRecord(**self.rows[item_id])
+
+
+def per_pair_embree(source_row: dict, target_row: dict, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``smpl_flow`` path before per-image reuse (backend version 2), the baseline: each pair
+    poses both bodies one by one and builds two Embree scenes, the target's to rasterise it and
+    the source's to cast the visibility rays (what :func:`body_flow` did with an ``EmbreeMesh``)."""
+    h, w = size
+    source, target = (posed_mesh(BodyRecord(**r), w, h) for r in (source_row, target_row))
+    raster = EmbreeMesh(target.vertices, target.faces).rasterize(target.camera)
+    hit = raster.mask
+    points = np.einsum("nk,nkd->nd", raster.bary[hit].astype(np.float64), source.vertices[target.faces[raster.face_id[hit]]].astype(np.float64))
+    cam, z = source.camera, points[:, 2]
+    xs, ys = cam.fx * points[:, 0] / z + cam.cx, cam.fy * points[:, 1] / z + cam.cy
+    yy, xx = np.nonzero(hit)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[hit] = np.stack([xs - xx, ys - yy], axis=1)
+    inside = (z > 0) & (xs >= -0.5) & (xs < w - 0.5) & (ys >= -0.5) & (ys < h - 0.5)
+    visible = np.zeros(len(z), bool)
+    distance = np.linalg.norm(points[inside], axis=1)
+    first = EmbreeMesh(source.vertices, source.faces).first_hit(np.zeros((len(distance), 3)), points[inside] / distance[:, None])
+    visible[inside] = first >= distance - 1e-3
+    visibility = np.full((h, w), BACKGROUND, np.uint8)
+    visibility[hit] = np.where(visible, VISIBLE, 1)
+    return flow, visibility
+
+
+def pair_structure(body: AnnyBody, people: int, poses: int, size: tuple[int, int]) -> tuple[dict[str, dict], list[PairItem]]:
+    """Body rows of ``people`` random people in ``poses`` poses each, and every ordered pair of
+    two poses of one person (``poses`` 2, one direction only: the sample's one pair per person)."""
+    rng = np.random.default_rng(1)
+    rows, pairs = {}, []
+    for p in range(people):
+        phenotype = rng.uniform(0.2, 0.8, 6)
+        ids = [f"p{p}_{k}" for k in range(poses)]
+        for i in ids:
+            rows[i] = body_row(body, random_pose(body, rng), phenotype, rng.uniform(-45, 45), size)
+        ordered = [(ids[0], ids[1])] if poses == 2 else [(a, b) for a in ids for b in ids if a != b]
+        pairs += [PairItem(f"{a}-{b}", a, b, None, "train") for a, b in ordered]
+    return rows, pairs
+
+
 def speed(args: argparse.Namespace) -> None:
     body = AnnyBody()
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"flow pairs/s (posing + target raster + body_flow) over {args.pairs} pairs, best of {args.repeats} rounds; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, torch raster on {device}")  # fmt: skip
-    print(f"{'size (HxW)':>11} {'posing only':>12} {'embree':>10} {'torch':>10} {'torch/embree':>13}")
+    backend = RenderSmplFlow(device=args.device)
+    backend.ensure_setup()
+    torch_backend = RenderSmplFlow({"raster": "torch"}, device=args.device)
+    torch_backend.ensure_setup()
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    print(f"smpl_flow pairs/s, best of {args.repeats} rounds; batches of {args.batch} pairs; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads; torch raster on {args.device}")  # fmt: skip
+    print("before: per pair, two posed_mesh and two Embree scenes (backend version 2); now: the backend's batch "
+          "(each image posed and binned once per batch, anny posing batched)")
+    print(f"{'size (HxW)':>11} {'structure':>28} {'pairs':>5} {'before':>8} {'now':>8} {'now/before':>10} {'torch raster':>12} {'vis equal':>9} {'flow equal':>11}")
     for size in SIZES:
-        people = random_people(body, args.pairs, size, seed=1)
-        rates = {}
-        for raster in (None, "embree", "torch"):
-            best = float("inf")
-            for repeat in range(args.repeats + 1):  # the first round warms up
-                start = time.perf_counter()
-                for p in people:
-                    source, target = p.meshes()
-                    if raster:
-                        pair_flow(source, target, raster, str(device))
-                sync()
-                if repeat:
-                    best = min(best, time.perf_counter() - start)
-            rates[raster] = args.pairs / best
-        print(f"{size[0]:>5}x{size[1]:<5} {rates[None]:12.1f} {rates['embree']:10.2f} {rates['torch']:10.2f} "
-              f"{rates['torch'] / rates['embree']:12.2f}x")  # fmt: skip
+        for people, poses, label in ((args.pairs, 2, "sample: 1 pair per person"), (max(1, args.pairs // 12), 4, "4 poses, all 12 pairs each")):
+            rows, pairs = pair_structure(body, people, poses, size)
+            ctx = RowsContext(rows, size)
+
+            def best_rate(run) -> float:
+                best = float("inf")
+                for repeat in range(args.repeats + 1):  # the first round warms up (numba compiles)
+                    start = time.perf_counter()
+                    run()
+                    sync()
+                    if repeat:
+                        best = min(best, time.perf_counter() - start)
+                return len(pairs) / best
+
+            def batched(b=backend):
+                return [r for k in range(0, len(pairs), args.batch) for r in b.annotate(pairs[k : k + args.batch], ctx)]
+
+            before = best_rate(lambda: [per_pair_embree(rows[p.source_image_id], rows[p.target_image_id], size) for p in pairs])
+            now = best_rate(batched)
+            with_torch = best_rate(lambda: batched(torch_backend))
+            old = [per_pair_embree(rows[p.source_image_id], rows[p.target_image_id], size) for p in pairs]
+            new = batched()
+            equal = np.mean([(o[1] == n.visibility).mean() for o, n in zip(old, new)])
+            same = [(o[1] == n.visibility) & (o[1] != BACKGROUND) for o, n in zip(old, new)]
+            close = np.concatenate([np.linalg.norm(o[0][m] - n.flow[m], axis=1) <= 0.01 for o, n, m in zip(old, new, same)]).mean()
+            print(f"{size[0]:>5}x{size[1]:<5} {label:>28} {len(pairs):5d} {before:8.1f} {now:8.1f} {now / before:9.2f}x {with_torch:12.1f} {equal:9.5f} {close:11.5f}")
 
 
 NOISE = (
@@ -191,7 +265,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("speed")
     p.add_argument("--device", default="cpu", help="where the torch rasteriser runs (cpu, cuda)")
-    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--pairs", type=int, default=48, help="pairs of the sample structure (and about as many of the 4-pose one)")
+    p.add_argument("--batch", type=int, default=64, help="pairs per backend call (params.yaml: annotators.smpl_flow.batch_size)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p = sub.add_parser("accuracy")

@@ -14,7 +14,8 @@ from vtonpipe.models.render.flow import (
     body_flow,
     correspondence_ground_truth,
 )
-from vtonpipe.models.render.raster import EmbreeMesh, rasterize
+from vtonpipe.models.render.binned import BinnedMesh
+from vtonpipe.models.render.raster import rasterize
 
 CAM = PinholeCamera(100.0, 100.0, 23.5, 15.5, 48, 32)
 FACES = np.array([[0, 1, 2], [0, 2, 3]])
@@ -48,7 +49,7 @@ def test_depth_change_scales_the_flow_and_rotation_is_exact():
 def test_occluded_and_out_of_image_points_are_hidden():
     target = square(-0.1, 0.1, -0.06, 0.06, 2.0)
     occluder = square(-0.2, 0.0, -0.2, 0.2, 1.0)  # covers the left half of the source square
-    scene = EmbreeMesh(np.concatenate([target, occluder]), np.concatenate([FACES, FACES + 4]))
+    scene = BinnedMesh(np.concatenate([target, occluder]), np.concatenate([FACES, FACES + 4]), CAM)
     flow, vis = body_flow(rasterize(target, FACES, CAM), FACES, target, CAM, occluders=scene)
     body = vis != BACKGROUND
     cols = np.nonzero(body.any(0))[0]

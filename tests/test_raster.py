@@ -14,9 +14,9 @@ from vtonpipe.models.bodies.camera import (
 )
 from vtonpipe.models.render.raster import EmbreeMesh, rasterize
 
-BACKENDS = ("embree", "torch")
+BACKENDS = ("embree", "binned", "torch")
 # Embree computes barycentrics in float32 from the camera centre: about 1e-3 on the anny body
-BARY_TOL = {"embree": 2e-3, "torch": 2e-5}
+BARY_TOL = {"embree": 2e-3, "binned": 1e-6, "torch": 2e-5}
 
 
 def _hits_by_hand(vertices: np.ndarray, camera: PinholeCamera):
@@ -127,13 +127,14 @@ def anny_body():
     return AnnyBody()
 
 
+@pytest.mark.parametrize("backend", ["torch", "binned"])
 @pytest.mark.parametrize("size", [(192, 256), (384, 512)])
-def test_backends_agree_on_an_anny_body(anny_body, size):
+def test_backends_agree_on_an_anny_body(anny_body, size, backend):
     vertices = anny_body(pose={"upperarm01.L": (0.0, -0.9, 0.0), "lowerarm01.R": (-0.5, 0.0, 1.0)})[0].detach().numpy()
     camera, pose = frame_body(vertices, width=size[0], height=size[1], azimuth_deg=-20.0, elevation_deg=10.0)
     vertices_cam = pose.apply(vertices.astype(np.float64))
     ref = rasterize(vertices_cam, anny_body.faces, camera, backend="embree")
-    out = rasterize(torch.as_tensor(vertices_cam), torch.as_tensor(anny_body.faces), camera, backend="torch")
+    out = rasterize(torch.as_tensor(vertices_cam), torch.as_tensor(anny_body.faces), camera, backend=backend)
     assert ref.mask.mean() > 0.15
     same = ref.face_id == out.face_id
     assert same.mean() >= 0.999 and same[ref.mask | out.mask].mean() >= 0.99
@@ -153,6 +154,28 @@ def test_one_embree_scene_renders_several_views(anny_body):
         assert (shared.face_id == own.face_id).mean() > 0.999
         both = (shared.face_id == own.face_id) & own.mask
         np.testing.assert_allclose(shared.depth[both], own.depth[both], rtol=1e-5)
+
+
+def test_binned_casts_through_any_image_point_and_crossing_faces():
+    from vtonpipe.models.render.binned import BinnedMesh
+
+    camera = PinholeCamera(10.0, 10.0, 3.5, 2.5, 8, 6)
+    # a fronto-parallel triangle at Z = 2 covering x in [0.5, 6.5], y in [0.5, 4.5] of the image, and
+    # behind it at Z ~ 4 a big one whose third corner lies behind the camera (it crosses Z = 0)
+    vertices = np.array([[-0.6, -0.4, 2.0], [0.6, -0.4, 2.0], [-0.6, 0.4, 2.0], [-50.0, -1.0, 4.0], [50.0, -1.0, 4.0], [0.0, 100.0, -1.0]])
+    mesh = BinnedMesh(vertices, np.array([[0, 1, 2], [3, 4, 5]]), camera)
+    xs, ys = np.array([1.25, 4.0, 6.49, 2.0]), np.array([1.0, 1.5, 4.4, 3.0])
+    face, bary, depth = mesh.cast(xs, ys)
+    # in the near triangle's coordinates u = (x - 0.5) / 6, v = (y - 0.5) / 4, (6.49, 4.4) lies beyond u + v = 1
+    assert face.tolist() == [0, 0, 1, 0]
+    np.testing.assert_allclose(depth[[0, 1, 3]], 2.0, rtol=1e-6)
+    u = (xs[0] - 0.5) / 6.0  # the near triangle's barycentrics at (1.25, 1.0): v1 weight along x, v2 along y
+    v = (ys[0] - 0.5) / 4.0
+    np.testing.assert_allclose(bary[0], [1 - u - v, u, v], atol=1e-6)
+    # the far plane Z = 4 - 5 (Y + 1) / 101 along the ray Y = Z (y - cy) / fy
+    np.testing.assert_allclose(depth[2], (4 - 5 / 101) / (1 + 5 * 0.19 / 101), rtol=1e-6)
+    with pytest.raises(ValueError, match="must lie in"):
+        mesh.cast(np.array([8.0]), np.array([1.0]))
 
 
 def test_unknown_backend_is_refused():

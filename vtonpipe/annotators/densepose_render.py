@@ -13,9 +13,11 @@ same parts, anny's own UV), SMPL bodies DensePose's own SMPL charts
 The row key covers the image and its ``body`` row (:func:`body_input_sha256`): a refitted body
 re-renders, and an image whose body was missing is rendered once the body exists.
 
-``raster``: ``embree`` (CPU ray casting), ``torch`` (z-buffer on the backend's device) or
-``auto`` (``torch`` on CUDA devices, ``embree`` otherwise); both give the same IUV but at pixel
-centres within float rounding of a face edge (:mod:`vtonpipe.models.render.raster`).
+``raster``: ``binned`` (exact CPU ray casting from the camera centre, compiled with numba:
+:mod:`vtonpipe.models.render.binned`), ``embree`` (Embree ray casting), ``torch`` (z-buffer on the
+backend's device) or ``auto`` (``torch`` on CUDA devices, ``binned`` otherwise); all give the same
+IUV but at pixel centres within float rounding of a face edge (:mod:`vtonpipe.models.render.raster`).
+A batch's anny bodies are posed in one forward (:func:`vtonpipe.models.bodies.posed.posed_meshes`).
 
 Accuracy against the noise in the body parameters: docs/MEASUREMENTS.md (``python benchmarks/bench_flow.py
 accuracy``).
@@ -30,31 +32,31 @@ import numpy as np
 
 from ..converters.masks import mask_box_edges
 from ..core import AnnotationFailure, Backend, Context, ImageItem, Requirements
-from ..models.bodies.posed import PosedMesh, posed_mesh
+from ..models.bodies.posed import PosedMesh, posed_meshes
 from ..models.render.iuv import anny_charts, iuv_from_raster, smpl_charts
 from ..models.render.raster import Raster, rasterize
 from ..schemas.densepose import DenseposeRecord
 from .densepose import SPEC as DENSEPOSE_SPEC
 from .registry import register_backend
 
-RASTER_CHOICES = ("auto", "embree", "torch")
+RASTER_CHOICES = ("auto", "binned", "embree", "torch")
 
 
 def raster_backend(choice: str, device: str) -> str:
-    """The rasteriser a ``raster`` param selects: ``auto`` is ``torch`` on CUDA, ``embree`` elsewhere."""
+    """The rasteriser a ``raster`` param selects: ``auto`` is ``torch`` on CUDA, ``binned`` elsewhere."""
     if choice not in RASTER_CHOICES:
         raise ValueError(f"raster must be one of {RASTER_CHOICES}, got {choice!r}")
     if choice == "auto":
-        return "torch" if str(device).startswith("cuda") else "embree"
+        return "torch" if str(device).startswith("cuda") else "binned"
     return choice
 
 
-def render(mesh: PosedMesh, faces: np.ndarray, raster: str = "embree", device: str = "cpu") -> Raster:
+def render(mesh: PosedMesh, faces: np.ndarray, raster: str = "binned", device: str = "cpu") -> Raster:
     """Rasterise ``mesh.vertices`` with ``faces`` (F, 3) for ``mesh.camera`` on its pixel grid."""
     return rasterize(mesh.vertices, faces, mesh.camera, backend=raster, device=device)
 
 
-def render_iuv(mesh: PosedMesh, raster: str = "embree", device: str = "cpu") -> np.ndarray:
+def render_iuv(mesh: PosedMesh, raster: str = "binned", device: str = "cpu") -> np.ndarray:
     """DensePose IUV uint8 (H, W, 3) of a posed anny or SMPL body on its camera's pixel grid."""
     if mesh.model == "anny":
         charts = anny_charts()
@@ -84,8 +86,8 @@ def body_input_sha256(ctx: Context, image_ids: Sequence[str]) -> str:
 class RenderDensePose(Backend):
     spec = DENSEPOSE_SPEC
     name = "render"
-    version = "1"
-    requirements = Requirements(packages=("torch", "anny", "embreex"))
+    version = "2"
+    requirements = Requirements(packages=("torch", "anny", "numba"))
     default_params = {"raster": "auto"}
     requires = ("body",)
     doc = "IUV rendered from the fitted body (anny charts for anny, DensePose's SMPL charts for SMPL)."
@@ -96,11 +98,20 @@ class RenderDensePose(Backend):
     def input_sha256(self, item_id: str, ctx: Context) -> str:
         return body_input_sha256(ctx, [item_id])
 
-    def annotate_one(self, item: ImageItem, ctx: Context) -> DenseposeRecord:
-        body = ctx.annotation("body", item.image_id)
-        h, w = item.image.shape[:2]
-        iuv = render_iuv(posed_mesh(body, w, h), self.raster, self.device)
-        mask = iuv[..., 0] > 0
-        if not mask.any():
-            raise AnnotationFailure("empty_render", f"the {body.model} body of {item.image_id} covers no pixel of the image")
-        return DenseposeRecord(iuv=iuv, bbox=mask_box_edges(mask), score=1.0, num_people=1)
+    def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[DenseposeRecord | AnnotationFailure]:
+        bodies: dict[int, object] = {}
+        out: list[DenseposeRecord | AnnotationFailure | None] = [None] * len(items)
+        for k, item in enumerate(items):
+            try:
+                bodies[k] = ctx.annotation("body", item.image_id)
+            except AnnotationFailure as f:
+                out[k] = f
+        sizes = [(items[k].image.shape[1], items[k].image.shape[0]) for k in bodies]
+        for (k, body), mesh in zip(bodies.items(), posed_meshes(list(bodies.values()), sizes)):
+            iuv = render_iuv(mesh, self.raster, self.device)
+            mask = iuv[..., 0] > 0
+            if not mask.any():
+                out[k] = AnnotationFailure("empty_render", f"the {body.model} body of {items[k].image_id} covers no pixel of the image")
+            else:
+                out[k] = DenseposeRecord(iuv=iuv, bbox=mask_box_edges(mask), score=1.0, num_people=1)
+        return out

@@ -1,7 +1,7 @@
 """``smpl_flow`` backend ``render`` (the default): flow and visibility between a pair's fitted bodies.
 
 For a pair (source person image, target person image) both ``body`` rows are posed
-(:func:`vtonpipe.models.bodies.posed_mesh`) and rasterised on their own images' pixel grids; each
+(:func:`vtonpipe.models.bodies.posed.posed_meshes`) and rasterised on their own images' pixel grids; each
 target body pixel's surface point (face + barycentrics) is placed on the source body and
 projected into the source image (:func:`vtonpipe.models.render.flow.body_flow`). ``flow`` is on the
 target grid and points to the source, ``visibility`` has DIAF's three states (0 visible in the
@@ -13,8 +13,14 @@ gets 3D-GCL's global-correspondence ground truth ``o_gt`` (1/8 resolution) from 
 ``vtonpipe.models.render.flow.correspondence_ground_truth(row["flow"], row["visibility"], stride=8)``.
 
 Params: ``raster`` as in :mod:`vtonpipe.annotators.densepose_render` (``auto``: ``torch`` on CUDA,
-``embree`` otherwise) rasterises the target; visibility is exact whatever the rasteriser: the
-source camera's ray to each surface point is cast against the source body (Embree, CPU).
+``binned`` otherwise) rasterises the target; visibility is exact whatever the rasteriser: the
+source camera's ray to each surface point is cast against the source body
+(:class:`~vtonpipe.models.render.binned.BinnedMesh`, CPU).
+
+Per-image reuse: a batch poses each of its images' bodies once (anny bodies in one batched
+forward) and bins each body once for its camera, which serves both as the target raster and as the
+source occluder of every pair of the batch the image is in (MPV and DeepFashion list a person in
+many pairs).
 
 The row key covers both images and both ``body`` rows
 (:func:`~vtonpipe.annotators.densepose_render.body_input_sha256`).
@@ -25,11 +31,17 @@ Speed and accuracy against the noise in the body parameters: docs/MEASUREMENTS.m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import torch
 
 from ..core import AnnotationFailure, Backend, Context, PairItem, Requirements
-from ..models.bodies.posed import SMPL_GENDERS, PosedMesh, posed_mesh
+from ..models.bodies.posed import SMPL_GENDERS, PosedMesh, posed_meshes
+from ..models.render.binned import BinnedMesh
 from ..models.render.flow import BACKGROUND, VISIBLE, body_flow
+from ..models.render.raster import Raster
 from ..schemas.smpl_flow import SmplFlowRecord
 from .densepose_render import body_input_sha256, raster_backend, render
 from .registry import register_backend
@@ -41,7 +53,7 @@ def model_family(model: str) -> str:
     return "smpl" if model in SMPL_GENDERS else model
 
 
-def pair_flow(source: PosedMesh, target: PosedMesh, raster: str = "embree", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def pair_flow(source: PosedMesh, target: PosedMesh, raster: str = "binned", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Flow float32 (H, W, 2) and visibility uint8 (H, W) on the target's pixel grid (``target.camera``)
     from the target body to the source body (same model), seen through their own cameras."""
     if source.model != target.model or source.faces.shape != target.faces.shape:
@@ -53,8 +65,8 @@ def pair_flow(source: PosedMesh, target: PosedMesh, raster: str = "embree", devi
 class RenderSmplFlow(Backend):
     spec = SMPL_FLOW_SPEC
     name = "render"
-    version = "2"
-    requirements = Requirements(packages=("torch", "anny", "embreex"))
+    version = "3"
+    requirements = Requirements(packages=("torch", "anny", "numba"))
     default_params = {"raster": "auto"}
     requires = ("body",)
     doc = "Target -> source flow and 3-state visibility between the pair's two fitted bodies."
@@ -66,15 +78,53 @@ class RenderSmplFlow(Backend):
         pair = ctx.pair(item_id)
         return body_input_sha256(ctx, [pair["source_image_id"], pair["target_image_id"]])
 
-    def annotate_one(self, item: PairItem, ctx: Context) -> SmplFlowRecord:
-        ids = (item.source_image_id, item.target_image_id)
-        bodies = [ctx.annotation("body", i) for i in ids]
-        models = [b.model for b in bodies]
-        if len({model_family(m) for m in models}) != 1:
-            raise AnnotationFailure("model_mismatch", f"source body is {models[0]}, target body {models[1]}")
-        source, target = (posed_mesh(b, ctx.images[i]["width"], ctx.images[i]["height"]) for b, i in zip(bodies, ids))
-        flow, visibility = pair_flow(source, target, self.raster, self.device)
-        body_pixels = int((visibility != BACKGROUND).sum())
-        if body_pixels == 0:
-            raise AnnotationFailure("empty_render", f"the target body of {item.pair_id} covers no pixel of its image")
-        return SmplFlowRecord(flow=flow, visibility=visibility, visible_fraction=float((visibility == VISIBLE).sum() / body_pixels))
+    def annotate(self, items: Sequence[PairItem], ctx: Context) -> list[SmplFlowRecord | AnnotationFailure]:
+        """Every image of the batch is posed once (one batched forward for anny bodies) and cast
+        against once (:class:`BinnedMesh` for its camera), however many of the pairs it is in."""
+        ids = list(dict.fromkeys(i for item in items for i in (item.source_image_id, item.target_image_id)))
+        bodies: dict[str, object] = {}
+        missing: dict[str, AnnotationFailure] = {}
+        for i in ids:
+            try:
+                bodies[i] = ctx.annotation("body", i)
+            except AnnotationFailure as f:
+                missing[i] = f
+        results: list[SmplFlowRecord | AnnotationFailure | None] = [None] * len(items)
+        for k, item in enumerate(items):
+            s, t = item.source_image_id, item.target_image_id
+            if s in missing or t in missing:
+                results[k] = missing.get(s) or missing[t]
+            elif model_family(bodies[s].model) != model_family(bodies[t].model):
+                results[k] = AnnotationFailure("model_mismatch", f"source body is {bodies[s].model}, target body {bodies[t].model}")
+        needed = list(dict.fromkeys(i for k, item in enumerate(items) if results[k] is None for i in (item.source_image_id, item.target_image_id)))
+        sizes = [(ctx.images[i]["width"], ctx.images[i]["height"]) for i in needed]
+        meshes = dict(zip(needed, posed_meshes([bodies[i] for i in needed], sizes)))
+        todo = [k for k in range(len(items)) if results[k] is None]
+        sources = {items[k].source_image_id for k in todo}
+        targets = {items[k].target_image_id for k in todo}
+
+        def prepare(i: str) -> tuple[BinnedMesh, Raster | None]:
+            mesh = meshes[i]
+            scene = BinnedMesh(mesh.vertices, mesh.faces, mesh.camera)
+            if i in sources:
+                scene.bin()
+            if i not in targets:
+                return scene, None
+            return scene, scene.rasterize() if self.raster == "binned" else render(mesh, mesh.faces, self.raster, self.device)
+
+        def flow(k: int) -> SmplFlowRecord | AnnotationFailure:
+            item = items[k]
+            source, target = meshes[item.source_image_id], meshes[item.target_image_id]
+            raster, scene = prepared[item.target_image_id][1], prepared[item.source_image_id][0]
+            flow, visibility = body_flow(raster, target.faces, source.vertices, source.camera, occluders=scene)
+            body_pixels = int((visibility != BACKGROUND).sum())
+            if body_pixels == 0:
+                return AnnotationFailure("empty_render", f"the target body of {item.pair_id} covers no pixel of its image")
+            return SmplFlowRecord(flow=flow, visibility=visibility, visible_fraction=float((visibility == VISIBLE).sum() / body_pixels))
+
+        # the compiled ray casting releases the GIL: images, then pairs, on the worker's threads
+        with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+            prepared = dict(zip(needed, pool.map(prepare, needed)))
+            for k, record in zip(todo, pool.map(flow, todo)):
+                results[k] = record
+        return results

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,12 +55,36 @@ def smpl_body_of(model: str, num_betas: int) -> SMPLBody:
     return _smpl(str(SMPL_MODEL_FILES[SMPL_GENDERS[model]].require()), num_betas)
 
 
+def _camera(body: Any, width: int, height: int) -> PinholeCamera:
+    fx, fy, cx, cy = (float(v) for v in body.camera)
+    return PinholeCamera(fx, fy, cx, cy, int(width), int(height))
+
+
+def posed_meshes(bodies: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> list[PosedMesh]:
+    """:func:`posed_mesh` of each body row in its ``(width, height)`` image, the anny rows posed
+    in one batched forward (equal to posing them one by one up to float rounding)."""
+    if len(bodies) != len(sizes):
+        raise ValueError(f"{len(bodies)} bodies for {len(sizes)} image sizes")
+    out: list[PosedMesh | None] = [None] * len(bodies)
+    anny_rows = [i for i, b in enumerate(bodies) if b.model == "anny"]
+    if anny_rows:
+        anny = _anny()
+        stack = lambda field: torch.as_tensor(np.stack([np.asarray(getattr(bodies[i], field)) for i in anny_rows]))  # noqa: E731
+        with torch.no_grad():
+            vertices = anny(stack("pose"), stack("shape"), stack("rotation"), stack("translation")).cpu().numpy()
+        for k, i in enumerate(anny_rows):
+            out[i] = PosedMesh(vertices[k].astype(np.float32), anny.faces, _camera(bodies[i], *sizes[i]), "anny")
+    for i, body in enumerate(bodies):
+        if out[i] is None:
+            out[i] = posed_mesh(body, *sizes[i])
+    return out
+
+
 def posed_mesh(body: Any, width: int, height: int) -> PosedMesh:
     """The mesh of a body record (a :class:`~vtonpipe.schemas.body.BodyRecord`, or anything with
     its ``model``, ``pose``, ``shape``, ``rotation``, ``translation``, ``camera``) in a
     ``width x height`` image."""
-    fx, fy, cx, cy = (float(v) for v in body.camera)
-    camera = PinholeCamera(fx, fy, cx, cy, int(width), int(height))
+    camera = _camera(body, width, height)
     if body.model == "anny":
         anny = _anny()
         with torch.no_grad():

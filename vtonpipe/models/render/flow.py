@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..bodies.camera import PinholeCamera
-from .raster import EmbreeMesh, Raster
+from .binned import BinnedMesh
+from .raster import Raster
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
 
@@ -23,7 +24,7 @@ def body_flow(
     source_vertices: np.ndarray,
     source_camera: PinholeCamera,
     *,
-    occluders: EmbreeMesh | None = None,
+    occluders: BinnedMesh | None = None,
     depth_tolerance: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flow (H, W, 2) float32 and visibility (H, W) uint8 from the target image to the source.
@@ -32,8 +33,8 @@ def body_flow(
     source body's vertices in the source camera frame (same topology ``faces`` (F, 3)). A target
     pixel's surface point is *visible* in the source when it projects inside the source image and
     the source camera's ray to it meets no surface more than ``depth_tolerance`` metres before it
-    (exact ray casting against ``occluders``, an :class:`EmbreeMesh` in the source camera frame;
-    default: the source body itself); otherwise it is *hidden* (self-occluded or outside). Background
+    (exact ray casting against ``occluders``, a :class:`BinnedMesh` for the source camera; default:
+    the source body itself); otherwise it is *hidden* (self-occluded or outside). Background
     pixels get visibility 2 and zero flow.
     """
     h, w = target.face_id.shape
@@ -51,10 +52,12 @@ def body_flow(
     inside = (z > 0) & (xs >= -0.5) & (xs < source_camera.width - 0.5) & (ys >= -0.5) & (ys < source_camera.height - 0.5)
     visible = np.zeros(len(f), bool)
     if inside.any():
-        occluders = occluders or EmbreeMesh(source_vertices, faces)
-        distance = np.linalg.norm(points[inside], axis=1)
-        first = occluders.first_hit(np.zeros((len(distance), 3)), points[inside] / distance[:, None])
-        visible[inside] = first >= distance - depth_tolerance
+        occluders = occluders or BinnedMesh(source_vertices, faces, source_camera)
+        x, y = xs[inside], ys[inside]
+        first_z = occluders.cast(x, y)[2].astype(np.float64)
+        # along the ray through (x, y) a point at depth Z lies Z * |d| away, d = ((x - cx)/fx, (y - cy)/fy, 1)
+        ray_length = np.sqrt(((x - source_camera.cx) / source_camera.fx) ** 2 + ((y - source_camera.cy) / source_camera.fy) ** 2 + 1.0)
+        visible[inside] = (z[inside] - first_z) * ray_length <= depth_tolerance
 
     visibility = np.full((h, w), BACKGROUND, np.uint8)
     visibility[hit] = np.where(visible, VISIBLE, HIDDEN)

@@ -33,7 +33,7 @@ import torch
 
 from ..bodies.camera import PinholeCamera, RigidTransform
 
-Backend = Literal["embree", "torch"]
+Backend = Literal["embree", "binned", "torch"]
 _NO_HIT = torch.iinfo(torch.int64).max
 
 
@@ -78,12 +78,16 @@ def rasterize(
     """
     if backend == "embree":
         return EmbreeMesh(_numpy(vertices_cam), _numpy(faces)).rasterize(camera)
+    if backend == "binned":
+        from .binned import BinnedMesh
+
+        return BinnedMesh(_numpy(vertices_cam), _numpy(faces), camera).rasterize()
     if backend == "torch":
         face_id, bary, depth = rasterize_torch(
             torch.as_tensor(vertices_cam, device=device), torch.as_tensor(faces, device=device), camera
         )
         return Raster(face_id.cpu().numpy(), bary.cpu().numpy(), depth.cpu().numpy())
-    raise ValueError(f"unknown raster backend {backend!r}; known: 'embree', 'torch'")
+    raise ValueError(f"unknown raster backend {backend!r}; known: 'embree', 'binned', 'torch'")
 
 
 def _numpy(a) -> np.ndarray:
