@@ -60,6 +60,18 @@ def test_doctor_json_lists_backends():
     assert gm and gm[0]["usable"] and gm[0]["default"]
 
 
+def test_doctor_table_is_compact_unless_verbose(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path))  # an empty weights folder: every weight file missing
+    monkeypatch.setenv("COLUMNS", "300")
+    short = CliRunner().invoke(main, ["doctor"])
+    long = CliRunner().invoke(main, ["doctor", "--verbose"])
+    assert short.exit_code == 0 and long.exit_code == 0
+    assert "weights: model_final_162be9.pkl" in short.output and "put it at" not in short.output
+    assert "doctor --verbose" in short.output
+    assert f"put it at {tmp_path}" in long.output and "sha256" in long.output
+    assert len(short.output.splitlines()) < len(long.output.splitlines())
+
+
 def test_sample_ingest_annotate_pack_show(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(

@@ -513,10 +513,14 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def doctor(as_json: bool) -> None:
-    """Print which annotator backends are usable here and, for the rest, what to install or
-    which weight file to put where (with its checksum), then the same for the weight files of the
-    try-on trainers (VGG-19) and of `vtonpipe eval` (Inception, AlexNet, LPIPS). Writes nothing."""
+@click.option("--verbose", is_flag=True, help="The long hints: where to put each missing file, its source and checksum.")
+def doctor(as_json: bool, verbose: bool) -> None:
+    """Print which annotator backends are usable here and, for the rest, what is missing (a
+    compact table; --verbose: which package to install, which weight file to put where, its source
+    and checksum), then the same for the weight files of the try-on trainers (VGG-19) and of
+    `vtonpipe eval` (Inception, AlexNet, LPIPS). Writes nothing."""
+    import importlib.util
+
     from rich.console import Console
     from rich.table import Table
 
@@ -534,25 +538,31 @@ def doctor(as_json: bool) -> None:
     rows = []
     for name, spec in sorted(annotator_specs().items()):
         for bname, cls in backends_of(name).items():
-            problems = cls().problems()  # with the backend's default params
-            rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems})
+            backend = cls()  # with the backend's default params
+            packages = [p for p in backend.requirements.packages if importlib.util.find_spec(p) is None]
+            absent = [Path(w.relpath).name for w in backend.weight_files() if w.problem()]
+            short = ([f"pip install {' '.join(packages)}"] if packages else []) + ([f"weights: {', '.join(absent)}"] if absent else [])
+            problems = backend.problems()
+            rows.append({"annotator": name, "backend": bname, "default": bname == spec.default_backend, "usable": not problems, "problems": problems, "missing": short})
     if as_json:
         click.echo(json.dumps({"weights_dir": str(weights_dir()), "cache_dir": str(cache_dir()), "backends": rows, "training_weights": weights}, indent=2))
         return
+    console = Console()
     table = Table(title=f"vtonpipe backends (weights dir: {weights_dir()})")
     for col in ("annotator", "backend", "usable", "what is missing"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", "\n".join(r["problems"])
-        )
-    Console().print(table)
+        missing = "\n".join(r["problems"] if verbose else r["missing"])
+        table.add_row(r["annotator"], r["backend"] + (" (default)" if r["default"] else ""), "[green]yes" if r["usable"] else "[red]no", missing)
+    console.print(table)
     extras = Table(title="weight files of the try-on trainers and of vtonpipe eval (optional: without them a named stand-in is used, or the metric is not computed)")
-    for col in ("file", "used by", "present", "what is missing"):
+    for col in ("file", "used by", "present") + (("what is missing",) if verbose else ()):
         extras.add_column(col, overflow="fold")
     for w in weights:
-        extras.add_row(w["file"], w["used_by"], "[green]yes" if w["present"] else "[red]no", w["problem"] or "")
-    Console().print(extras)
+        extras.add_row(w["file"], w["used_by"], "[green]yes" if w["present"] else "[red]no", *((w["problem"] or "",) if verbose else ()))
+    console.print(extras)
+    if not verbose:
+        console.print("vtonpipe doctor --verbose: where to put each missing file, where to get it and its sha256")
 
 
 from .training.cli import evaluate, infer, train
