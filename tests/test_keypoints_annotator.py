@@ -152,7 +152,8 @@ def test_one_pose_model_per_worker(monkeypatch, tmp_path):
     img = grace()
     build = make_build(tmp_path, [(img, img[:, ::-1], garment_image(0))])
     res = run_stage(build, StageConfig("keypoints", batch_size=1), show_progress=False)
-    assert res.computed == 2 and len(built["pose"]) == len(built["people"]) == 1
+    # Pose at the default and at the retry confidence, the people counter: each built once
+    assert res.computed == 2 and len(built["pose"]) == 2 and len(built["people"]) == 1
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,53 @@ def test_keypoints_drawing(build, stage):
     expected = 0.4 * img[y, x] + 0.6 * np.array(OPENPOSE_COLOURS[0])
     np.testing.assert_allclose(out[y, x], expected, atol=3)
     assert (out[:, :20] == img[:, :20]).all()  # nothing drawn far from the person's points
+
+
+class ScriptedPose:
+    """A stand-in for MediaPipe Pose that finds a person only where ``finds(confidence, image)``
+    says so: landmarks on a diagonal of that image, visibility 1."""
+
+    def __init__(self, finds, calls):
+        self.finds, self.calls = finds, calls
+
+    def __call__(self, confidence):
+        def landmarker(image):
+            self.calls.append((confidence, image.shape[:2]))
+            if not self.finds(confidence, image):
+                return None
+            h, w = image.shape[:2]
+            t = np.linspace(0.3, 0.7, 33)
+            return mediapipe_models.PoseResult(np.stack([t * w, t * h, np.zeros(33), np.ones(33)], 1).astype(np.float32), None)
+
+        return landmarker
+
+
+@pytest.mark.parametrize(
+    ("case", "size", "finds", "expected"),
+    [
+        ("low confidence", (256, 192), lambda c, im: c < 0.5, "whole"),
+        ("one tile of a wide photo", (256, 768), lambda c, im: c < 0.5 and im.shape[1] == 256 and im[0, 0, 0] == 200, "tile"),
+        ("framed", (256, 192), lambda c, im: c < 0.5 and im.shape[0] > 256, "framed"),
+        ("nowhere", (256, 192), lambda c, im: False, None),
+    ],
+)
+def test_mediapipe_retries_before_no_person(case, size, finds, expected):
+    calls = []
+    backend = MediaPipeKeypoints()
+    scripted = ScriptedPose(finds, calls)
+    backend._pose, backend._retry = scripted(0.5), scripted(0.2)
+    h, w = size
+    image = np.full((h, w, 3), 90, np.uint8)
+    image[:, 256:512] = 200  # the tile the person is in (wide case)
+    res = backend.detect(image)
+    if expected is None:
+        assert res is None and [c for c, _ in calls] == [0.5, 0.2, 0.2]  # default, retry, framed (no tiles)
+        return
+    lm = res.landmarks
+    if expected == "whole":
+        np.testing.assert_allclose(lm[0, :2], [0.3 * w, 0.3 * h], rtol=1e-6)
+    elif expected == "tile":  # the tile x in [256, 512), mapped back into the image frame
+        np.testing.assert_allclose(lm[[0, -1], 0], [256 + 0.3 * 256, 256 + 0.7 * 256], rtol=1e-6)
+    else:  # framed by a border of 64 px: back in the image frame
+        pad = max(h, w) // 4
+        np.testing.assert_allclose(lm[0, :2], [0.3 * (w + 2 * pad) - pad, 0.3 * (h + 2 * pad) - pad], rtol=1e-6)

@@ -2,7 +2,9 @@
 
 Backends:
 
-- ``mediapipe`` (default, offline): MediaPipe Pose (one person), its 33 landmarks mapped to
+- ``mediapipe`` (default, offline): MediaPipe Pose (one person; when it finds no one, retried at
+  ``retry_detection_confidence`` 0.2, on the tiles of a wide photo and on the photo framed by a
+  border, :meth:`MediaPipeKeypoints.detect`), its 33 landmarks mapped to
   COCO-18 (:func:`~vtonpipe.converters.keypoints.mp33_to_coco18`); confidence is MediaPipe's
   visibility. Points with visibility below ``min_visibility`` (default 0.5, the threshold
   MediaPipe's own drawing uses) or outside the image are reported undetected (0, 0, 0); the raw
@@ -45,12 +47,14 @@ from ..core import (
     Requirements,
     WeightFile,
 )
-from ..models.nets.mediapipe import PeopleCounter, PoseLandmarker
+from ..models.classical.people import square_tiles
+from ..models.nets.mediapipe import PeopleCounter, PoseLandmarker, PoseResult
 from ..models.nets.openpose import (
     CaffePoseNet,
     PoseNet,
     TorchPoseNet,
     decode_people,
+    main_person_score,
     pose_maps,
     rank_people,
 )
@@ -107,19 +111,55 @@ def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | 
 class MediaPipeKeypoints(Backend):
     spec = SPEC
     name = "mediapipe"
-    version = "2"
+    version = "3"
     requirements = Requirements(packages=("mediapipe",))
-    default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5}
+    default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5, "retry_detection_confidence": 0.2}
     doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence; people counted from faces and silhouettes."
 
     def setup(self) -> None:
         self._pose = PoseLandmarker(min_detection_confidence=self.params["min_detection_confidence"])
+        retry = self.params["retry_detection_confidence"]
+        self._retry = PoseLandmarker(min_detection_confidence=retry) if retry is not None else None
         self._people = PeopleCounter(min_detection_confidence=self.params["min_detection_confidence"])
 
+    def detect(self, image: np.ndarray) -> PoseResult | None:
+        """MediaPipe Pose at ``min_detection_confidence``; when it finds no one, again at
+        ``retry_detection_confidence`` on the whole image, then on each square tile of a wide or
+        tall photo (:func:`~vtonpipe.models.classical.people.square_tiles`: a person among several,
+        or off-centre), keeping the tile's pose that is most the photo's subject
+        (:func:`~vtonpipe.models.nets.openpose.main_person_score`), then on the image framed by a
+        border of a quarter of its longer side (a half-body or tightly cropped person). Landmarks in
+        the image's pixel frame; None when every attempt finds no one."""
+        res = self._pose(image)
+        if res is not None or self._retry is None:
+            return res
+        res = self._retry(image)
+        if res is not None:
+            return res
+        h, w = image.shape[:2]
+        tiles = square_tiles(h, w)
+        best, best_score = None, 0.0
+        for y0, x0, th, tw in tiles if len(tiles) > 1 else ():
+            found = self._retry(np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw]))
+            if found is None:
+                continue
+            found.landmarks[:, :2] += (x0, y0)
+            score = main_person_score(clear_outside(mp33_to_coco18(found.landmarks[:, [0, 1, 3]], self.params["min_visibility"]), (h, w)), (h, w))
+            if score > best_score:
+                best, best_score = found, score
+        if best is not None:
+            return best
+        pad = max(h, w) // 4
+        framed = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=int(np.median(image)))
+        found = self._retry(framed)
+        if found is not None:
+            found.landmarks[:, :2] -= pad
+        return found
+
     def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
-        res = self._pose(item.image)
+        res = self.detect(item.image)
         if res is None:
-            raise AnnotationFailure("no_person", "MediaPipe Pose found no person")
+            raise AnnotationFailure("no_person", "MediaPipe Pose found no person (also not at the retry confidence, on tiles or framed)")
         kp = mp33_to_coco18(res.landmarks[:, [0, 1, 3]], self.params["min_visibility"])
         kp = clear_outside(kp, item.image.shape[:2])
         found = kp[:, 2] > 0
