@@ -37,8 +37,8 @@ from scipy.spatial.transform import Rotation
 
 from vtonpipe.annotators.densepose_render import render_iuv
 from vtonpipe.annotators.smpl_flow_render import RenderSmplFlow, pair_flow
-from vtonpipe.core import PairItem
 from vtonpipe.bench.metrics import FlowAccuracy, IUVAccuracy
+from vtonpipe.core import PairItem
 from vtonpipe.models.bodies.anny import AnnyBody
 from vtonpipe.models.bodies.camera import frame_body
 from vtonpipe.models.bodies.posed import PosedMesh, posed_mesh
@@ -189,9 +189,13 @@ def speed(args: argparse.Namespace) -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     print(f"smpl_flow pairs/s, best of {args.repeats} rounds; batches of {args.batch} pairs; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads; torch raster on {args.device}")  # fmt: skip
-    print("before: per pair, two posed_mesh and two Embree scenes (backend version 2); now: the backend's batch "
-          "(each image posed and binned once per batch, anny posing batched)")
-    print(f"{'size (HxW)':>11} {'structure':>28} {'pairs':>5} {'before':>8} {'now':>8} {'now/before':>10} {'torch raster':>12} {'vis equal':>9} {'flow equal':>11}")
+    print(
+        "before: per pair, two posed_mesh and two Embree scenes (backend version 2); now: the backend's batch "
+        "(each image posed and binned once per batch, anny posing batched)"
+    )
+    print(
+        f"{'size (HxW)':>11} {'structure':>28} {'pairs':>5} {'before':>8} {'now':>8} {'now/before':>10} {'torch raster':>12} {'vis equal':>9} {'flow equal':>11}"
+    )
     for size in SIZES:
         for people, poses, label in ((args.pairs, 2, "sample: 1 pair per person"), (max(1, args.pairs // 12), 4, "4 poses, all 12 pairs each")):
             rows, pairs = pair_structure(body, people, poses, size)
@@ -218,7 +222,9 @@ def speed(args: argparse.Namespace) -> None:
             equal = np.mean([(o[1] == n.visibility).mean() for o, n in zip(old, new)])
             same = [(o[1] == n.visibility) & (o[1] != BACKGROUND) for o, n in zip(old, new)]
             close = np.concatenate([np.linalg.norm(o[0][m] - n.flow[m], axis=1) <= 0.01 for o, n, m in zip(old, new, same)]).mean()
-            print(f"{size[0]:>5}x{size[1]:<5} {label:>28} {len(pairs):5d} {before:8.1f} {now:8.1f} {now / before:9.2f}x {with_torch:12.1f} {equal:9.5f} {close:11.5f}")
+            print(
+                f"{size[0]:>5}x{size[1]:<5} {label:>28} {len(pairs):5d} {before:8.1f} {now:8.1f} {now / before:9.2f}x {with_torch:12.1f} {equal:9.5f} {close:11.5f}"
+            )
 
 
 NOISE = (

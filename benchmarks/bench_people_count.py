@@ -7,7 +7,9 @@ and composed with the next ones (person images i, i + 7, i + 14, ... of the sort
 side, 1 to 4 people per image; then two people overlapping: the second pasted over the first
 (its ground-truth person mask) at 0.7, 0.5 and 0.35 of a width to the right, so that the
 silhouettes touch or merge. Prints, per set, how many rows got each count (or failed: Pose finds
-no person on some of the widest images), and how often and how fast the counter alone is right.
+no person on some of the widest images), how often and how fast the counter alone is right, and
+how many images fail ``no_person`` against how many Pose misses without the backend's retries
+(lower confidence, tiles, a border; :meth:`MediaPipeKeypoints.detect`).
 
     python benchmarks/bench_people_count.py [--people 24] [--seed 0]
 """
@@ -61,18 +63,22 @@ def main() -> None:
         masks = [read_truth(image_truth_path(root, p.relative_to(root).as_posix()))["person_mask"].astype(bool) for p in paths]
     backend = MediaPipeKeypoints()
     backend.ensure_setup()
+    no_retry = MediaPipeKeypoints({"retry_detection_confidence": None})  # Pose once at the default confidence
+    no_retry.ensure_setup()
     counter = PeopleCounter()
     print(f"keypoints/mediapipe num_people on vtonpipe sample --people {args.people} --seed {args.seed} ({len(images)} person images)")
     for k in (1, 2, 3, 4):
         composed = [side_by_side(images, i, k) for i in range(len(images))]
         rows = backend.annotate([ImageItem(str(i), "0" * 64, "person", c) for i, c in enumerate(composed)], ctx=None)
         counts = [getattr(r, "reason", None) or r["num_people"] for r in rows]
+        missed = sum(no_retry.detect(c) is None for c in composed)
         t0 = time.perf_counter()
         alone = [counter(c) for c in composed]
         per_image = (time.perf_counter() - t0) / len(composed)
         print(
             f"  {k} side by side ({composed[0].shape[0]}x{composed[0].shape[1]}): right {counts.count(k)}/{len(counts)} | counts {histogram(counts)} | "
-            f"counter alone right {alone.count(k)}/{len(alone)}, {per_image * 1000:.0f} ms/image"
+            f"counter alone right {alone.count(k)}/{len(alone)}, {per_image * 1000:.0f} ms/image | "
+            f"no_person {counts.count('no_person')} (Pose without the retries: {missed})"
         )
     for shift in (0.7, 0.5, 0.35):
         rows = backend.annotate([ImageItem(str(i), "0" * 64, "person", overlapping(images, masks, i, shift)) for i in range(len(images))], ctx=None)

@@ -56,7 +56,7 @@ class ModelClock:
         self.seconds: dict[str, float] = {}
         self._run = Backend.run
 
-    def __enter__(self) -> "ModelClock":
+    def __enter__(self) -> ModelClock:
         clock, run = self, self._run
 
         def timed(backend, items, ctx):
@@ -205,7 +205,7 @@ def ingest_pack(args: argparse.Namespace) -> None:
         manifest = json.loads((work / "data" / "proc" / "packed" / "manifest.json").read_text())
         images = 3 * (size // 3)
         rows.append((images, ingest_s, ingest_mib, pack_s, pack_mib, manifest))
-    print(f"\ningest + pack of procedural MPV folders (256 x 192 JPEGs), each command a fresh process")
+    print("\ningest + pack of procedural MPV folders (256 x 192 JPEGs), each command a fresh process")
     print(f"{'images':>7} {'ingest ms/img':>13} {'ingest MiB':>10} {'pack ms/img':>11} {'pack MiB':>8} {'vs smallest (ingest, pack)':>27}")
     base = rows[0]
     for images, ingest_s, ingest_mib, pack_s, pack_mib, _ in rows:

@@ -448,8 +448,8 @@ def dag() -> None:
 def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
     of the code it runs, params = its params.yaml sections."""
-    from .io import write_bytes_atomic
     from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
+    from .io import write_bytes_atomic
     from .training.dag import render_dag
 
     write_bytes_atomic(out, render_dag(_params(ctx), Path.cwd(), dataset).encode())
@@ -526,7 +526,6 @@ def doctor(as_json: bool, verbose: bool) -> None:
 
     from .annotators import annotator_specs, backends_of
     from .config import cache_dir, weights_dir
-
     from .models.tryon.perceptual import vgg19_weight_file
     from .training.distribution import WEIGHT_FILES
 

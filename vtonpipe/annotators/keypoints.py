@@ -33,7 +33,8 @@ all of them, the main first, and ``num_people`` is their number. No person ->
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -10,9 +10,9 @@ mapped by ``x -> R(rotation) x + translation``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,9 +69,9 @@ def posed_meshes(bodies: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> lis
     anny_rows = [i for i, b in enumerate(bodies) if b.model == "anny"]
     if anny_rows:
         anny = _anny()
-        stack = lambda field: torch.as_tensor(np.stack([np.asarray(getattr(bodies[i], field)) for i in anny_rows]))  # noqa: E731
+        fields = [torch.as_tensor(np.stack([np.asarray(getattr(bodies[i], f)) for i in anny_rows])) for f in ("pose", "shape", "rotation", "translation")]
         with torch.no_grad():
-            vertices = anny(stack("pose"), stack("shape"), stack("rotation"), stack("translation")).cpu().numpy()
+            vertices = anny(*fields).cpu().numpy()
         for k, i in enumerate(anny_rows):
             out[i] = PosedMesh(vertices[k].astype(np.float32), anny.faces, _camera(bodies[i], *sizes[i]), "anny")
     for i, body in enumerate(bodies):

@@ -220,7 +220,7 @@ class BinnedMesh:
         self.bin()
         return _cast(self._coef, *self._bins, xs, ys, c.width, c.height, self.cell)
 
-    def bin(self) -> "BinnedMesh":
+    def bin(self) -> BinnedMesh:
         """Bin the faces for :meth:`cast` now (else its first call does); returns self."""
         if self._bins is None:
             self._bins = _bin_faces(self._boxes, self._state, self.camera.width, self.camera.height, self.cell)
