@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vtonpipe.bench.accuracy import LIP_NAMES
+from vtonpipe.converters.labels import LIP_LABELS as LIP_NAMES
 from vtonpipe.bench.metrics import SegmentationIoU
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
 from vtonpipe.pipeline.config import StageConfig

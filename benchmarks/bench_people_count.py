@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtonpipe.annotators import ImageItem
+from vtonpipe.core import ImageItem
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
 from vtonpipe.io import read_image
