@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vtonpipe.converters.labels import LIP_LABELS as LIP_NAMES
+from vtonpipe.converters.labels import LIP_LABELS
 from vtonpipe.bench.metrics import SegmentationIoU
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
 from vtonpipe.pipeline.config import StageConfig
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
     parser.add_argument("--work", type=Path, help="keep the builds here (default: a temporary folder)")
     args = parser.parse_args()
-    sets = {name: SegmentationIoU(len(LIP_NAMES)) for name in ("colour", "grayscale", "grayscale, colour upstream")}
+    sets = {name: SegmentationIoU(len(LIP_LABELS)) for name in ("colour", "grayscale", "grayscale, colour upstream")}
     missing = dict.fromkeys(sets, 0)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seed:
@@ -104,10 +104,10 @@ def main() -> None:
             for name, folder in folders.items():
                 missing[name] += score(folder, sets[name])
     per_class = {name: iou.per_class_iou() for name, iou in sets.items()}
-    classes = [c for c in range(len(LIP_NAMES)) if np.isfinite(per_class["colour"][c])]
+    classes = [c for c in range(len(LIP_LABELS)) if np.isfinite(per_class["colour"][c])]
     seeds = " ".join(map(str, args.seed))
     print(f"parsing/geometric on vtonpipe sample --people {args.people} --seed {seeds} (256x192)")
-    print(f"{'set':28s} {'mIoU':>6s} {'pixacc':>6s} {'failed':>6s}  " + " ".join(f"{LIP_NAMES[c][:8]:>8s}" for c in classes))
+    print(f"{'set':28s} {'mIoU':>6s} {'pixacc':>6s} {'failed':>6s}  " + " ".join(f"{LIP_LABELS[c][:8]:>8s}" for c in classes))
     for name, iou in sets.items():
         metrics = iou.result()
         cells = " ".join(f"{per_class[name][c]:8.3f}" for c in classes)
