@@ -70,7 +70,7 @@ def main() -> None:
     for k in (1, 2, 3, 4):
         composed = [side_by_side(images, i, k) for i in range(len(images))]
         rows = backend.annotate([ImageItem(str(i), "0" * 64, "person", c) for i, c in enumerate(composed)], ctx=None)
-        counts = [getattr(r, "reason", None) or r["num_people"] for r in rows]
+        counts = [getattr(r, "reason", None) or r.num_people for r in rows]
         missed = sum(no_retry.detect(c) is None for c in composed)
         t0 = time.perf_counter()
         alone = [counter(c) for c in composed]
@@ -82,7 +82,7 @@ def main() -> None:
         )
     for shift in (0.7, 0.5, 0.35):
         rows = backend.annotate([ImageItem(str(i), "0" * 64, "person", overlapping(images, masks, i, shift)) for i in range(len(images))], ctx=None)
-        counts = [getattr(r, "reason", None) or r["num_people"] for r in rows]
+        counts = [getattr(r, "reason", None) or r.num_people for r in rows]
         print(f"  2 overlapping, {shift:.2f} widths apart: right {counts.count(2)}/{len(counts)} | counts {histogram(counts)}")
 
 

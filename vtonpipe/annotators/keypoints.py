@@ -14,8 +14,8 @@ Backends:
   detector and Selfie Segmentation on square tiles; a person counts by a face or a person-size
   silhouette, :mod:`vtonpipe.models.people`), at least 1. ``benchmarks/bench_people_count.py``:
   on the sample's 256 x 192 person photos composed side by side it counts 1, 2, 3 and 4 people
-  right on 48 of 48 images each (Pose itself finds no person on 7 of the 48 four-person 256 x 768
-  images: those fail ``no_person``); with two people overlapping (one pasted over the other, 0.7,
+  right on 48 of 48 images each (Pose once at confidence 0.5 finds no person on 7 of the 48
+  four-person 256 x 768 images; with the retries on none); with two people overlapping (one pasted over the other, 0.7,
   0.5, 0.35 of a width apart) it counts 2 on 41, 38, 32 of 48 (the silhouettes merge, and both
   faces must then be found). The count costs about 30-50 ms per image of up to 512 x 600 px.
 - ``openpose-caffe``: CMU's COCO model through OpenCV DNN (user brings the prototxt + caffemodel).
