@@ -3,6 +3,7 @@ silhouette term.
 
     python benchmarks/bench_body_fit.py [--bodies 32] [--noise 2] [--threads 1] [--sample DIR]
                                         [--silhouette 0,0.3,1,3] [--no-sequential]
+                                        [--fit patience=10,rel_tol=0.003]
 
 Synthetic problems (default): ``--bodies`` random anny bodies (random pose of the fitted bones,
 phenotype, up to 40 degrees of turn) photographed by the fitter's own camera at 256 x 192, their
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +133,7 @@ def synthetic(args: argparse.Namespace, model: AnnyFitModel, baseline: AnnyFitMo
     t_baseline, c_baseline = time.perf_counter() - start, time.process_time() - cpu
     report("baseline", model.body, old, params, truth.clean, masks, t_baseline, c_baseline)
     start, cpu = time.perf_counter(), time.process_time()
-    batched = fit_bodies(model, truth.keypoints, truth.sizes, config)
+    batched = fit_bodies(model, truth.keypoints, truth.sizes, replace(config, **args.fit))
     t_batched, c_batched = time.perf_counter() - start, time.process_time() - cpu
     report("batched", model.body, batched, params, truth.clean, masks, t_batched, c_batched)
     print(f"batched / baseline (all 104 bones posed) speed: {t_baseline / t_batched:.2f}x wall, {c_baseline / c_batched:.2f}x CPU")
@@ -208,6 +210,12 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=2.0, help="keypoint noise, px (Gaussian sigma)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--fit",
+        type=lambda s: {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=") for kv in s.split(","))},
+        default={},
+        help="FitConfig overrides of the batched row only (the baseline keeps the defaults), e.g. patience=10,rel_tol=0.003",
+    )
     parser.add_argument("--no-sequential", action="store_true", help="skip the one-image-at-a-time fits")
     parser.add_argument("--sample", help="a `vtonpipe sample` dataset to fit too")
     parser.add_argument("--silhouette", type=lambda s: [float(w) for w in s.split(",")], help="silhouette weights to compare, e.g. 0,0.3,1,3")

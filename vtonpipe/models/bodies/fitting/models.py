@@ -5,7 +5,9 @@ shape), their priors (per-bone weights, hinges) and a fast keypoint forward.
 regressor is linear in the skinned vertices and skinning is linear in the rest vertices per bone,
 so each keypoint is ``sum_j T_j m_kj`` over the bone transforms ``T_j`` with per-bone moments
 ``m_kj`` linear in anny's blend-shape coefficients, precomputed once (equal to the full forward to
-2e-5 m); the silhouette term's surface points (:func:`spread_vertices`) are skinned alone.
+2e-5 m); the silhouette term's surface points (:func:`spread_vertices`) are skinned alone. Each
+forward poses only the sub-tree of the skeleton that moves its outputs (:class:`_Skeleton`) and
+sums only the non-zero (keypoint, bone) moments.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class AnnyFitModel(FitModel):
         self._eye4[3, 3] = 1.0
         # surface points: rest positions and blend shapes of the subset, dense skinning weights (K, J)
         self.surface_index = spread_vertices(template, SURFACE_SPACING)
-        surface_skin = self.body.dense_skin_weights()[self.surface_index]
+        surface_skin = self.body.dense_skin_weights()[self.surface_index]  # (K, 104)
         # the skeletons each forward poses: the bones that move a keypoint (or a surface point) and their ancestors
         keypoint_bones = (np.abs(moments).sum((0, 2)) > 0) | (np.abs(moment_dirs).sum((0, 1, 3)) > 0) | full_skeleton
         self.keypoint_skeleton = _Skeleton(m, self.body.bone_parents, keypoint_bones)
@@ -197,7 +199,7 @@ class AnnyFitModel(FitModel):
             self._moment_dirs[sk] = torch.as_tensor(moment_dirs[:, k, sk.bones[j]].reshape(A, -1), **t)  # (A, P * 3)
         self._surface_rest = torch.as_tensor(template[self.surface_index], **t)
         self._surface_dirs = torch.as_tensor(blendshapes[:, self.surface_index], **t)
-        self._surface_skin = torch.as_tensor(surface_skin[:, self.surface_skeleton.bones], **t)
+        self._surface_skin = torch.as_tensor(surface_skin[:, self.surface_skeleton.bones], **t)  # (K, J')
 
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(free)
@@ -240,7 +242,8 @@ class AnnyFitModel(FitModel):
         sk = self.surface_skeleton
         coeffs, T = self._posed(pose, shape, sk)
         rest = self._surface_rest + torch.einsum("ba,akd->bkd", coeffs, self._surface_dirs)
-        blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)  # linear blend skinning of the subset
+        # linear blend skinning of the subset (dense weights: on CPU faster than gathering each point's 9 bones)
+        blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)
         return self._keypoints(coeffs, T, sk), (blend[..., :3] @ rest[..., None])[..., 0] + blend[..., 3]
 
 
