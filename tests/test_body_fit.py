@@ -77,6 +77,29 @@ def test_keypoints_without_the_mesh_match_the_full_forward(model):
         np.testing.assert_allclose(joints.numpy(), model.body.openpose18(model.body(pose, phenotype)).numpy(), atol=2e-5)
 
 
+def test_sub_skeletons_pose_like_the_full_skeleton(model):
+    full = AnnyFitModel(model.body, full_skeleton=True)
+    assert len(full.keypoint_skeleton.bones) == 104
+    # closed under parents, the root first, the fitted bones in; the keypoints move fewer bones than the surface
+    for sk in (model.keypoint_skeleton, model.surface_skeleton):
+        bones = set(sk.bones.tolist())
+        assert sk.bones[0] == 0 and all(model.body.bone_parents[b] in bones for b in sk.bones[1:])
+        assert set(model.fit_bones) <= bones
+    assert len(model.keypoint_skeleton.bones) < len(model.surface_skeleton.bones) < 104
+    g = torch.Generator().manual_seed(4)
+    pose, phenotype = 0.4 * torch.randn(2, 104, 3, generator=g), torch.rand(2, 6, generator=g)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.keypoints(pose, phenotype).numpy(), full.keypoints(pose, phenotype).numpy(), atol=1e-6)
+        for ours, reference in zip(model.keypoints_and_surface(pose, phenotype), full.keypoints_and_surface(pose, phenotype)):
+            np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-6)
+    # a bone outside the keypoint skeleton (a finger tip) moves no keypoint
+    outside = sorted(set(range(104)) - set(model.keypoint_skeleton.bones.tolist()))
+    bent = pose.clone()
+    bent[:, outside] += 0.5
+    with torch.no_grad():
+        np.testing.assert_allclose(full.keypoints(bent, phenotype).numpy(), full.keypoints(pose, phenotype).numpy(), atol=1e-6)
+
+
 def test_surface_points_match_the_full_forward(model):
     g = torch.Generator().manual_seed(1)
     pose, phenotype = 0.3 * torch.randn(2, 104, 3, generator=g), torch.rand(2, 6, generator=g)

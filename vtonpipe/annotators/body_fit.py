@@ -27,8 +27,9 @@ of a configuration is fitted the same way).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ class _FitBackend(Backend):
 @register_backend
 class AnnyFit(_FitBackend):
     name = "anny-fit"
-    version = "1"
+    version = "2"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding)
     requirements = Requirements(packages=("torch", "anny"))
     default_params = asdict(FitConfig())
     doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing; optional silhouette term)."

@@ -5,7 +5,9 @@ shape), their priors (per-bone weights, hinges) and a fast keypoint forward.
 regressor is linear in the skinned vertices and skinning is linear in the rest vertices per bone,
 so each keypoint is ``sum_j T_j m_kj`` over the bone transforms ``T_j`` with per-bone moments
 ``m_kj`` linear in anny's blend-shape coefficients, precomputed once (equal to the full forward to
-2e-5 m); the silhouette term's surface points (:func:`spread_vertices`) are skinned alone.
+2e-5 m); the silhouette term's surface points (:func:`spread_vertices`) are skinned alone. Each
+forward poses only the sub-tree of the skeleton that moves its outputs (:class:`_Skeleton`) and
+sums only the non-zero (keypoint, bone) moments.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -20,6 +23,9 @@ import torch
 
 from ..anny import OPENPOSE18_FROM_COCO, PHENOTYPE_LABELS, AnnyBody, rotvec_to_rotmat
 from ..smpl import JOINT_NAMES, NUM_JOINTS, SMPLBody
+
+if TYPE_CHECKING:
+    import anny
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,31 @@ def spread_vertices(vertices: np.ndarray, spacing: float) -> np.ndarray:
     return np.sort(first)
 
 
+class _Skeleton:
+    """A sub-tree of anny's skeleton: ``bones`` (J',) sorted indices (closed under parents, the root
+    first), its kinematic chain (anny's ``get_kinematic_chain`` of the remapped parents) and the
+    bones' rest data (template heads and orientations, their blend shapes, reference orientations)."""
+
+    def __init__(self, model: anny.Anny, parents: tuple[int, ...], moving: np.ndarray):
+        from anny.utils import kinematics
+
+        keep = set()
+        for j in np.flatnonzero(moving):
+            while j >= 0 and j not in keep:
+                keep.add(int(j))
+                j = parents[j]
+        self.bones = np.array(sorted(keep | {0}))
+        position = {int(b): i for i, b in enumerate(self.bones)}
+        levels, indices = kinematics.get_kinematic_chain([-1] + [position[parents[b]] for b in self.bones[1:]])
+        self.chain = (levels, indices.to(model.template_bone_heads.device))
+        b = torch.as_tensor(self.bones, device=model.template_bone_heads.device)
+        self.heads = model.template_bone_heads[b]
+        self.head_dirs = model.bone_heads_blendshapes[:, b]
+        self.orientations = model.bone_template_orientation_matrices[b]
+        self.orientation_dirs = model.bone_orientation_blendshapes[:, b]
+        self.reference_orientations = model.reference_bone_orientations[b]
+
+
 class AnnyFitModel(FitModel):
     """anny (:class:`~vtonpipe.models.bodies.anny.AnnyBody`) for fitting: 104 pose rows (19 major
     bones fitted), six phenotype values through a sigmoid, keypoints from per-bone moments."""
@@ -90,7 +121,7 @@ class AnnyFitModel(FitModel):
     num_shape = len(PHENOTYPE_LABELS)
     left, up, front = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)
     #: fitted bones and their pose prior weights; fingers, toes, eyes, twist bones, wrists and feet stay 0
-    BONE_WEIGHTS = {
+    BONE_WEIGHTS: ClassVar[dict[str, float]] = {
         "spine05": 1.0, "spine04": 1.0, "spine03": 1.0, "spine02": 1.0, "spine01": 1.0, "neck01": 1.0, "head": 0.5,
         "clavicle.L": 4.0, "clavicle.R": 4.0, "shoulder01.L": 4.0, "shoulder01.R": 4.0,
         "upperarm01.L": 0.1, "upperarm01.R": 0.1, "lowerarm01.L": 0.1, "lowerarm01.R": 0.1,
@@ -98,11 +129,17 @@ class AnnyFitModel(FitModel):
     }  # fmt: skip
     ELBOW_REST_ANGLE = 0.73  # rad: the upper arm's angle from the vertical in the reference pose
 
-    def __init__(self, body: AnnyBody | None = None):
+    def __init__(self, body: AnnyBody | None = None, full_skeleton: bool = False):
+        """``full_skeleton``: pose all 104 bones and sum all 18 x 104 (keypoint, bone) moments in every
+        forward (the original path, kept as the benchmark's baseline and the tests' reference) instead
+        of only the sub-trees that move the keypoints (70 bones) or the keypoints and surface points
+        (102) and the non-zero pairs."""
         import anny
         import roma
+        from anny.utils import kinematics
 
         self._procrustes = roma.special_procrustes
+        self._forward_kinematic = kinematics.forward_kinematic
         self.body = body or AnnyBody()
         m = self.body.model
         if m.bone_orientation != "cached" or m.rest_orientation_refiner is not None:
@@ -137,16 +174,32 @@ class AnnyFitModel(FitModel):
         A = blendshapes.shape[0]
         moments = P @ np.concatenate([template, np.ones((V, 1))], 1)  # (18 * J, 4)
         moment_dirs = P @ blendshapes.transpose(1, 0, 2).reshape(V, A * 3)  # (18 * J, A * 3)
+        moments = moments.reshape(18, self.num_bones, 4)
+        moment_dirs = moment_dirs.reshape(18, self.num_bones, A, 3).transpose(2, 0, 1, 3)
         t = {"dtype": self.dtype, "device": self.device}
-        self._moments = torch.as_tensor(moments.reshape(18, self.num_bones, 4), **t)
-        self._moment_dirs = torch.as_tensor(moment_dirs.reshape(18, self.num_bones, A, 3).transpose(2, 0, 1, 3), **t).contiguous()
         self._eye4 = torch.zeros(4, 4, **t)
         self._eye4[3, 3] = 1.0
         # surface points: rest positions and blend shapes of the subset, dense skinning weights (K, J)
         self.surface_index = spread_vertices(template, SURFACE_SPACING)
+        surface_skin = self.body.dense_skin_weights()[self.surface_index]  # (K, 104)
+        # the skeletons each forward poses: the bones that move a keypoint (or a surface point) and their ancestors
+        keypoint_bones = (np.abs(moments).sum((0, 2)) > 0) | (np.abs(moment_dirs).sum((0, 1, 3)) > 0) | full_skeleton
+        self.keypoint_skeleton = _Skeleton(m, self.body.bone_parents, keypoint_bones)
+        self.surface_skeleton = _Skeleton(m, self.body.bone_parents, keypoint_bones | (surface_skin.sum(0) > 0))
+        for sk in (self.keypoint_skeleton, self.surface_skeleton):
+            if not set(self.fit_bones) <= set(sk.bones.tolist()):
+                raise RuntimeError("a fitted bone moves no keypoint")
+        # the (keypoint, bone) pairs with a non-zero moment (about 1 in 8 of 18 x 70): only these are summed
+        used = (np.abs(moments).sum(-1) > 0) | (np.abs(moment_dirs).sum((0, 3)) > 0) | full_skeleton  # (18, J)
+        self._moments, self._moment_dirs, self._pairs = {}, {}, {}
+        for sk in (self.keypoint_skeleton, self.surface_skeleton):
+            k, j = np.nonzero(used[:, sk.bones])
+            self._pairs[sk] = (torch.as_tensor(k, device=self.device), torch.as_tensor(j, device=self.device))
+            self._moments[sk] = torch.as_tensor(moments[k, sk.bones[j]], **t)  # (P, 4)
+            self._moment_dirs[sk] = torch.as_tensor(moment_dirs[:, k, sk.bones[j]].reshape(A, -1), **t)  # (A, P * 3)
         self._surface_rest = torch.as_tensor(template[self.surface_index], **t)
         self._surface_dirs = torch.as_tensor(blendshapes[:, self.surface_index], **t)
-        self._surface_skin = torch.as_tensor(self.body.dense_skin_weights()[self.surface_index], **t)
+        self._surface_skin = torch.as_tensor(surface_skin[:, self.surface_skeleton.bones], **t)  # (K, J')
 
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(free)
@@ -154,37 +207,44 @@ class AnnyFitModel(FitModel):
     def shape_prior(self, shape: torch.Tensor) -> torch.Tensor:
         return ((shape - 0.5) ** 2).sum(-1)
 
-    def _rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """anny's rest bone poses (B, J, 4, 4) for blend-shape coefficients (B, A), without the mesh
-        (anny's ``_get_cached_rest_model`` minus its rest vertices)."""
-        m = self.model
-        heads = m.template_bone_heads + torch.einsum("ba,akd->bkd", coeffs, m.bone_heads_blendshapes)
-        cross = m.bone_template_orientation_matrices + torch.einsum("ba,akij->bkij", coeffs, m.bone_orientation_blendshapes)
-        rotation = self._procrustes(cross)
-        rotation = torch.cat([torch.eye(3, dtype=self.dtype, device=self.device).expand(len(coeffs), 1, 3, 3), rotation[:, 1:]], 1)
+    def _rest_bone_poses(self, coeffs: torch.Tensor, sk: _Skeleton) -> torch.Tensor:
+        """anny's rest bone poses (B, J', 4, 4) of the skeleton's bones for blend-shape coefficients
+        (B, A), without the mesh (anny's ``_get_cached_rest_model`` minus its rest vertices)."""
+        heads = sk.heads + torch.einsum("ba,akd->bkd", coeffs, sk.head_dirs)
+        cross = sk.orientations + torch.einsum("ba,akij->bkij", coeffs, sk.orientation_dirs)
+        rotation = self._procrustes(cross[:, 1:])  # the root's rest orientation is I
+        rotation = torch.cat([torch.eye(3, dtype=self.dtype, device=self.device).expand(len(coeffs), 1, 3, 3), rotation], 1)
         return torch.cat([torch.cat([rotation, heads[..., None]], -1), self._eye4[3].expand(*heads.shape[:2], 1, 4)], -2)
 
-    def _posed(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Blend-shape coefficients (B, A) and bone transforms (B, J, 3, 4) (rest -> posed, body frame)."""
+    def _posed(self, pose: torch.Tensor, shape: torch.Tensor, sk: _Skeleton) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blend-shape coefficients (B, A) and the transforms (B, J', 3, 4) (rest -> posed, body
+        frame) of the skeleton's bones: anny's forward kinematics on the sub-tree, exact since a
+        bone's transform depends only on its ancestors."""
         m = self.model
         # anny's public (if deprecated) phenotype -> blend-shape coefficients; local changes and facial actions 0
         coeffs = m.get_phenotype_blendshape_coefficients(**{label: shape[:, i] for i, label in enumerate(PHENOTYPE_LABELS)})
-        rot = torch.nn.functional.pad(rotvec_to_rotmat(pose), (0, 1, 0, 1)) + self._eye4
-        transforms, _ = m.get_bone_transforms(rot, self._rest_bone_poses(coeffs))
+        rot = torch.nn.functional.pad(rotvec_to_rotmat(pose[:, sk.bones]), (0, 1, 0, 1)) + self._eye4
+        transforms, _ = self._forward_kinematic(sk.chain, self._rest_bone_poses(coeffs, sk), rot, "local-ref", sk.reference_orientations)
         return coeffs, transforms[:, :, :3, :]
 
-    def _keypoints(self, coeffs: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-        moments = self._moments + torch.nn.functional.pad(torch.einsum("ba,akjd->bkjd", coeffs, self._moment_dirs), (0, 1))
-        return torch.einsum("bjrc,bkjc->bkr", T, moments)
+    def _keypoints(self, coeffs: torch.Tensor, T: torch.Tensor, sk: _Skeleton) -> torch.Tensor:
+        """Keypoints (B, 18, 3): ``sum_j T_j m_kj`` over the non-zero (keypoint, bone) pairs."""
+        k, j = self._pairs[sk]
+        moments = self._moments[sk] + torch.nn.functional.pad((coeffs @ self._moment_dirs[sk]).reshape(len(coeffs), -1, 3), (0, 1))
+        terms = torch.einsum("bprc,bpc->bpr", T[:, j], moments)  # (B, P, 3)
+        return terms.new_zeros(len(coeffs), 18, 3).index_add(1, k, terms)
 
     def keypoints(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        return self._keypoints(*self._posed(pose, shape))
+        sk = self.keypoint_skeleton
+        return self._keypoints(*self._posed(pose, shape, sk), sk)
 
     def keypoints_and_surface(self, pose: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        coeffs, T = self._posed(pose, shape)
+        sk = self.surface_skeleton
+        coeffs, T = self._posed(pose, shape, sk)
         rest = self._surface_rest + torch.einsum("ba,akd->bkd", coeffs, self._surface_dirs)
-        blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)  # linear blend skinning of the subset
-        return self._keypoints(coeffs, T), (blend[..., :3] @ rest[..., None])[..., 0] + blend[..., 3]
+        # linear blend skinning of the subset (dense weights: on CPU faster than gathering each point's 9 bones)
+        blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)
+        return self._keypoints(coeffs, T, sk), (blend[..., :3] @ rest[..., None])[..., 0] + blend[..., 3]
 
 
 class SMPLFitModel(FitModel):
@@ -196,7 +256,7 @@ class SMPLFitModel(FitModel):
 
     left, up, front = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
     # pose rows are SMPL joints 1..23, so row = joint - 1
-    JOINT_WEIGHTS = {
+    JOINT_WEIGHTS: ClassVar[dict[str, float]] = {
         "left_hip": 0.1, "right_hip": 0.1, "spine1": 1.0, "left_knee": 0.1, "right_knee": 0.1, "spine2": 1.0,
         "spine3": 1.0, "neck": 1.0, "left_collar": 4.0, "right_collar": 4.0, "head": 0.5, "left_shoulder": 0.1,
         "right_shoulder": 0.1, "left_elbow": 0.1, "right_elbow": 0.1,
