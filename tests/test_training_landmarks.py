@@ -131,13 +131,13 @@ def test_the_annotator_loads_what_the_trainer_writes(trained, tmp_path, one_torc
     (provenance,) = read_manifest(build / "annotations" / "landmarks")["provenance"]
     assert provenance["weights_sha256"] == {str(checkpoint): sha256_file(checkpoint)}
     # the same network load_trained rebuilds, at the training resolution
-    net, input_size = build_from_checkpoint(torch.load(checkpoint, weights_only=True))
-    assert input_size == SIZE
+    net, input_size, heatmap_sigma = build_from_checkpoint(torch.load(checkpoint, weights_only=True))
+    assert input_size == SIZE and heatmap_sigma == TINY["heatmap_sigma"]
     model = load_trained(run, kind="landmarks")
     for k, v in model.modules["net"].state_dict().items():
         torch.testing.assert_close(v, net.state_dict()[k])
     ctx = AnnotationContext(build)
-    predictor = LandmarkPredictor(net, input_size, flip=False)
+    predictor = LandmarkPredictor(net, input_size, heatmap_sigma, flip=False)
     for row in ShardReader(build / "annotations" / "landmarks"):
         image = ctx.load_image(row["image_id"])
         if ctx.images[row["image_id"]]["kind"] == "garment":
@@ -148,7 +148,7 @@ def test_the_annotator_loads_what_the_trainer_writes(trained, tmp_path, one_torc
     # Task.infer gives the same decoding on the training-resolution batch
     batch = first_samples(PackedPairs(trained[0], "test", model.task.needs(), DataConfig(height=SIZE[0], width=SIZE[1], verify=False)), 2)
     out = model.task.infer(model.modules, batch)
-    torch.testing.assert_close(out["garment_landmarks"], LandmarkPredictor(net, SIZE, flip=False).predict_garments(batch["garment_image"]))
+    torch.testing.assert_close(out["garment_landmarks"], LandmarkPredictor(net, SIZE, heatmap_sigma, flip=False).predict_garments(batch["garment_image"]))
     assert out["source_landmarks"].shape == (2, 32, 3)
 
 

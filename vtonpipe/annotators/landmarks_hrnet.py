@@ -42,7 +42,7 @@ RUN_CHECKPOINT = "runs/landmarks/sal-hrnet/checkpoints/last.pt"
 class SALHRNetLandmarks(Backend):
     spec = SPEC
     name = "sal-hrnet"
-    version = "2"  # 2: loads the trainer's checkpoints at their training resolution
+    version = "3"  # 2: loads the trainer's checkpoints at their training resolution; 3: DARK decoding
     requirements = Requirements(packages=("torch",))
     default_params = {"checkpoint": f"data/sample/{RUN_CHECKPOINT}", "flip_test": True}
     doc = "SAL-VTON's landmark HRNet (garment branch, person branch with the paired garment) from a `vtonpipe train landmarks` checkpoint."
@@ -70,10 +70,10 @@ class SALHRNetLandmarks(Backend):
         (checkpoint,) = self.weight_files()
         path = checkpoint.require()
         try:
-            net, input_size = build_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+            net, input_size, heatmap_sigma = build_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
         except ValueError as e:
             raise ValueError(f"landmarks/sal-hrnet: {path}: {e}") from e
-        self.predictor = LandmarkPredictor(net, input_size, flip=bool(self.params["flip_test"]), device=self.device)
+        self.predictor = LandmarkPredictor(net, input_size, heatmap_sigma, flip=bool(self.params["flip_test"]), device=self.device)
 
     def input_sha256(self, item_id: str, ctx: Context) -> str:
         """The image's sha256 for garments; for people, sha256 over the person's and its garment's."""

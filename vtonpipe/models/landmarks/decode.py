@@ -8,6 +8,7 @@ frames as any resized point does: ``x' = (x + 0.5) * W' / W - 0.5``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -36,27 +37,83 @@ def heatmap_targets(landmarks: torch.Tensor, input_size: tuple[int, int], sigma:
     return landmark_heatmaps(lm, size, sigma / STRIDE)
 
 
-def decode_heatmaps(heatmaps: torch.Tensor) -> torch.Tensor:
-    """``(B, K, h, w)`` -> ``(B, K, 3)``: x, y in heatmap cells (pixel-centre frame) and the peak value.
+#: the log of heatmap values at or below this (DARK's floor before the logarithm)
+LOG_FLOOR = 1e-10
 
-    The argmax cell, moved a quarter cell towards its higher neighbour on each axis (where it has
-    both neighbours and they differ), as HRNet's pose decoder: it halves the mean quantisation
-    error of the argmax.
-    """
+
+def modulate_heatmaps(heatmaps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """DARK's distribution modulation: each heatmap ``(B, K, h, w)`` convolved with a Gaussian
+    of ``sigma`` cells (the targets' width; kernel radius ``ceil(3 sigma)``, zero padding, as
+    DARK's code pads), which smooths a network's multi-peaked output towards the Gaussian the
+    Taylor step assumes. DARK then rescales each map to its former maximum; that only adds a
+    constant to the log-heatmap, which the Taylor step does not see, so it is left out."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=heatmaps.dtype, device=heatmaps.device)
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+    kernel = kernel / kernel.sum()
     b, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(b, k, h * w)
-    peak, index = flat.max(-1)
-    y, x = (index // w), (index % w)
-    xf, yf = x.to(heatmaps.dtype), y.to(heatmaps.dtype)
+    x = heatmaps.reshape(b * k, 1, h, w)
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    return x.reshape(b, k, h, w)
 
-    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        return flat.gather(-1, (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).unsqueeze(-1)).squeeze(-1)
 
-    inner_x = (x > 0) & (x < w - 1)
-    inner_y = (y > 0) & (y < h - 1)
-    xf = xf + torch.where(inner_x, 0.25 * torch.sign(at(y, x + 1) - at(y, x - 1)), 0.0)
-    yf = yf + torch.where(inner_y, 0.25 * torch.sign(at(y + 1, x) - at(y - 1, x)), 0.0)
-    return torch.stack([xf, yf, peak], -1)
+def taylor_maximum(log_heatmaps: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+    """DARK's sub-pixel maximum (Zhang et al. 2020, Eq. 7): ``mu = m - H(m)^-1 D(m)`` of log-heatmaps
+    ``(B, K, h, w)`` -> ``(B, K, 2)`` x, y in cells (pixel-centre frame).
+
+    ``m`` is the cell ``cells`` (B, K) (flat index ``y * w + x``; default the argmax of
+    ``log_heatmaps``); the gradient ``D`` and the Hessian ``H`` of the log-heatmap are
+    central differences over its 8 neighbours (``dx = (P[x+1] - P[x-1]) / 2``, ``dxx = P[x+1] -
+    2 P[x] + P[x-1]``, ``dxy = (P[x+1,y+1] - P[x+1,y-1] - P[x-1,y+1] + P[x-1,y-1]) / 4``), exact
+    for the log of a sampled Gaussian, whose maximum is then recovered exactly. The step is
+    taken where ``m`` has all 8 neighbours and ``H`` is negative definite (a maximum), each
+    coordinate's offset clipped to one cell; elsewhere (a border cell, a flat or saddle
+    neighbourhood) the result is the argmax cell.
+    """
+    b, k, h, w = log_heatmaps.shape
+    flat = log_heatmaps.reshape(b, k, h * w)
+    index = flat.argmax(-1) if cells is None else cells
+    y, x = index // w, index % w
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        yy, xx = (y + dy).clamp(0, h - 1), (x + dx).clamp(0, w - 1)
+        return flat.gather(-1, (yy * w + xx).unsqueeze(-1)).squeeze(-1)
+
+    centre = at(0, 0)
+    dx = 0.5 * (at(0, 1) - at(0, -1))
+    dy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = at(0, 1) - 2.0 * centre + at(0, -1)
+    dyy = at(1, 0) - 2.0 * centre + at(-1, 0)
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = dxx * dyy - dxy**2
+    inner = (x > 0) & (x < w - 1) & (y > 0) & (y < h - 1)
+    maximum = inner & (dxx < 0) & (det > 0)
+    safe = torch.where(maximum, det, torch.ones_like(det))
+    # -H^-1 D with H^-1 = [[dyy, -dxy], [-dxy, dxx]] / det
+    off_x = -(dyy * dx - dxy * dy) / safe
+    off_y = -(dxx * dy - dxy * dx) / safe
+    off_x = torch.where(maximum, off_x.clamp(-1.0, 1.0), 0.0)
+    off_y = torch.where(maximum, off_y.clamp(-1.0, 1.0), 0.0)
+    return torch.stack([x.to(log_heatmaps.dtype) + off_x, y.to(log_heatmaps.dtype) + off_y], -1)
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(B, K, h, w)`` -> ``(B, K, 3)``: x, y in heatmap cells (pixel-centre frame) and the peak value
+    of the raw heatmap.
+
+    DARK (Zhang et al. 2020, "Distribution-Aware Coordinate Representation for Human Pose
+    Estimation"): the heatmaps modulated (:func:`modulate_heatmaps`, ``sigma`` cells, the
+    training targets' width), their logarithm taken (floored at :data:`LOG_FLOOR`), and the
+    maximum found to sub-cell precision by a second-order Taylor expansion around the argmax of
+    the modulated heatmap (:func:`taylor_maximum`; the argmax is taken before the floor, which
+    would tie the cells of a map that is everywhere below it).
+    """
+    modulated = modulate_heatmaps(heatmaps.float(), sigma)
+    cells = modulated.flatten(-2).argmax(-1)
+    xy = taylor_maximum(modulated.clamp_min(LOG_FLOOR).log(), cells).to(heatmaps.dtype)
+    peak = heatmaps.flatten(-2).amax(-1)
+    return torch.cat([xy, peak[..., None]], -1)
 
 
 def flip_heatmaps(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -91,8 +148,9 @@ def _batch(images: Sequence[np.ndarray], size: tuple[int, int], device: torch.de
 
 class LandmarkPredictor:
     """Whole-image landmarks from a :class:`SALLandmarkNet`: images resized to ``input_size``
-    (H, W) px (the resolution it was trained at), heatmaps decoded (:func:`decode_heatmaps`) and
-    mapped back to each image's own frame, optionally with the flip test.
+    (H, W) px (the resolution it was trained at), heatmaps decoded (:func:`decode_heatmaps`,
+    modulated at the ``heatmap_sigma`` px, at ``input_size``, of the training targets) and mapped
+    back to each image's own frame, optionally with the flip test.
 
     Garment images: present points visible (a garment image is a front view), the others absent.
     Person images: the attribute of highest probability. The person branch reads the Gaussian
@@ -101,8 +159,9 @@ class LandmarkPredictor:
     (what a trainer evaluates on); :meth:`garments` / :meth:`people` take whole images.
     """
 
-    def __init__(self, net: SALLandmarkNet, input_size: tuple[int, int], flip: bool = True, device: str | torch.device = "cpu"):
+    def __init__(self, net: SALLandmarkNet, input_size: tuple[int, int], heatmap_sigma: float, flip: bool = True, device: str | torch.device = "cpu"):
         self.net = net.eval().to(device)
+        self.heatmap_sigma = float(heatmap_sigma)
         self.flip = flip
         self.device = torch.device(device)
         self.size = (int(input_size[0]), int(input_size[1]))
@@ -112,7 +171,7 @@ class LandmarkPredictor:
 
     def _landmarks(self, maps: torch.Tensor, attributes: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
         """Landmarks (B, 32, 3) in a ``frame`` (H, W) px image of decoded heatmaps and attributes."""
-        xy = rescale_points(decode_heatmaps(maps)[..., :2], self._heatmap_size(), frame)
+        xy = rescale_points(decode_heatmaps(maps, self.heatmap_sigma / STRIDE)[..., :2], self._heatmap_size(), frame)
         xy = torch.where((attributes == ABSENT)[..., None], 0.0, xy)
         return torch.cat([xy, attributes[..., None].to(xy.dtype)], -1)
 

@@ -28,8 +28,8 @@ No pretrained weights: the networks start from random initialisation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -222,7 +222,7 @@ class LandmarkNetConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "LandmarkNetConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> LandmarkNetConfig:
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown landmark network config keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
@@ -283,17 +283,20 @@ CHECKPOINT_KIND, CHECKPOINT_MODEL, CHECKPOINT_MODULE = "landmarks", "sal-hrnet",
 
 
 class TrainedLandmarkNet(NamedTuple):
-    """A trained network in eval mode and the ``input_size`` (H, W) px it was trained at."""
+    """A trained network in eval mode, the ``input_size`` (H, W) px it was trained at and the
+    ``heatmap_sigma`` px (at that size) of its heatmap targets, which decoding needs."""
 
     net: SALLandmarkNet
     input_size: tuple[int, int]
+    heatmap_sigma: float
 
 
 def build_from_checkpoint(checkpoint: Mapping[str, Any]) -> TrainedLandmarkNet:
     """The network of a ``vtonpipe train landmarks`` checkpoint (the trainer's dict, loaded with
     ``torch.load(..., weights_only=True)``: ``kind`` "landmarks", ``model`` "sal-hrnet", the weights
     in ``modules["net"]``, the network settings among ``config["model_config"]`` and the training
-    resolution ``config["train"]["height"]`` x ``["width"]``), weights loaded strictly, in eval mode."""
+    resolution ``config["train"]["height"]`` x ``["width"]``, the targets' ``heatmap_sigma`` among
+    ``config["model_config"]``), weights loaded strictly, in eval mode."""
     found = (checkpoint.get("kind"), checkpoint.get("model"))
     if found != (CHECKPOINT_KIND, CHECKPOINT_MODEL) or CHECKPOINT_MODULE not in (checkpoint.get("modules") or {}):
         raise ValueError(
@@ -304,4 +307,7 @@ def build_from_checkpoint(checkpoint: Mapping[str, Any]) -> TrainedLandmarkNet:
     names = LandmarkNetConfig.__dataclass_fields__
     net = SALLandmarkNet(LandmarkNetConfig.from_dict({k: v for k, v in settings["model_config"].items() if k in names}))
     net.load_state_dict(checkpoint["modules"][CHECKPOINT_MODULE])
-    return TrainedLandmarkNet(net.eval(), (int(settings["train"]["height"]), int(settings["train"]["width"])))
+    if "heatmap_sigma" not in settings["model_config"]:
+        raise ValueError("the checkpoint's model_config has no heatmap_sigma (the targets' width, which decoding needs)")
+    size = (int(settings["train"]["height"]), int(settings["train"]["width"]))
+    return TrainedLandmarkNet(net.eval(), size, float(settings["model_config"]["heatmap_sigma"]))

@@ -157,7 +157,9 @@ class SALHRNetLandmarks(Task):
 
     def _predictor(self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> LandmarkPredictor:
         images = batch["garment_image"]
-        return LandmarkPredictor(modules[CHECKPOINT_MODULE], tuple(images.shape[-2:]), flip=self.config.flip_test, device=images.device)
+        return LandmarkPredictor(
+            modules[CHECKPOINT_MODULE], tuple(images.shape[-2:]), self.config.heatmap_sigma, flip=self.config.flip_test, device=images.device
+        )
 
     def infer(self, modules, batch):
         """Landmarks ``(B, 32, 3)`` (x, y px at the training resolution, attribute) of the garment
