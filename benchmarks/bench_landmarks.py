@@ -13,7 +13,8 @@ decoding: the trained network with the argmax cell moved a quarter cell towards 
 neighbour (HRNet's decoder, vtonpipe's before DARK), :class:`QuarterCellPredictor`.
 
 Metrics per image, then averaged over images (garment images; person images by MPV view word,
-``front`` up to 25 degrees of turn, ``side`` beyond: the sample has no back views):
+``front`` up to 25 degrees of turn, ``side`` up to 120, ``back`` beyond: ``vtonpipe sample
+--back-views SHARE`` renders back views, the default sample has none):
 mean px error on the points visible in the ground truth and not predicted absent (the images are
 256 x 192, the error is in their frame) and the attribute accuracy over the 32 points (garments:
 present / absent; people: visible / occluded / absent). ``coverage``: the share of the images a
@@ -63,7 +64,8 @@ def group_of(ctx: AnnotationContext, image_id: str) -> str:
     row = ctx.images[image_id]
     if row["kind"] == "garment":
         return "garment"
-    return "person side" if "side" in Path(row["path"]).stem else "person front"
+    stem = Path(row["path"]).stem
+    return "person back" if stem.endswith("_back") else "person side" if stem.endswith("_side") else "person front"
 
 
 def quarter_cell_decode(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -193,7 +195,8 @@ def main() -> None:
         f"sal-hrnet trained ({args.steps} steps)": network_rows(trained, input_size, heatmap_sigma, ctx, ids, args.flip_test),
     }
     results = {name: score(ctx, truth, rows) for name, rows in methods.items()}
-    groups = ["all", "garment", "person front", "person side"]
+    groups = ["all", "garment", "person front", "person side", "person back"]
+    groups = [g for g in groups if g == "all" or any(group_of(ctx, i) == g for i in ids)]
     print(
         f"held-out: {args.eval_build} ({len(ids)} images); trained on {args.train_build} for {args.steps} steps "
         f"at {input_size[0]}x{input_size[1]} ({train_seconds / 60:.1f} wall min, {train_cpu_seconds / 60:.1f} CPU min in this call); run {args.run_dir}"

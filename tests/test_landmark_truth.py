@@ -120,3 +120,24 @@ def test_turning_away_hides_the_far_side(renderer, long_sleeve):
     assert turned[27, 2] == OCCLUDED and turned[30, 2] == VISIBLE  # the far waist point; the front's hem
     assert turned[1, 2] == OCCLUDED and turned[6, 2] == VISIBLE  # neckline ends
     assert turned[0, 2] == OCCLUDED  # the collar's back is behind the neck
+
+
+def test_a_back_view_shows_the_collars_back_and_hides_the_front(renderer, long_sleeve):
+    back = renderer.person(long_sleeve, PoseRecipe("custom", float(np.pi), ARMS_DOWN), SHOT, SIZE)
+    lm = back.landmarks
+    assert lm[0, 2] == VISIBLE  # the back of the collar faces the camera
+    assert (lm[[2, 3, 4, 5], 2] == OCCLUDED).all()  # the front neckline is behind the neck
+    assert (lm[30, 2] == OCCLUDED)  # the hem's middle is on the front
+    # seen from the back, the wearer's left is on the image's left
+    left, right = side_ids("left"), side_ids("right")
+    assert lm[left["shoulder"], 0] < lm[right["shoulder"], 0]
+
+
+def test_back_views_are_opt_in_and_leave_the_default_photos_alone():
+    from vtonpipe.synth.recipes import sample_photos
+
+    plain = [sample_photos(np.random.default_rng([0, i])) for i in range(40)]
+    again = [sample_photos(np.random.default_rng([0, i]), back_share=0.0) for i in range(40)]
+    assert plain == again and not any(p.view == "back" for pair in plain for p in pair)
+    backs = [p.view for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), back_share=0.5)]
+    assert 20 <= backs.count("back") <= 60 and {"front", "side"} <= set(backs)

@@ -50,8 +50,9 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 @click.option("--people", type=int, help="Number of people (default: sample.people).")
 @click.option("--seed", type=int, help="Random seed (default: sample.seed).")
 @click.option("--size", help="HEIGHTxWIDTH, e.g. 256x192, 512x384, 1024x768 (default: sample.size).")
+@click.option("--back-views", type=float, default=0.0, show_default=True, help="Share of the person photos that show the back (person_whole_back.jpg).")
 @click.pass_context
-def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None) -> None:
+def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None, back_views: float) -> None:
     """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
     and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
     from .pipeline.config import SampleConfig
@@ -61,7 +62,7 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
     if not conf.out:
         fail("pass --out or set datasets.sample.root in params.yaml")
     try:
-        summary = write_sample(conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True)
+        summary = write_sample(conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True, back_share=back_views)
     except ValueError as e:
         fail(str(e))
     click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")

@@ -42,7 +42,9 @@ def parse_size(size: str) -> tuple[int, int]:
     return h, w
 
 
-def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192), show_progress: bool = False) -> SampleSummary:
+def write_sample(
+    out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192), show_progress: bool = False, back_share: float = 0.0
+) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
     Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
@@ -65,7 +67,7 @@ def write_sample(out: str | Path, people: int = 8, seed: int = 0, size: tuple[in
         for i in range(people):
             rng = np.random.default_rng([seed, i])
             recipe = sample_person(rng)
-            photos = sample_photos(rng)
+            photos = sample_photos(rng, back_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
             split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"
