@@ -181,3 +181,10 @@ def test_schedule_follows_algorithm_1():
         trained_before |= set(phase.train)
     joint = tb.SCHEDULE[-1]
     assert joint.losses == ("appearance",) and {"parsing", "warp", "appearance"} <= set(joint.train)
+
+
+def test_composition_mask_starts_at_mask_init():
+    model = tb.TreeBlockVTON(tb.TreeBlockConfig.tiny()).eval()
+    g = torch.Generator().manual_seed(4)
+    out = model.appear(torch.rand(2, 3, 16, 16, generator=g), F.softmax(torch.randn(2, 20, 16, 16, generator=g), 1), torch.rand(2, 3, 16, 16, generator=g))
+    torch.testing.assert_close(out["mask"], torch.full((2, 1, 16, 16), 0.1))

@@ -44,6 +44,7 @@ from .common import (
     UpBlock,
     compose,
     crop_and_resize,
+    init_mask_output,
     mask_boxes,
     paste_crop,
     split_image_and_mask,
@@ -176,6 +177,9 @@ class TreeBlockConfig:
     multi-scale PatchGAN. Loss weights: Eq. 8's ``lambda_adv``, ``lambda_pixel``, ``lambda_feat``,
     ``lambda_atten``; Eq. 5's ``lambda_tv``; the parsing net's ``lambda_ce``, ``lambda_parsing_adv``;
     the face net's (Eq. 10) terms reuse Eq. 8's ``lambda_adv``, ``lambda_pixel``, ``lambda_feat``.
+    ``mask_init``: the composition mask ``M`` of Eq. 4 at initialisation
+    (:func:`~vtonpipe.models.tryon.common.init_mask_output`; the paper gives none): 0.1, about
+    the garment's share of the image, so the result starts from the rendered image.
     """
 
     ngf: int = 16
@@ -197,6 +201,7 @@ class TreeBlockConfig:
     lambda_tv: float = 1.0
     lambda_ce: float = 1.0
     lambda_parsing_adv: float = 1.0
+    mask_init: float = 0.1
 
     @classmethod
     def paper_scale(cls) -> "TreeBlockConfig":
@@ -229,6 +234,7 @@ class TreeBlockVTON(nn.Module):
         self.cfg = cfg
         self.parsing = ParsingUNet(PARSING_IN, NUM_LIP, cfg.parsing_channels, cfg.parsing_depth)
         self.appearance = TreeBlockGenerator(APPEARANCE_IN, 4, cfg.ngf, cfg.blocks, cfg.dilations)
+        init_mask_output(self.appearance.net[-1], cfg.mask_init)
         self.face = TreeBlockGenerator(6, 3, cfg.face_ngf, cfg.face_blocks, cfg.dilations)
 
     @staticmethod
