@@ -56,7 +56,7 @@ SCHEDULES = {
     # R1 off (its double backward doubles the step time; the paper gives no weight), 2 bottleneck blocks;
     # the paper's Adam betas (0, 0.999) are the task's default
     "spg": {
-        "steps": 1500,
+        "steps": 1000,
         "batch_size": 4,
         "lr": 5e-4,
         "d_lr": 2e-4,
@@ -68,14 +68,14 @@ SCHEDULES = {
     },
     # lambda_adv 0.1: at 1 the LSGAN term outweighs the smooth-L1 pixel loss this early (the paper gives no weights)
     "treeblock": {
-        "steps": 2000,
+        "steps": 1500,
         "batch_size": 4,
         "lr": 5e-4,
         "d_lr": 2e-4,
         "lambda_adv": 0.1,
         "parsing_steps": 150,
-        "appearance_steps": 1150,
-        "face_steps": 300,
+        "appearance_steps": 900,
+        "face_steps": 250,
     },
 }
 
