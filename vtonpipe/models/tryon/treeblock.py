@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 
 from .agnostic import FACE, HAIR, NUM_LIP, label_mask
@@ -295,6 +297,19 @@ def refine_face_result(
 def head_mask(parsing: torch.Tensor) -> torch.Tensor:
     """Face + hair mask (B, 1, H, W) of LIP ids (B, H, W)."""
     return label_mask(parsing, FACE + HAIR)
+
+
+def largest_region(mask: torch.Tensor) -> torch.Tensor:
+    """Each sample's largest 8-connected region of a binary mask (B, 1, H, W) -> same shape
+    (an empty mask stays empty). At inference the target head mask comes from the predicted
+    parsing, whose stray head pixels would otherwise stretch the face box over the body."""
+    out = torch.zeros_like(mask)
+    for i, m in enumerate(mask[:, 0].detach().cpu().numpy() > 0.5):
+        labels, count = ndimage.label(m, structure=np.ones((3, 3)))
+        if count:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[i, 0] = torch.from_numpy(labels == 1 + int(sizes.argmax())).to(mask)
+    return out
 
 
 def make_discriminators(cfg: TreeBlockConfig = TreeBlockConfig()) -> nn.ModuleDict:
