@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtonpipe.training.config import TrainConfig, resolve
+from vtonpipe.training.config import TrainConfig
 from vtonpipe.training.data import PackedPairs
 from vtonpipe.training.evaluate import Evaluation, evaluate_predictions
 from vtonpipe.training.task import get_task
