@@ -7,6 +7,7 @@ from vtonpipe.models.tryon.common import (
     SpatiallyAdaptiveNorm,
     compose,
     crop_and_resize,
+    init_mask_output,
     mask_boxes,
     paste_crop,
     split_image_and_mask,
@@ -106,3 +107,19 @@ def test_crop_and_resize_copies_an_aligned_box_and_paste_inverts_it():
     assert torch.all(pasted[outside.expand(1, 2, 6, 5)] == 0)
     half_mask = torch.full((1, 1, 6, 5), 0.5)
     torch.testing.assert_close(paste_crop(target, crop, box, half_mask)[:, :, 2:5, 1:4], 0.5 * crop)
+
+
+def test_init_mask_output_starts_the_mask_at_its_value_for_any_input():
+    conv = torch.nn.Conv2d(5, 4, 3, padding=1)
+    init_mask_output(conv, 0.1)
+    x = torch.randn(2, 5, 6, 4, generator=torch.Generator().manual_seed(0))
+    image, mask = split_image_and_mask(conv(x))
+    torch.testing.assert_close(mask, torch.full((2, 1, 6, 4), 0.1))
+    assert image.std() > 0  # the RGB channels keep their random initialisation
+    # Eq. 10 / Eq. 4 at initialisation: 0.1 C_w + 0.9 I_r
+    garment = torch.ones(2, 3, 6, 4)
+    torch.testing.assert_close(compose(garment, image, mask), 0.1 + 0.9 * image)
+    with pytest.raises(ValueError):
+        init_mask_output(conv, 1.0)
+    with pytest.raises(ValueError):
+        init_mask_output(torch.nn.Conv2d(5, 3, 1), 0.1)

@@ -173,3 +173,20 @@ def test_a_few_steps_lower_each_stage_loss(tiny_spg, stage):
     losses = adam_steps(generator.parameters(), fn, 8, lr=1e-2)
     # measured: semantic 29.2 -> 5.2, coarse 10.1 -> 7.0, synthesis 11.2 -> 9.4
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_composition_and_garment_masks_start_at_mask_init():
+    model = spg.SPGVTON(spg.SPGConfig.tiny()).eval()
+    g = torch.Generator().manual_seed(3)
+    out = model.synthesize(torch.rand(2, 3, H, W, generator=g), torch.rand(2, 3, H, W, generator=g), torch.zeros(2, 18, H, W))
+    torch.testing.assert_close(out["mask"], torch.full((2, 1, H, W), 0.1))
+    torch.testing.assert_close(out["tryon"], out["garment_part"] + 0.9 * out["rendered"])
+    sem = F.softmax(torch.randn(2, 20, H, W, generator=g), dim=1)
+    _, garment_mask = model.coarse(sem, torch.zeros(2, 18, H, W), torch.rand(2, 3, H, W, generator=g), torch.rand(2, 3, H, W, generator=g))
+    torch.testing.assert_close(garment_mask, torch.full((2, 1, H, W), 0.1))
+
+
+def test_adam_betas_default_to_the_papers():
+    from vtonpipe.training.tasks.tryon_spg import SPGTryon
+
+    assert tuple(SPGTryon.Config().betas) == (0.0, 0.999)  # Sec. IV-C

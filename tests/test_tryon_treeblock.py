@@ -181,3 +181,24 @@ def test_schedule_follows_algorithm_1():
         trained_before |= set(phase.train)
     joint = tb.SCHEDULE[-1]
     assert joint.losses == ("appearance",) and {"parsing", "warp", "appearance"} <= set(joint.train)
+
+
+def test_composition_mask_starts_at_mask_init():
+    model = tb.TreeBlockVTON(tb.TreeBlockConfig.tiny()).eval()
+    g = torch.Generator().manual_seed(4)
+    out = model.appear(torch.rand(2, 3, 16, 16, generator=g), F.softmax(torch.randn(2, 20, 16, 16, generator=g), 1), torch.rand(2, 3, 16, 16, generator=g))
+    torch.testing.assert_close(out["mask"], torch.full((2, 1, 16, 16), 0.1))
+
+
+def test_largest_region_keeps_each_samples_biggest_8_connected_blob():
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, 0, 0:3, 0:3] = 1  # 9 pixels
+    mask[0, 0, 5, 5] = mask[0, 0, 6, 6] = mask[0, 0, 7, 7] = 1  # a 3-pixel diagonal (8-connected)
+    mask[1, 0, 4, 4] = mask[1, 0, 5, 5] = 1  # 2 pixels, diagonal: one region
+    mask[1, 0, 0, 7] = 1
+    out = tb.largest_region(mask)
+    expected = torch.zeros_like(mask)
+    expected[0, 0, 0:3, 0:3] = 1
+    expected[1, 0, 4, 4] = expected[1, 0, 5, 5] = 1
+    torch.testing.assert_close(out, expected)
+    assert tb.largest_region(torch.zeros(1, 1, 4, 4)).sum() == 0

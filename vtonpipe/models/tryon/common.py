@@ -10,6 +10,7 @@ centres at integers (docs/CONVENTIONS.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,6 +150,20 @@ def split_image_and_mask(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     if out.shape[1] != 4:
         raise ValueError(f"expected a 4-channel output (RGB + mask), got {tuple(out.shape)}")
     return to_unit(torch.tanh(out[:, :3])), torch.sigmoid(out[:, 3:])
+
+
+def init_mask_output(conv: nn.Conv2d, mask_init: float) -> None:
+    """Start a 4-channel (RGB + mask, :func:`split_image_and_mask`) generator's last ``conv`` with
+    the mask at ``mask_init`` everywhere: the mask channel's weights zeroed and its bias set to
+    ``logit(mask_init)``, so that a composition (:func:`compose`) starts from the rendered image
+    (the papers give no initialisation). ``mask_init`` in (0, 1)."""
+    if not 0.0 < mask_init < 1.0:
+        raise ValueError(f"mask_init must lie in (0, 1), got {mask_init}")
+    if conv.out_channels != 4 or conv.bias is None:
+        raise ValueError("expected the last convolution of a 4-channel generator, with a bias")
+    with torch.no_grad():
+        conv.weight[3].zero_()
+        conv.bias[3] = math.log(mask_init / (1.0 - mask_init))
 
 
 # -- crops -------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from .agnostic import (
     lip_ids,
     one_hot,
 )
-from .common import ConvBlock, Phase, ResBlock, compose, split_image_and_mask
+from .common import ConvBlock, Phase, ResBlock, compose, init_mask_output, split_image_and_mask
 from .discriminators import (
     GlobalLocalDiscriminator,
     MultiScaleDiscriminator,
@@ -84,7 +84,10 @@ class SPGConfig:
     ``alpha_2 = 0.5`` (Eq. 11); ``focal_gamma`` (the paper cites the LIP focal loss, gamma not
     given: 2, Lin et al.'s); ``r1_gamma``: the R1 weight every discriminator's
     :func:`~vtonpipe.models.tryon.discriminators.discriminator_loss` takes (not given: 1; 0
-    disables it).
+    disables it). ``mask_init``: the initial value of ``G2``'s garment mask ``M_p^C`` and ``G3``'s
+    composition mask ``M`` (:func:`~vtonpipe.models.tryon.common.init_mask_output`; the paper gives
+    no initialisation): at 0.1 ``G3`` starts from its rendered image, not from Eq. 10's mix with a
+    warped garment that is zero off the garment.
     """
 
     base_channels: int = 16
@@ -101,6 +104,7 @@ class SPGConfig:
     alpha_2: float = 0.5
     focal_gamma: float = 2.0
     r1_gamma: float = 1.0
+    mask_init: float = 0.1
 
     @classmethod
     def paper_scale(cls) -> "SPGConfig":
@@ -229,6 +233,8 @@ class SPGVTON(nn.Module):
         self.g1 = SPGGenerator(G1_IN, NUM_LIP, cfg.base_channels, cfg.bottleneck_blocks)
         self.g2 = SPGGenerator(G2_IN, 4, cfg.base_channels, cfg.bottleneck_blocks)
         self.g3 = SPGGenerator(G3_IN, 4, cfg.base_channels, cfg.bottleneck_blocks)
+        for g in (self.g2, self.g3):
+            init_mask_output(g.net[-1], cfg.mask_init)
 
     @staticmethod
     def semantic_inputs(source_parsing: torch.Tensor, garment_mask: torch.Tensor, target_pose_disks: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 
 from .agnostic import FACE, HAIR, NUM_LIP, label_mask
@@ -44,6 +46,7 @@ from .common import (
     UpBlock,
     compose,
     crop_and_resize,
+    init_mask_output,
     mask_boxes,
     paste_crop,
     split_image_and_mask,
@@ -176,6 +179,9 @@ class TreeBlockConfig:
     multi-scale PatchGAN. Loss weights: Eq. 8's ``lambda_adv``, ``lambda_pixel``, ``lambda_feat``,
     ``lambda_atten``; Eq. 5's ``lambda_tv``; the parsing net's ``lambda_ce``, ``lambda_parsing_adv``;
     the face net's (Eq. 10) terms reuse Eq. 8's ``lambda_adv``, ``lambda_pixel``, ``lambda_feat``.
+    ``mask_init``: the composition mask ``M`` of Eq. 4 at initialisation
+    (:func:`~vtonpipe.models.tryon.common.init_mask_output`; the paper gives none): 0.1, about
+    the garment's share of the image, so the result starts from the rendered image.
     """
 
     ngf: int = 16
@@ -197,6 +203,7 @@ class TreeBlockConfig:
     lambda_tv: float = 1.0
     lambda_ce: float = 1.0
     lambda_parsing_adv: float = 1.0
+    mask_init: float = 0.1
 
     @classmethod
     def paper_scale(cls) -> "TreeBlockConfig":
@@ -229,6 +236,7 @@ class TreeBlockVTON(nn.Module):
         self.cfg = cfg
         self.parsing = ParsingUNet(PARSING_IN, NUM_LIP, cfg.parsing_channels, cfg.parsing_depth)
         self.appearance = TreeBlockGenerator(APPEARANCE_IN, 4, cfg.ngf, cfg.blocks, cfg.dilations)
+        init_mask_output(self.appearance.net[-1], cfg.mask_init)
         self.face = TreeBlockGenerator(6, 3, cfg.face_ngf, cfg.face_blocks, cfg.dilations)
 
     @staticmethod
@@ -289,6 +297,19 @@ def refine_face_result(
 def head_mask(parsing: torch.Tensor) -> torch.Tensor:
     """Face + hair mask (B, 1, H, W) of LIP ids (B, H, W)."""
     return label_mask(parsing, FACE + HAIR)
+
+
+def largest_region(mask: torch.Tensor) -> torch.Tensor:
+    """Each sample's largest 8-connected region of a binary mask (B, 1, H, W) -> same shape
+    (an empty mask stays empty). At inference the target head mask comes from the predicted
+    parsing, whose stray head pixels would otherwise stretch the face box over the body."""
+    out = torch.zeros_like(mask)
+    for i, m in enumerate(mask[:, 0].detach().cpu().numpy() > 0.5):
+        labels, count = ndimage.label(m, structure=np.ones((3, 3)))
+        if count:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[i, 0] = torch.from_numpy(labels == 1 + int(sizes.argmax())).to(mask)
+    return out
 
 
 def make_discriminators(cfg: TreeBlockConfig = TreeBlockConfig()) -> nn.ModuleDict:

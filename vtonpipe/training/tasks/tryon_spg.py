@@ -42,7 +42,7 @@ def _global_local_d_loss(d_tsm, real: tuple[torch.Tensor, torch.Tensor], fake: t
 class SPGTryon(TryonTask):
     model = "spg"
     ModelConfig = spg.SPGConfig
-    Config = tryon_config("SPGTryon.Config", spg.SPGConfig, extra=_EXTRA)
+    Config = tryon_config("SPGTryon.Config", spg.SPGConfig, extra=_EXTRA, betas=(0.0, 0.999))  # Sec. IV-C: Adam betas (0, 0.999)
     groups = GanGroups(generators=("g1", "g2", "g3"), discriminators=("d1", "d2", "d_tsm"))
 
     def model_needs(self):

@@ -126,7 +126,7 @@ class TreeBlockTryon(TryonTask):
         parsing_in, src_wo = self._inputs(batch)
         logits = modules["parsing"](parsing_in)
         app = tb.appearance_result(modules["appearance"], src_wo, F.softmax(logits, dim=1), warped_garment)
-        predicted_head = tb.head_mask(logits.argmax(1))
+        predicted_head = tb.largest_region(tb.head_mask(logits.argmax(1)))  # the head, without stray pixels
         face = tb.refine_face_result(
             modules["face"], self.model_cfg, batch["source_image"], tb.head_mask(batch["source_parsing"]), app["tryon"], predicted_head
         )
