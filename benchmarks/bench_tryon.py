@@ -56,7 +56,7 @@ SCHEDULES = {
     # R1 off (its double backward doubles the step time; the paper gives no weight), 2 bottleneck blocks;
     # the paper's Adam betas (0, 0.999) are the task's default
     "spg": {
-        "steps": 1400,
+        "steps": 2100,
         "batch_size": 4,
         "lr": 5e-4,
         "d_lr": 2e-4,
