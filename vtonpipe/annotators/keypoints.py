@@ -123,6 +123,11 @@ class MediaPipeKeypoints(Backend):
         self._retry = PoseLandmarker(min_detection_confidence=retry) if retry is not None else None
         self._people = PeopleCounter(min_detection_confidence=self.params["min_detection_confidence"])
 
+    def coco18(self, pose: PoseResult, size: tuple[int, int]) -> np.ndarray:
+        """COCO-18 (18, 3) of a Pose result in an image of ``size`` (H, W): points below
+        ``min_visibility`` or outside the image undetected."""
+        return clear_outside(mp33_to_coco18(pose.landmarks[:, [0, 1, 3]], self.params["min_visibility"]), size)
+
     def detect(self, image: np.ndarray) -> PoseResult | None:
         """MediaPipe Pose at ``min_detection_confidence``; when it finds no one, again at
         ``retry_detection_confidence`` on the whole image, then on each square tile of a wide or
@@ -145,7 +150,7 @@ class MediaPipeKeypoints(Backend):
             if found is None:
                 continue
             found.landmarks[:, :2] += (x0, y0)
-            score = main_person_score(clear_outside(mp33_to_coco18(found.landmarks[:, [0, 1, 3]], self.params["min_visibility"]), (h, w)), (h, w))
+            score = main_person_score(self.coco18(found, (h, w)), (h, w))
             if score > best_score:
                 best, best_score = found, score
         if best is not None:
@@ -161,8 +166,7 @@ class MediaPipeKeypoints(Backend):
         res = self.detect(item.image)
         if res is None:
             raise AnnotationFailure("no_person", "MediaPipe Pose found no person (also not at the retry confidence, on tiles or framed)")
-        kp = mp33_to_coco18(res.landmarks[:, [0, 1, 3]], self.params["min_visibility"])
-        kp = clear_outside(kp, item.image.shape[:2])
+        kp = self.coco18(res, item.image.shape[:2])
         found = kp[:, 2] > 0
         if not found.any():
             raise AnnotationFailure("no_person", f"no COCO-18 point inside the image with visibility >= {self.params['min_visibility']}")
