@@ -126,7 +126,7 @@ def test_eval_writes_paired_and_unpaired_metrics(build, tmp_path, monkeypatch):
     assert record["paired"]["pairs"] == 1 and record["unpaired"]["pairs"] == 1 and record["step"] == 2
     assert set(record["paired"]) == {"pairs", "ssim", "psnr", "l1", "ssim_face", "ssim_non_garment", "warp_miou"}
     assert 0 < record["paired"]["ssim"] <= 1 and record["paired"]["warp_miou"] > 0.5  # the oracle warp on its own target
-    assert "pt_inception" in record["not_computed"]["fid"]
+    assert record["not_computed"]["fid"] == "missing weights: inception/pt_inception-2015-12-05-6726825d.pth (vtonpipe doctor)"
     result = CliRunner().invoke(main, ["--params", str(no_params), "eval", "--run", str(run), "--build", str(build), "--metric", "fid"])
     assert result.exit_code == 1 and "pt_inception-2015-12-05-6726825d.pth" in result.output
 

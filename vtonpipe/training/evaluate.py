@@ -26,7 +26,7 @@ import torch
 from ..io import write_json_atomic
 from .config import TrainConfig, resolve
 from .data import PackedPairs, PackedPairStream, make_loader
-from .distribution import DISTRIBUTION_METRICS, DistributionMetrics, weight_problems
+from .distribution import DISTRIBUTION_METRICS, WEIGHT_FILES, DistributionMetrics
 from .trained import load_trained
 from .tryon import tryon_metrics
 
@@ -81,6 +81,13 @@ def evaluate_predictions(
     return out
 
 
+def _why_not(metric: str) -> str:
+    """One short line for ``metrics.json``: the missing weight files (``vtonpipe doctor`` has the
+    full hints), or that the metric was not asked for."""
+    missing = [f.relpath for f in WEIGHT_FILES[metric] if f.problem()]
+    return f"missing weights: {', '.join(missing)} (vtonpipe doctor)" if missing else "not requested (--metric)"
+
+
 def evaluate_run(
     run: str | os.PathLike,
     build: str | os.PathLike,
@@ -120,7 +127,7 @@ def evaluate_run(
         "notes": trained.task.notes(),
         "paired": {"pairs": evaluation.paired_pairs, **evaluation.means(), **evaluation.distribution["paired"]},
         "unpaired": {"pairs": evaluation.pairs - evaluation.paired_pairs, **evaluation.distribution["unpaired"]},
-        "not_computed": {m: "; ".join(weight_problems(m)) or "not requested (--metric)" for m in DISTRIBUTION_METRICS if m not in distribution},
+        "not_computed": {m: _why_not(m) for m in DISTRIBUTION_METRICS if m not in distribution},
     }
     write_json_atomic(Path(out) if out else run_dir / "eval" / "metrics.json", record)
     return record
