@@ -142,6 +142,7 @@ def incremental(args: argparse.Namespace) -> None:
     computed = sum(items for _, items in rerun.values())
     print(f"\nincremental: {args.people} people, then {new} more ({100 * new / args.people:.1f} %): full run {full:.1f} s, "
           f"rerun after the addition {again:.1f} s = {100 * again / full:.1f} % of it (items computed in the rerun: {computed})")  # fmt: skip
+    print("rerun per stage: " + ", ".join(f"{name} {seconds:.1f} s ({items})" for name, (seconds, items) in rerun.items()))
 
 
 def cluster(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ import torch
 from vtonpipe.training.config import TrainConfig
 from vtonpipe.training.data import PackedPairs
 from vtonpipe.training.evaluate import Evaluation, evaluate_predictions
+from vtonpipe.training.metrics import ssim
 from vtonpipe.training.task import get_task
 from vtonpipe.training.trained import load_trained
 from vtonpipe.training.trainer import Trainer
@@ -68,12 +69,12 @@ SCHEDULES = {
     },
     # lambda_adv 0.1: at 1 the LSGAN term outweighs the smooth-L1 pixel loss this early (the paper gives no weights)
     "treeblock": {
-        "steps": 1500,
+        "steps": 1950,
         "batch_size": 4,
         "lr": 5e-4,
         "d_lr": 2e-4,
         "lambda_adv": 0.1,
-        "parsing_steps": 150,
+        "parsing_steps": 600,
         "appearance_steps": 900,
         "face_steps": 250,
     },
@@ -93,9 +94,22 @@ def held_out(build: Path, splits: list[str], needs: set[str], height: int, width
 
 
 def score(pairs: list[PackedPairs], predict) -> Evaluation:
-    parts = [evaluate_predictions(p, predict, batch_size=8) for p in pairs]
+    """The paired pairs' metrics of ``predict``, plus SSIM on the background and on the person
+    (windows centred on target parsing 0 / not 0: at 128 x 96 the background holds 83 % of them)."""
+    regions: dict[str, list[np.ndarray]] = {"ssim_background": [], "ssim_person": []}
+
+    def predict_and_split(batch):
+        tryon, warped_mask = predict(batch)
+        background = (batch["target_parsing"] == 0).float()
+        paired = batch["paired"].bool().cpu().numpy()
+        for key, mask in (("ssim_background", background), ("ssim_person", 1 - background)):
+            regions[key].append(ssim(tryon.clamp(0, 1), batch["target_image"], mask).double().cpu().numpy()[paired])
+        return tryon, warped_mask
+
+    parts = [evaluate_predictions(p, predict_and_split, batch_size=8) for p in pairs]
     out = Evaluation(pairs=sum(p.pairs for p in parts), paired_pairs=sum(p.paired_pairs for p in parts))
     out.paired = {k: np.concatenate([p.paired[k] for p in parts]) for k in parts[0].paired}
+    out.paired.update({k: np.concatenate(v) for k, v in regions.items()})
     return out
 
 
@@ -103,7 +117,8 @@ def row(name: str, ev: Evaluation, baseline: Evaluation | None, extra: str = "")
     m = ev.means()
     ratio = f"{m['ssim'] / baseline.means()['ssim']:.3f}" if baseline is not None else ""
     psnr = "inf" if not np.isfinite(m["psnr"]) else f"{m['psnr']:.2f}"
-    return f"| {name} | {extra} | {m['ssim']:.4f} | {ratio} | {psnr} | {m['ssim_face']:.4f} | {m['ssim_non_garment']:.4f} | {m['l1']:.4f} |"
+    cells = " | ".join(f"{m[k]:.4f}" for k in ("ssim_face", "ssim_non_garment", "ssim_background", "ssim_person", "l1"))
+    return f"| {name} | {extra} | {m['ssim']:.4f} | {ratio} | {psnr} | {cells} |"
 
 
 def main() -> None:
@@ -150,7 +165,7 @@ def main() -> None:
             out = trained.task.infer(trained.modules, batch)
             return out["tryon"], out["warped_mask"]
 
-        ev = score(held_out(args.test, args.splits, trained.task.needs(), cfg.height, cfg.width), predict)
+        ev = score(held_out(args.test, args.splits, trained.task.needs() | {"paired", "target_image", "target_parsing"}, cfg.height, cfg.width), predict)
         schedule = f"{cfg.steps} x {cfg.batch_size}, {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU (this run)"
         lines.append(row(model, ev, baseline, schedule))
         results[model] = {
@@ -163,8 +178,8 @@ def main() -> None:
         }
         print(lines[-1], flush=True)
     print(f"\n{n_pairs} pairs of {args.test} ({', '.join(args.splits)}) at {HEIGHT}x{WIDTH}; trained on {args.train} train split; warp {args.warp}\n")
-    print("| run | schedule | SSIM | SSIM / copy-paste | PSNR dB | SSIM face | SSIM non-garment | L1 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | schedule | SSIM | SSIM / copy-paste | PSNR dB | SSIM face | SSIM non-garment | SSIM background | SSIM person | L1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     (args.out / "bench_tryon.json").write_text(json.dumps({"baseline": baseline.means(), "models": results}, indent=2))
 

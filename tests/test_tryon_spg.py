@@ -88,6 +88,18 @@ def test_coarse_ignores_the_predicted_garment_classes():
     assert image.shape == (1, 3, H, W) and mask.shape == (1, 1, H, W)
 
 
+def test_conv9_starts_with_every_unit_active():
+    """Table I's Conv9 has only OUT units behind a ReLU; ``conv9_bias`` starts each active on nearly every pixel."""
+    torch.manual_seed(0)
+    model = spg.SPGVTON(spg.SPGConfig(base_channels=8, bottleneck_blocks=1))
+    seen = {}
+    model.g3.net[-3].register_forward_hook(lambda m, i, o: seen.setdefault("conv9", o))
+    model.g3(torch.rand(2, spg.G3_IN, 32, 24))
+    active = (seen["conv9"] > 0).float().mean((0, 2, 3))
+    assert active.shape == (4,) and bool((active > 0.9).all()), active
+    assert torch.all(model.g2.net[-3][0].bias == 1.0) and torch.all(model.g1.net[-3][0].bias == 1.0)
+
+
 def test_generator_and_discriminator_layouts():
     g = spg.SPGGenerator(5, 4, base_channels=4, bottleneck_blocks=4)
     assert g(torch.rand(1, 5, 16, 24)).shape == (1, 4, 16, 24)
