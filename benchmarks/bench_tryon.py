@@ -69,13 +69,13 @@ SCHEDULES = {
     },
     # lambda_adv 0.1: at 1 the LSGAN term outweighs the smooth-L1 pixel loss this early (the paper gives no weights)
     "treeblock": {
-        "steps": 1950,
+        "steps": 2950,
         "batch_size": 4,
         "lr": 5e-4,
         "d_lr": 2e-4,
         "lambda_adv": 0.1,
         "parsing_steps": 600,
-        "appearance_steps": 900,
+        "appearance_steps": 1900,
         "face_steps": 250,
     },
 }

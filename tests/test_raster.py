@@ -178,6 +178,27 @@ def test_binned_casts_through_any_image_point_and_crossing_faces():
         mesh.cast(np.array([8.0]), np.array([1.0]))
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_closed_mesh_drops_its_back_faces_and_hits_the_same_faces(anny_body, flip):
+    """A closed body seen from outside: only faces turned to the camera are ever the nearest hit,
+    whichever way the mesh is wound (``flip`` reverses every face)."""
+    from vtonpipe.models.render.binned import BOXED, BinnedMesh
+
+    vertices = anny_body(pose={"upperarm01.L": (0.0, -0.9, 0.0), "lowerarm01.R": (-0.5, 0.0, 1.0)})[0].detach().numpy()
+    camera, pose = frame_body(vertices, width=192, height=256, azimuth_deg=-20.0, elevation_deg=10.0)
+    vertices_cam, faces = pose.apply(vertices.astype(np.float64)), anny_body.faces[:, ::-1] if flip else anny_body.faces
+    every, closed = BinnedMesh(vertices_cam, faces, camera), BinnedMesh(vertices_cam, faces, camera, closed=True)
+    kept, all_ = (closed._state == BOXED).sum(), (every._state == BOXED).sum()
+    assert 0.4 * all_ < kept < 0.6 * all_
+    a, b = every.rasterize(), closed.rasterize()
+    assert a.mask.mean() > 0.15 and np.array_equal(a.face_id, b.face_id)
+    np.testing.assert_array_equal(a.depth, b.depth)
+    ys, xs = np.nonzero(a.mask)
+    points = (xs + 0.3, ys - 0.2)  # rays through other points than the pixel centres
+    for x, y in zip(every.cast(*points), closed.cast(*points)):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_unknown_backend_is_refused():
     camera = PinholeCamera(1.0, 1.0, 0.0, 0.0, 2, 2)
     with pytest.raises(ValueError, match="unknown raster backend"):

@@ -203,13 +203,15 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     row = rows[0]
     source, target = mesh(KNOWN_BODIES[ok["source_image_id"]]), mesh(KNOWN_BODIES[ok["target_image_id"]])
     flow, visibility = pair_flow(source, target)
-    np.testing.assert_array_equal(row["flow"], flow)
-    np.testing.assert_array_equal(row["visibility"], visibility)
-    assert row["visible_fraction"] == pytest.approx((visibility == VISIBLE).sum() / (visibility != BACKGROUND).sum())
+    # the stage poses its images in one batched forward, this reference one by one: equal up to
+    # float32 rounding of the vertices (how much depends on the machine's matmul kernels)
+    np.testing.assert_allclose(row["flow"], flow, atol=1e-3)
+    assert (row["visibility"] == visibility).mean() > 0.999
+    assert row["visible_fraction"] == pytest.approx((visibility == VISIBLE).sum() / (visibility != BACKGROUND).sum(), abs=1e-3)
     assert 0.7 < row["visible_fraction"] < 1.0
     accuracy = FlowAccuracy()  # exact parameters: perfect scores
     accuracy.update(row["flow"], row["visibility"], flow, visibility)
-    assert accuracy.result() == {"epe_visible": 0.0, "visibility_iou_visible": 1.0, "visibility_iou_hidden": 1.0, "visibility_miou": 1.0}
+    assert accuracy.result() == pytest.approx({"epe_visible": 0.0, "visibility_iou_visible": 1.0, "visibility_iou_hidden": 1.0, "visibility_miou": 1.0}, abs=1e-3)
 
     # the missing target body is fitted later: the pair is computed without --retry-failed
     KNOWN_BODIES[missing["target_image_id"]] = anny_row(body, azimuth_deg=-40.0)

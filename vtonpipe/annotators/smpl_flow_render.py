@@ -105,7 +105,8 @@ class RenderSmplFlow(Backend):
 
         def prepare(i: str) -> tuple[BinnedMesh, Raster | None]:
             mesh = meshes[i]
-            scene = BinnedMesh(mesh.vertices, mesh.faces, mesh.camera)
+            # anny's mesh is watertight and consistently wound: its back faces are never the nearest hit
+            scene = BinnedMesh(mesh.vertices, mesh.faces, mesh.camera, closed=mesh.model == "anny")
             if i in sources:
                 scene.bin()
             if i not in targets:

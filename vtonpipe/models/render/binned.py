@@ -27,11 +27,25 @@ from ..bodies.camera import PinholeCamera
 
 
 @numba.njit(cache=True, nogil=True)
-def _coefficients(vertices, faces, fx, fy, cx, cy):
-    """(F, 13) float64: columns 0-3, 4-7, 8-11 the x, y and constant coefficients of e_0..e_3, 12 det."""
-    out = np.empty((len(faces), 13))
+def _coefficients(vertices, faces, fx, fy, cx, cy, closed):
+    """(F, 13) float64: columns 0-3, 4-7, 8-11 the x, y and constant coefficients of e_0..e_3, 12 det.
+
+    ``det = v0 . (v1 x v2)`` is six times the signed volume of the face's tetrahedron with the
+    camera centre; their sum is the mesh's (> 0: outward normals). With ``closed``, the faces
+    turned away from the camera (det of the volume's sign) get only their det (they are never
+    hit); returns the coefficients and that sign (0.0 without ``closed``)."""
+    out = np.zeros((len(faces), 13))
+    volume = 0.0
+    for f in range(len(faces)):
+        a, b, c = vertices[faces[f, 0]], vertices[faces[f, 1]], vertices[faces[f, 2]]
+        det = a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2]) + a[2] * (b[0] * c[1] - b[1] * c[0])
+        out[f, 12] = det
+        volume += det
+    back_sign = (1.0 if volume > 0 else -1.0) if closed else 0.0
     n = np.empty((4, 3))
     for f in range(len(faces)):
+        if out[f, 12] * back_sign > 0:
+            continue
         a0, a1, a2 = vertices[faces[f, 0], 0], vertices[faces[f, 0], 1], vertices[faces[f, 0], 2]
         b0, b1, b2 = vertices[faces[f, 1], 0], vertices[faces[f, 1], 1], vertices[faces[f, 1], 2]
         c0, c1, c2 = vertices[faces[f, 2], 0], vertices[faces[f, 2], 1], vertices[faces[f, 2], 2]
@@ -47,17 +61,18 @@ def _coefficients(vertices, faces, fx, fy, cx, cy):
             out[f, 4 + i] = b
             out[f, 8 + i] = n[i, 2] - a * cx - b * cy
         out[f, 12] = a0 * n[0, 0] + a1 * n[0, 1] + a2 * n[0, 2]
-    return out
+    return out, back_sign
 
 
 SKIPPED, BOXED, CROSSING = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _face_boxes(vertices, faces, coef, fx, fy, cx, cy, width, height):
+def _face_boxes(vertices, faces, coef, fx, fy, cx, cy, width, height, back_sign):
     """Per face its projected bounding box (F, 4) float64 ``xmin, ymin, xmax, ymax`` (pixels) and
-    state (F,) int8: SKIPPED (degenerate, edge-on, behind the camera or off the image), BOXED, or
-    CROSSING (a corner at Z <= 0: every query tests it)."""
+    state (F,) int8: SKIPPED (degenerate, edge-on, behind the camera, off the image, or turned away
+    from the camera: det of sign ``back_sign``, 0 for none), BOXED, or CROSSING (a corner at
+    Z <= 0: every query tests it)."""
     xy = np.empty((len(vertices), 2))
     for v in range(len(vertices)):
         z = vertices[v, 2]
@@ -66,7 +81,7 @@ def _face_boxes(vertices, faces, coef, fx, fy, cx, cy, width, height):
     boxes = np.zeros((len(faces), 4))
     state = np.zeros(len(faces), np.int8)
     for f in range(len(faces)):
-        if coef[f, 12] == 0.0:  # degenerate, or seen edge-on: never hit
+        if coef[f, 12] == 0.0 or coef[f, 12] * back_sign > 0:  # degenerate, seen edge-on, or culled
             continue
         zmin = min(vertices[faces[f, 0], 2], vertices[faces[f, 1], 2], vertices[faces[f, 2], 2])
         zmax = max(vertices[faces[f, 0], 2], vertices[faces[f, 1], 2], vertices[faces[f, 2], 2])
@@ -196,17 +211,22 @@ class BinnedMesh:
     """A mesh in ``camera``'s frame (``vertices`` (V, 3) metres, OpenCV axes; ``faces`` (F, 3)),
     ready for rays from the camera centre through points of its image: :meth:`rasterize` (pixel
     centres) and :meth:`cast` (any points; faces binned on first use, ``cell`` pixels a bin). The
-    compiled kernels release the GIL: meshes of several images can be cast in threads."""
+    compiled kernels release the GIL: meshes of several images can be cast in threads.
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: PinholeCamera, cell: int = 1):
+    ``closed``: the mesh is closed and consistently oriented (anny's and SMPL's bodies are) and the
+    camera outside it, so a ray's nearest hit is always a face turned towards the camera: the
+    faces turned away (``det`` of the sign of the mesh's signed volume) are dropped, about half of
+    them, and every query tests fewer faces."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: PinholeCamera, cell: int = 1, *, closed: bool = False):
         vertices = np.ascontiguousarray(vertices, dtype=np.float64)
         faces = np.ascontiguousarray(faces, dtype=np.int64)
         if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
             raise ValueError(f"expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}")
         self.camera, self.cell = camera, int(cell)
         c = camera
-        self._coef = _coefficients(vertices, faces, c.fx, c.fy, c.cx, c.cy)
-        self._boxes, self._state = _face_boxes(vertices, faces, self._coef, c.fx, c.fy, c.cx, c.cy, c.width, c.height)
+        self._coef, back_sign = _coefficients(vertices, faces, c.fx, c.fy, c.cx, c.cy, closed)
+        self._boxes, self._state = _face_boxes(vertices, faces, self._coef, c.fx, c.fy, c.cx, c.cy, c.width, c.height, back_sign)
         self._bins = None
 
     def cast(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

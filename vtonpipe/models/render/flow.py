@@ -8,6 +8,7 @@ docs/CONVENTIONS.md: on the target grid, ``flow[y, x] = (x_s - x, y_s - y)``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
@@ -16,6 +17,26 @@ from .binned import BinnedMesh
 from .raster import Raster
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _project_hits(face_id, bary, faces, vertices, fx, fy, cx, cy):
+    """Source-image position ``(x, y)`` px and depth ``Z`` (float64 (N,) each) of the surface points
+    ``sum_k bary[n, k] vertices[faces[face_id[n], k]]``; x, y are inf or nan where ``Z <= 0``."""
+    n = len(face_id)
+    xs, ys, zs = np.empty(n), np.empty(n), np.empty(n)
+    for q in range(n):
+        f = face_id[q]
+        px = py = pz = 0.0
+        for k in range(3):
+            v, b = faces[f, k], np.float64(bary[q, k])
+            px += b * vertices[v, 0]
+            py += b * vertices[v, 1]
+            pz += b * vertices[v, 2]
+        zs[q] = pz
+        xs[q] = fx * px / pz + cx if pz != 0.0 else (np.nan if px == 0.0 else np.copysign(np.inf, px * fx))
+        ys[q] = fy * py / pz + cy if pz != 0.0 else (np.nan if py == 0.0 else np.copysign(np.inf, py * fy))
+    return xs, ys, zs
 
 
 def body_flow(
@@ -39,18 +60,14 @@ def body_flow(
     """
     h, w = target.face_id.shape
     hit = target.mask
-    f = target.face_id[hit]
-    points = np.einsum("nk,nkd->nd", target.bary[hit].astype(np.float64), source_vertices[faces[f]].astype(np.float64))
-    z = points[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xs = source_camera.fx * points[:, 0] / z + source_camera.cx
-        ys = source_camera.fy * points[:, 1] / z + source_camera.cy
     yy, xx = np.nonzero(hit)
+    xs, ys, z = _project_hits(target.face_id[hit], target.bary[hit], faces, source_vertices, source_camera.fx, source_camera.fy, source_camera.cx, source_camera.cy)
     flow = np.zeros((h, w, 2), np.float32)
-    flow[hit] = np.stack([xs - xx, ys - yy], axis=1)
+    flow[yy, xx, 0] = xs - xx
+    flow[yy, xx, 1] = ys - yy
 
     inside = (z > 0) & (xs >= -0.5) & (xs < source_camera.width - 0.5) & (ys >= -0.5) & (ys < source_camera.height - 0.5)
-    visible = np.zeros(len(f), bool)
+    visible = np.zeros(len(z), bool)
     if inside.any():
         occluders = occluders or BinnedMesh(source_vertices, faces, source_camera)
         x, y = xs[inside], ys[inside]
