@@ -137,7 +137,7 @@ def main() -> None:
     wait_for(args.test)
 
     warp = WarpSource(args.warp)
-    base_needs = warp.needs() | agnostic_needs("hrviton") | {"paired", "target_image", "target_parsing", "target_garment_region"}
+    base_needs = warp.needs() | agnostic_needs("hrviton") | {"paired", "target_image", "target_parsing", "target_garment_region", "source_image", "source_parsing"}
     base_pairs = held_out(args.test, args.splits, base_needs, HEIGHT, WIDTH)
     n_pairs = sum(len(p) for p in base_pairs)
 
@@ -148,8 +148,21 @@ def main() -> None:
     def ceiling(batch):
         return batch["target_image"], warp(batch)[1]
 
+    def paste_on_flat_background(batch):
+        """Copy-paste on the target's person pixels, the source photo's mean background colour
+        elsewhere: what a model that sees no target pixel could reach on the background."""
+        pasted, mask = paste(batch)
+        source_bg = (batch["source_parsing"] == 0).float()[:, None]
+        colour = (batch["source_image"] * source_bg).sum((2, 3), keepdim=True) / source_bg.sum((2, 3), keepdim=True).clamp(min=1)
+        target_bg = (batch["target_parsing"] == 0).float()[:, None]
+        return pasted * (1 - target_bg) + colour * target_bg, mask
+
     baseline = score(base_pairs, paste)
-    lines = [row("copy-paste (warped garment on the agnostic target)", baseline, baseline), row("target image (ceiling)", score(base_pairs, ceiling), baseline)]
+    lines = [
+        row("copy-paste (warped garment on the agnostic target)", baseline, baseline),
+        row("target image (ceiling)", score(base_pairs, ceiling), baseline),
+        row("copy-paste, background flat at the source photo's mean (reference)", score(base_pairs, paste_on_flat_background), baseline),
+    ]
     results = {}
     for model in args.models:
         run_dir = args.out / model
