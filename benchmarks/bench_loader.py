@@ -39,7 +39,8 @@ from vtonpipe.converters.labels import write_palette_png
 from vtonpipe.io import decode_image
 from vtonpipe.pipeline.store import ShardReader, ShardWriter
 from vtonpipe.schemas.packed import packed_schema
-from vtonpipe.training.data import DataConfig, PackedPairs, PackedPairStream, garment_region, make_loader
+from vtonpipe.training.data import DataConfig, PackedPairs, garment_region
+from vtonpipe.training.stream import PackedPairStream, make_loader
 from vtonpipe.training.transforms import resize_iuv, scale_points
 
 NEEDS = {

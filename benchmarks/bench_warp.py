@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from vtonpipe.training.checkpoint import LAST
-from vtonpipe.training.data import DataConfig, PackedPairs, PackedPairStream, make_loader
+from vtonpipe.training.data import DataConfig, PackedPairs
+from vtonpipe.training.stream import PackedPairStream, make_loader
 from vtonpipe.training.task import get_task
 from vtonpipe.training.trained import load_trained
 from vtonpipe.training.trainer import Trainer

@@ -13,11 +13,9 @@ from vtonpipe.training.data import (
     BATCH_KEYS,
     DataConfig,
     MissingPriorError,
-    PackedPairDataset,
     PackedPairs,
-    PackedPairStream,
-    make_loader,
 )
+from vtonpipe.training.stream import PackedPairDataset, PackedPairStream, make_loader
 from vtonpipe.training.transforms import resize_flow, resize_image, resize_iuv, resize_nearest, scale_points
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

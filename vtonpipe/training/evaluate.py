@@ -25,7 +25,8 @@ import torch
 
 from ..io import write_json_atomic
 from .config import TrainConfig, resolve
-from .data import PackedPairs, PackedPairStream, make_loader
+from .data import PackedPairs
+from .stream import PackedPairStream, make_loader
 from .distribution import DISTRIBUTION_METRICS, WEIGHT_FILES, DistributionMetrics
 from .trained import load_trained
 from .tryon import tryon_metrics

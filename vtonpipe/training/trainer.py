@@ -38,7 +38,8 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import split_settings
-from .data import PackedPairs, PackedPairStream, first_samples, make_loader
+from .data import PackedPairs, first_samples
+from .stream import PackedPairStream, make_loader
 from .distributed import (
     Distributed,
     data_parallel,
