@@ -18,12 +18,8 @@ from vtonpipe.converters.landmarks import (
 )
 from vtonpipe.core import ImageItem
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
-from vtonpipe.models.landmarks.geometric import (
-    MissingKeypointsError,
-    NoGarmentError,
-    garment_landmarks,
-    person_landmarks,
-)
+from vtonpipe.models.landmarks.geometric import NoGarmentError, garment_landmarks
+from vtonpipe.models.landmarks.geometric_person import MissingKeypointsError, person_landmarks
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.ingest import ingest

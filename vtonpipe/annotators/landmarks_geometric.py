@@ -34,12 +34,8 @@ armpit, waist and collar offsets) were measured on the seed-0 sample's ground tr
 from __future__ import annotations
 
 from ..core import AnnotationFailure, Backend, Context, ImageItem, Requirements
-from ..models.landmarks.geometric import (
-    MissingKeypointsError,
-    NoGarmentError,
-    garment_landmarks,
-    person_landmarks,
-)
+from ..models.landmarks.geometric import NoGarmentError, garment_landmarks
+from ..models.landmarks.geometric_person import MissingKeypointsError, person_landmarks
 from ..schemas.landmarks import LandmarksRecord
 from .landmarks import SPEC, check_upper_garment, landmarks_record
 from .registry import register_backend
