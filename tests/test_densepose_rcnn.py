@@ -458,7 +458,7 @@ def test_detector_finds_the_person_in_the_known_box(person_weights):
     state = load_detectron2_pkl(person_weights / WEIGHTS_RELPATH)
     predictor = TorchDensePosePredictor(state, min_size=192, score_thresh=0.8)
     image = (np.random.default_rng(4).random((256, 192, 3)) * 255).astype(np.uint8)
-    pred = predictor(image, densepose_for="largest")
+    pred = predictor(image, densepose_for="main")
     np.testing.assert_allclose(pred.boxes, [[48, 64, 144, 192]], atol=1e-3)
     assert pred.scores[0] == pytest.approx(1.0, abs=1e-6) and list(pred.charts) == [0]
     iuv = charts_to_iuv(pred.charts[0], pred.boxes[0], image.shape[:2])
@@ -469,7 +469,7 @@ def test_detector_finds_the_person_in_the_known_box(person_weights):
     u = iuv[inside][:, 1]
     assert u.min() < 100 and u.max() > 155  # U spreads over the chart, not a constant
     # resizing the input (x2 here) keeps the box in the same place on the input image
-    big = TorchDensePosePredictor(state, min_size=384, score_thresh=0.8)(image, densepose_for="largest")
+    big = TorchDensePosePredictor(state, min_size=384, score_thresh=0.8)(image, densepose_for="main")
     np.testing.assert_allclose(big.boxes, pred.boxes, atol=0.05)
 
 

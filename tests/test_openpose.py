@@ -342,6 +342,26 @@ def test_main_person_is_large_and_central():
     assert main_person_score(np.zeros((18, 3), np.float32), size) == 0.0
 
 
+def test_densepose_rcnn_picks_the_person_the_keypoint_stage_picks():
+    """One rule, :func:`subject_score`, for keypoint poses and detector boxes: a slightly larger
+    person in the corner loses to a centred one."""
+    from vtonpipe.converters.keypoints import keypoint_bbox, subject_score
+    from vtonpipe.models.nets.densepose_rcnn import main_person
+
+    size = (256, 192)  # H, W
+    centred = np.array([56.0, 40.0, 136.0, 216.0])  # 80 x 176, centre (96, 128) = the image centre (95.5, 127.5) + 0.5
+    corner = np.array([0.0, 0.0, 90.0, 190.0])  # 90 x 190: larger
+    assert subject_score(centred, size) == pytest.approx(256 / 448 * (1 - 0.5 * np.hypot(0.5, 0.5) / (0.5 * np.hypot(192, 256))))
+    assert subject_score(corner, size) == pytest.approx(280 / 448 * (1 - 0.5 * np.hypot(50.5, 32.5) / 160.0))
+    assert main_person(np.stack([corner, centred]), size) == 1
+    assert main_person(np.stack([corner, centred * [1, 1, 0.5, 0.5]]), size) == 0  # a small centred one loses
+    for box in (centred, corner):  # a pose whose keypoints span the box scores the same
+        kp = np.zeros((18, 3), np.float32)
+        kp[0], kp[1], kp[2:] = (box[0], box[1], 1), (box[2], box[3], 1), ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1)
+        np.testing.assert_allclose(keypoint_bbox(kp), box)
+        assert main_person_score(kp, size) == pytest.approx(subject_score(box, size))
+
+
 # -- backends ----------------------------------------------------------------------------------
 def encoder_caffe_files(directory: Path) -> None:
     """A one-convolution Caffe "OpenPose": an 8x8/stride-8 conv whose output channel c reads one

@@ -45,12 +45,12 @@ WEIGHTS = WeightFile(
 class RCNNDensePose(Backend):
     spec = DENSEPOSE_SPEC
     name = "rcnn"
-    version = "1"
+    version = "2"  # 2: the main person by size x centrality (subject_score), as the keypoint stage; was the largest box
     requirements = Requirements(packages=("torch",), weights=(WEIGHTS,))
     # score_thresh 0.8 is apply_net.py's --min_score default (how VTON datasets made their DensePose);
     # min_size / max_size / nms_thresh / max_detections are the model's test configuration.
     default_params = {"min_size": 800, "max_size": 1333, "score_thresh": 0.8, "nms_thresh": 0.5, "max_detections": 100, "impl": "auto"}
-    doc = "DensePose R-CNN R50-FPN (detectron2 weights): IUV of the largest detected person."
+    doc = "DensePose R-CNN R50-FPN (detectron2 weights): IUV of the main detected person (size x centrality, as the keypoint stage picks)."
 
     def implementation(self) -> str:
         """``detectron2`` or ``torch``: what ``impl`` resolves to on this machine."""
@@ -86,10 +86,10 @@ class RCNNDensePose(Backend):
         )
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> DenseposeRecord:
-        pred = self.predictor(item.image, densepose_for="largest")
+        pred = self.predictor(item.image, densepose_for="main")
         if len(pred.boxes) == 0:
             raise AnnotationFailure("no_person", f"no person scored above {self.params['score_thresh']}")
-        i = main_person(pred.boxes)
+        i = main_person(pred.boxes, item.image.shape[:2])
         return DenseposeRecord(
             iuv=charts_to_iuv(pred.charts[i], pred.boxes[i], item.image.shape[:2]),
             bbox=(pred.boxes[i] - 0.5).astype(np.float32),  # pixel-centre frame (docs/CONVENTIONS.md)

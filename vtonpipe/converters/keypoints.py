@@ -144,6 +144,19 @@ def keypoint_bbox(keypoints: np.ndarray) -> np.ndarray | None:
     return np.concatenate([found.min(0), found.max(0)]).astype(np.float32)
 
 
+def subject_score(box: np.ndarray, size: tuple[int, int]) -> float:
+    """How much a person box ``(x0, y0, x1, y1)`` px is the photo's subject: size x centrality, in
+    [0, 1]. size = (box width + box height) / (W + H); centrality = 1 - 0.5 * (distance from the
+    box centre to the image centre) / (half the image diagonal), so a person in a corner weighs
+    half as much as the same person centred. ``size`` = (H, W). Every stage that picks one person
+    of several (the keypoint detectors, DensePose R-CNN) picks the highest score."""
+    h, w = size
+    extent = ((box[2] - box[0]) + (box[3] - box[1])) / (w + h)
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    offset = np.linalg.norm(centre - np.array([(w - 1) / 2, (h - 1) / 2])) / (0.5 * np.hypot(w, h))
+    return float(extent * (1 - 0.5 * min(offset, 1.0)))
+
+
 # -- dense encodings ---------------------------------------------------------------------------
 def _supports(nonzero: np.ndarray) -> np.ndarray:
     """int ``(K, 2)``: ``(first, last + 1)`` of the true entries of each row of bool ``(K, N)``

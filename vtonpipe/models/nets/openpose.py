@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...converters.keypoints import keypoint_bbox
+from ...converters.keypoints import keypoint_bbox, subject_score
 
 STRIDE = 8
 NUM_PARTS = 18
@@ -339,20 +339,10 @@ def decode_people(
 
 
 def main_person_score(keypoints: np.ndarray, size: tuple[int, int]) -> float:
-    """How much a pose (18, 3) is the photo's subject: size x centrality, in [0, 1].
-
-    size = (box width + box height) / (W + H) of its keypoint box; centrality =
-    1 - 0.5 * (distance from the box centre to the image centre) / (half the image diagonal),
-    so a person in a corner weighs half as much as the same person centred. ``size`` = (H, W).
-    """
+    """How much a pose (18, 3) is the photo's subject: :func:`~vtonpipe.converters.keypoints.subject_score`
+    of its keypoint box (0 without a detected point). ``size`` = (H, W)."""
     box = keypoint_bbox(keypoints)
-    if box is None:
-        return 0.0
-    h, w = size
-    extent = ((box[2] - box[0]) + (box[3] - box[1])) / (w + h)
-    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    offset = np.linalg.norm(centre - np.array([(w - 1) / 2, (h - 1) / 2])) / (0.5 * np.hypot(w, h))
-    return float(extent * (1 - 0.5 * min(offset, 1.0)))
+    return 0.0 if box is None else subject_score(box, size)
 
 
 def rank_people(people: Sequence[Person], size: tuple[int, int]) -> list[Person]:

@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ....converters.keypoints import subject_score
 from .checkpoint import build_model, check_state_dict
 from .config import DensePoseRCNNConfig
 from .network import DensePoseCharts
 from .ops import clip_boxes, nonempty
 
-Which = Literal["all", "largest"]
+Which = Literal["all", "main"]
 
 
 @dataclass
@@ -55,9 +56,11 @@ def resize_bgr(image_rgb: np.ndarray, min_size: int, max_size: int) -> np.ndarra
     return np.ascontiguousarray(image_rgb[:, :, ::-1])
 
 
-def main_person(boxes: np.ndarray) -> int:
-    """Index of the largest box (the photo's subject in fashion images)."""
-    return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+def main_person(boxes: np.ndarray, size: tuple[int, int]) -> int:
+    """Index of the photo's subject among ``boxes`` (N, 4) ``(x0, y0, x1, y1)`` px in an image of
+    ``size`` (H, W): the highest :func:`~vtonpipe.converters.keypoints.subject_score` (size x
+    centrality), the rule the keypoint stage picks its person by."""
+    return int(np.argmax([subject_score(b, size) for b in boxes]))
 
 
 class TorchDensePosePredictor:
@@ -85,9 +88,9 @@ class TorchDensePosePredictor:
 
     @torch.inference_mode()
     def __call__(self, image_rgb: np.ndarray, densepose_for: Which = "all") -> DensePosePrediction:
-        """Detect people; DensePose for all of them or only the largest box."""
-        if densepose_for not in ("all", "largest"):
-            raise ValueError(f"densepose_for must be 'all' or 'largest', got {densepose_for!r}")
+        """Detect people; DensePose for all of them or only the main person (:func:`main_person`)."""
+        if densepose_for not in ("all", "main"):
+            raise ValueError(f"densepose_for must be 'all' or 'main', got {densepose_for!r}")
         h, w = image_rgb.shape[:2]
         bgr = resize_bgr(image_rgb, self.min_size, self.max_size)
         rh, rw = bgr.shape[:2]
@@ -105,7 +108,7 @@ class TorchDensePosePredictor:
         boxes, out_boxes, scores = boxes[keep], out_boxes[keep], scores[keep]
         pred = DensePosePrediction(out_boxes.cpu().numpy().astype(np.float32), scores.cpu().numpy().astype(np.float32))
         if len(boxes):
-            chosen = list(range(len(boxes))) if densepose_for == "all" else [main_person(pred.boxes)]
+            chosen = list(range(len(boxes))) if densepose_for == "all" else [main_person(pred.boxes, (h, w))]
             charts = model.roi_heads.charts(features, boxes[chosen])  # on the resized-image boxes, as detectron2
             for n, i in enumerate(chosen):
                 pred.charts[i] = DensePoseCharts(*(t[n : n + 1] for t in (charts.coarse_segm, charts.fine_segm, charts.u, charts.v)))
@@ -183,7 +186,7 @@ class Detectron2DensePosePredictor:
         pred = DensePosePrediction(boxes, inst.scores.cpu().numpy().astype(np.float32))
         if len(boxes):
             dp = inst.pred_densepose
-            chosen = range(len(boxes)) if densepose_for == "all" else [main_person(boxes)]
+            chosen = range(len(boxes)) if densepose_for == "all" else [main_person(boxes, (h, w))]
             for i in chosen:
                 pred.charts[i] = DensePoseCharts(dp.coarse_segm[i : i + 1], dp.fine_segm[i : i + 1], dp.u[i : i + 1], dp.v[i : i + 1])
         return pred
