@@ -217,14 +217,16 @@ class ScriptedPose:
     ],
 )
 def test_mediapipe_retries_before_no_person(case, size, finds, expected):
+    """``MainPersonPose`` (the keypoint stage's detector): landmarks come back in the image's frame
+    whichever attempt found the person."""
     calls = []
-    backend = MediaPipeKeypoints()
+    detect = mediapipe_models.MainPersonPose.__new__(mediapipe_models.MainPersonPose)  # scripted landmarkers instead of MediaPipe's
     scripted = ScriptedPose(finds, calls)
-    backend._pose, backend._retry = scripted(0.5), scripted(0.2)
+    detect._pose, detect._retry, detect.min_visibility = scripted(0.5), scripted(0.2), 0.5
     h, w = size
     image = np.full((h, w, 3), 90, np.uint8)
     image[:, 256:512] = 200  # the tile the person is in (wide case)
-    res = backend.detect(image)
+    res = detect(image)
     if expected is None:
         assert res is None and [c for c, _ in calls] == [0.5, 0.2, 0.2]  # default, retry, framed (no tiles)
         return

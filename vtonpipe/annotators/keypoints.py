@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..converters.keypoints import clear_outside, keypoint_bbox, mp33_to_coco18
+from ..converters.keypoints import keypoint_bbox
 from ..core import (
     AnnotationFailure,
     AnnotatorSpec,
@@ -48,14 +48,12 @@ from ..core import (
     Requirements,
     WeightFile,
 )
-from ..models.classical.people import square_tiles
-from ..models.nets.mediapipe import PeopleCounter, PoseLandmarker, PoseResult
+from ..models.nets.mediapipe import MainPersonPose, PeopleCounter, PoseResult, pose_coco18
 from ..models.nets.openpose import (
     CaffePoseNet,
     PoseNet,
     TorchPoseNet,
     decode_people,
-    main_person_score,
     pose_maps,
     rank_people,
 )
@@ -118,49 +116,15 @@ class MediaPipeKeypoints(Backend):
     doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence; people counted from faces and silhouettes."
 
     def setup(self) -> None:
-        self._pose = PoseLandmarker(min_detection_confidence=self.params["min_detection_confidence"])
-        retry = self.params["retry_detection_confidence"]
-        self._retry = PoseLandmarker(min_detection_confidence=retry) if retry is not None else None
-        self._people = PeopleCounter(min_detection_confidence=self.params["min_detection_confidence"])
+        p = self.params
+        self.detect = MainPersonPose(
+            min_detection_confidence=p["min_detection_confidence"], retry_detection_confidence=p["retry_detection_confidence"], min_visibility=p["min_visibility"]
+        )
+        self._people = PeopleCounter(min_detection_confidence=p["min_detection_confidence"])
 
     def coco18(self, pose: PoseResult, size: tuple[int, int]) -> np.ndarray:
-        """COCO-18 (18, 3) of a Pose result in an image of ``size`` (H, W): points below
-        ``min_visibility`` or outside the image undetected."""
-        return clear_outside(mp33_to_coco18(pose.landmarks[:, [0, 1, 3]], self.params["min_visibility"]), size)
-
-    def detect(self, image: np.ndarray) -> PoseResult | None:
-        """MediaPipe Pose at ``min_detection_confidence``; when it finds no one, again at
-        ``retry_detection_confidence`` on the whole image, then on each square tile of a wide or
-        tall photo (:func:`~vtonpipe.models.classical.people.square_tiles`: a person among several,
-        or off-centre), keeping the tile's pose that is most the photo's subject
-        (:func:`~vtonpipe.models.nets.openpose.main_person_score`), then on the image framed by a
-        border of a quarter of its longer side (a half-body or tightly cropped person). Landmarks in
-        the image's pixel frame; None when every attempt finds no one."""
-        res = self._pose(image)
-        if res is not None or self._retry is None:
-            return res
-        res = self._retry(image)
-        if res is not None:
-            return res
-        h, w = image.shape[:2]
-        tiles = square_tiles(h, w)
-        best, best_score = None, 0.0
-        for y0, x0, th, tw in tiles if len(tiles) > 1 else ():
-            found = self._retry(np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw]))
-            if found is None:
-                continue
-            found.landmarks[:, :2] += (x0, y0)
-            score = main_person_score(self.coco18(found, (h, w)), (h, w))
-            if score > best_score:
-                best, best_score = found, score
-        if best is not None:
-            return best
-        pad = max(h, w) // 4
-        framed = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=int(np.median(image)))
-        found = self._retry(framed)
-        if found is not None:
-            found.landmarks[:, :2] -= pad
-        return found
+        """COCO-18 (18, 3) of a Pose result in an image of ``size`` (H, W) (:func:`pose_coco18` at ``min_visibility``)."""
+        return pose_coco18(pose, size, self.params["min_visibility"])
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
         res = self.detect(item.image)

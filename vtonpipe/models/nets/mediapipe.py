@@ -60,6 +60,60 @@ class PoseLandmarker:
         return PoseResult(lm, mask)
 
 
+def pose_coco18(pose: PoseResult, size: tuple[int, int], min_visibility: float) -> np.ndarray:
+    """COCO-18 (18, 3) of a Pose result in an image of ``size`` (H, W): points below
+    ``min_visibility`` or outside the image undetected."""
+    from ...converters.keypoints import clear_outside, mp33_to_coco18
+
+    return clear_outside(mp33_to_coco18(pose.landmarks[:, [0, 1, 3]], min_visibility), size)
+
+
+class MainPersonPose:
+    """MediaPipe Pose that looks harder for the photo's main person (the ``keypoints`` stage's
+    detector): at ``min_detection_confidence``; when it finds
+    no one, again at ``retry_detection_confidence`` (None: no retries) on the whole image, then on
+    each square tile of a wide or tall photo (:func:`~vtonpipe.models.classical.people.square_tiles`:
+    a person among several, or off-centre), keeping the tile's pose that is most the photo's
+    subject (:func:`~vtonpipe.models.nets.openpose.main_person_score` of its COCO-18 points at
+    ``min_visibility``), then on the image framed by a border of a quarter of its longer side (a
+    half-body or tightly cropped person). Landmarks in the image's frame; None when every attempt
+    finds no one."""
+
+    def __init__(self, *, min_detection_confidence: float = 0.5, retry_detection_confidence: float | None = 0.2, min_visibility: float = 0.5):
+        self._pose = PoseLandmarker(min_detection_confidence=min_detection_confidence)
+        self._retry = None if retry_detection_confidence is None else PoseLandmarker(min_detection_confidence=retry_detection_confidence)
+        self.min_visibility = min_visibility
+
+    def __call__(self, image: np.ndarray) -> PoseResult | None:
+        from .openpose import main_person_score
+
+        res = self._pose(image)
+        if res is not None or self._retry is None:
+            return res
+        res = self._retry(image)
+        if res is not None:
+            return res
+        h, w = image.shape[:2]
+        tiles = square_tiles(h, w)
+        best, best_score = None, 0.0
+        for y0, x0, th, tw in tiles if len(tiles) > 1 else ():
+            found = self._retry(np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw]))
+            if found is None:
+                continue
+            found.landmarks[:, :2] += (x0, y0)
+            score = main_person_score(pose_coco18(found, (h, w), self.min_visibility), (h, w))
+            if score > best_score:
+                best, best_score = found, score
+        if best is not None:
+            return best
+        pad = max(h, w) // 4
+        framed = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=int(np.median(image)))
+        found = self._retry(framed)
+        if found is not None:
+            found.landmarks[:, :2] -= pad
+        return found
+
+
 class SelfieSegmenter:
     """MediaPipe Selfie Segmentation: person probability per pixel.
 
