@@ -26,7 +26,6 @@ from ..models.nets.densepose_rcnn import (
     TorchDensePosePredictor,
     charts_to_iuv,
     detectron2_available,
-    main_person,
 )
 from ..models.nets.densepose_rcnn.detectron2_pkl import load_detectron2_pkl
 from ..schemas.densepose import DenseposeRecord
@@ -89,7 +88,7 @@ class RCNNDensePose(Backend):
         pred = self.predictor(item.image, densepose_for="main")
         if len(pred.boxes) == 0:
             raise AnnotationFailure("no_person", f"no person scored above {self.params['score_thresh']}")
-        i = main_person(pred.boxes, item.image.shape[:2])
+        (i,) = pred.charts  # the main person, the only one the predictor ran DensePose for
         return DenseposeRecord(
             iuv=charts_to_iuv(pred.charts[i], pred.boxes[i], item.image.shape[:2]),
             bbox=(pred.boxes[i] - 0.5).astype(np.float32),  # pixel-centre frame (docs/CONVENTIONS.md)

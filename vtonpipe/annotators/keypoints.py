@@ -26,7 +26,7 @@ Backends:
   ``[0.5, 1.0, 1.5, 2.0]``.
 
 Several people (OpenPose): the main one maximises
-:func:`~vtonpipe.models.nets.openpose.main_person_score` (size x centrality); ``people`` holds
+:func:`~vtonpipe.converters.keypoints.main_person_score` (size x centrality); ``people`` holds
 all of them, the main first, and ``num_people`` is their number. No person ->
 ``AnnotationFailure("no_person")``.
 """

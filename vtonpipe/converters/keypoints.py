@@ -157,6 +157,13 @@ def subject_score(box: np.ndarray, size: tuple[int, int]) -> float:
     return float(extent * (1 - 0.5 * min(offset, 1.0)))
 
 
+def main_person_score(keypoints: np.ndarray, size: tuple[int, int]) -> float:
+    """How much a pose (18, 3) is the photo's subject: :func:`subject_score` of its keypoint box
+    (0 without a detected point). ``size`` = (H, W)."""
+    box = keypoint_bbox(keypoints)
+    return 0.0 if box is None else subject_score(box, size)
+
+
 # -- dense encodings ---------------------------------------------------------------------------
 def _supports(nonzero: np.ndarray) -> np.ndarray:
     """int ``(K, 2)``: ``(first, last + 1)`` of the true entries of each row of bool ``(K, N)``

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ...converters.keypoints import clear_outside, main_person_score, mp33_to_coco18
 from ..classical.people import count_people, merge_detections, square_tiles
 
 
@@ -63,18 +64,16 @@ class PoseLandmarker:
 def pose_coco18(pose: PoseResult, size: tuple[int, int], min_visibility: float) -> np.ndarray:
     """COCO-18 (18, 3) of a Pose result in an image of ``size`` (H, W): points below
     ``min_visibility`` or outside the image undetected."""
-    from ...converters.keypoints import clear_outside, mp33_to_coco18
-
     return clear_outside(mp33_to_coco18(pose.landmarks[:, [0, 1, 3]], min_visibility), size)
 
 
 class MainPersonPose:
     """MediaPipe Pose that looks harder for the photo's main person (the ``keypoints`` stage's
-    detector): at ``min_detection_confidence``; when it finds
-    no one, again at ``retry_detection_confidence`` (None: no retries) on the whole image, then on
-    each square tile of a wide or tall photo (:func:`~vtonpipe.models.classical.people.square_tiles`:
-    a person among several, or off-centre), keeping the tile's pose that is most the photo's
-    subject (:func:`~vtonpipe.models.nets.openpose.main_person_score` of its COCO-18 points at
+    detector): at ``min_detection_confidence``; when it finds no one, again at
+    ``retry_detection_confidence`` (None: no retries) on the whole image, then on each square tile
+    of a wide or tall photo (:func:`~vtonpipe.models.classical.people.square_tiles`: a person among
+    several, or off-centre), keeping the tile's pose that is most the photo's subject
+    (:func:`~vtonpipe.converters.keypoints.main_person_score` of its COCO-18 points at
     ``min_visibility``), then on the image framed by a border of a quarter of its longer side (a
     half-body or tightly cropped person). Landmarks in the image's frame; None when every attempt
     finds no one."""
@@ -85,8 +84,6 @@ class MainPersonPose:
         self.min_visibility = min_visibility
 
     def __call__(self, image: np.ndarray) -> PoseResult | None:
-        from .openpose import main_person_score
-
         res = self._pose(image)
         if res is not None or self._retry is None:
             return res

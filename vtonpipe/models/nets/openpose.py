@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...converters.keypoints import keypoint_bbox, subject_score
+from ...converters.keypoints import main_person_score
 
 STRIDE = 8
 NUM_PARTS = 18
@@ -336,13 +336,6 @@ def decode_people(
         kp[m >= 0] = candidates[m[m >= 0]]
         people.append(Person(kp, float(s / n)))
     return people
-
-
-def main_person_score(keypoints: np.ndarray, size: tuple[int, int]) -> float:
-    """How much a pose (18, 3) is the photo's subject: :func:`~vtonpipe.converters.keypoints.subject_score`
-    of its keypoint box (0 without a detected point). ``size`` = (H, W)."""
-    box = keypoint_bbox(keypoints)
-    return 0.0 if box is None else subject_score(box, size)
 
 
 def rank_people(people: Sequence[Person], size: tuple[int, int]) -> list[Person]:
