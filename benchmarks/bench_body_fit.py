@@ -1,7 +1,7 @@
 """Body fitting: accuracy, batched against one-image-at-a-time speed at equal error, and the
 silhouette term.
 
-    python benchmarks/bench_body_fit.py [--bodies 32] [--noise 2] [--threads 1] [--sample DIR]
+    python benchmarks/bench_body_fit.py [--bodies 64] [--noise 2] [--threads N] [--sample DIR]
                                         [--silhouette 0,0.3,1,3] [--no-sequential]
                                         [--fit patience=10,rel_tol=0.003]
 
@@ -206,10 +206,10 @@ def sample(args: argparse.Namespace, model: AnnyFitModel) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bodies", type=int, default=32)
+    parser.add_argument("--bodies", type=int, default=64, help="images per batch (the body stage's default batch_size is 64)")
     parser.add_argument("--noise", type=float, default=2.0, help="keypoint noise, px (Gaussian sigma)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads (default: one per core)")
     parser.add_argument(
         "--fit",
         type=lambda s: {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=") for kv in s.split(","))},

@@ -12,8 +12,9 @@ Each part measures its figures and its baseline in this one run:
 - ``incremental``: the same stages after adding 1 % new people (``vtonpipe sample`` is
   deterministic per person, so the first people do not change) and re-ingesting: the rerun's wall
   time over the full run's (target <= 5 %); every old row is kept.
-- ``cluster``: the ``keypoints`` stage (MediaPipe, CPU bound) recomputed on a Dask LocalCluster of
-  1 and of 2 worker processes (``--scheduler processes``), wall time including the cluster's start.
+- ``cluster``: the ``keypoints`` stage (MediaPipe, CPU bound) and the ``body`` stage (the batched
+  torch fit; its inputs computed first, in process) recomputed on a Dask LocalCluster of 1 and of
+  2 worker processes (``--scheduler processes``), wall time including the cluster's start.
 - ``ingest-pack``: ``vtonpipe ingest`` and ``vtonpipe pack`` (as subprocesses) on procedurally
   generated MPV folders of ``--sizes`` images (random-block JPEGs, 256 x 192): seconds per image
   at each size and their ratio (flat means the per-image cost does not grow with the dataset), and
@@ -146,17 +147,22 @@ def incremental(args: argparse.Namespace) -> None:
 
 
 def cluster(args: argparse.Namespace) -> None:
+    """``keypoints`` (MediaPipe, which threads its own calls) and ``body`` (the batched torch fit,
+    one torch thread per worker) recomputed by a LocalCluster of 1 and of 2 worker processes."""
     root = sample_root(args.out, args.people)
     build = args.out / "cluster"
     if not (build / "ingest").exists():
         ingest("bench", root, build, layout_name="mpv", show_progress=False)
-    times = {}
-    for workers in (1, 2):
-        start = time.perf_counter()
-        run_stage(build, StageConfig.resolve(PARAMS, "keypoints", scheduler="processes", workers=workers), recompute=True, show_progress=False)
-        times[workers] = time.perf_counter() - start
-    print(f"\nDask LocalCluster, keypoints on {2 * args.people} person images (recomputed), wall incl. cluster start: "
-          f"1 worker {times[1]:.1f} s, 2 workers {times[2]:.1f} s, speed-up {times[1] / times[2]:.2f}x")  # fmt: skip
+    for name in ("keypoints", "person_mask"):  # the body fit's inputs
+        run_stage(build, StageConfig.resolve(PARAMS, name), show_progress=False)
+    print(f"\nDask LocalCluster on {2 * args.people} person images (recomputed), wall incl. cluster start:")
+    for name in ("keypoints", "body"):
+        times = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            run_stage(build, StageConfig.resolve(PARAMS, name, scheduler="processes", workers=workers), recompute=True, show_progress=False)
+            times[workers] = time.perf_counter() - start
+        print(f"{name:>10}: 1 worker {times[1]:.1f} s, 2 workers {times[2]:.1f} s, speed-up {times[1] / times[2]:.2f}x")
 
 
 def procedural_mpv(root: Path, images: int) -> None:

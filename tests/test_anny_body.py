@@ -209,3 +209,32 @@ def test_openpose18_order_and_neck(body):
             np.testing.assert_allclose(op[i], coco[name], atol=1e-6)
     assert len(body.coco_labels) == 23 and body.coco_labels[17:] == (
         "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel", "right_heel")
+
+
+def test_posing_without_gradients_skins_on_the_cpu_threads_like_anny(body):
+    """The numba skinning (no-gradient CPU calls) equals anny's warp skinning, the gradient path
+    still goes through warp, and a hand-made two-bone vertex blends as LBS says."""
+    from anny.skinning import warp_skinning
+
+    from vtonpipe.models.bodies.skinning import skin
+
+    g = torch.Generator().manual_seed(3)
+    pose, phenotype = 0.3 * torch.randn(3, BONE_COUNT, 3, generator=g), torch.rand(3, 6, generator=g)
+    rest = body.model.template_vertices[None].expand(3, -1, -1).contiguous()
+    transforms = torch.eye(4).repeat(3, BONE_COUNT, 1, 1)
+    transforms[:, :, :3, :] += 0.1 * torch.randn(3, BONE_COUNT, 3, 4, generator=g)
+    W, I = body.model.vertex_bone_weights[None], body.model.vertex_bone_indices[None]
+    with torch.no_grad():
+        np.testing.assert_allclose(skin(rest, W, I, transforms).numpy(), warp_skinning.linear_blend_skinning(rest, W, I, transforms).numpy(), atol=1e-6)
+        fast = body(pose, phenotype)
+    x = pose.clone().requires_grad_()
+    slow = body(x, phenotype)  # anny's own skinning: differentiable
+    slow.sum().backward()
+    assert x.grad.abs().sum() > 0
+    np.testing.assert_allclose(fast.numpy(), slow.detach().numpy(), atol=1e-5)
+    # one vertex 0.25 / 0.75 on a translation by +1 in x and the identity, one body: x moves by 0.25
+    vertex = torch.tensor([[[1.0, 2.0, 3.0]]])
+    moves = torch.eye(4).repeat(1, 2, 1, 1)
+    moves[0, 0, 0, 3] = 1.0
+    out = skin(vertex, torch.tensor([[0.25, 0.75]]), torch.tensor([[0, 1]]), moves)
+    np.testing.assert_allclose(out.numpy(), [[[1.25, 2.0, 3.0]]], atol=1e-7)

@@ -77,6 +77,26 @@ def test_keypoints_without_the_mesh_match_the_full_forward(model):
         np.testing.assert_allclose(joints.numpy(), model.body.openpose18(model.body(pose, phenotype)).numpy(), atol=2e-5)
 
 
+def test_phenotype_coefficients_and_their_gradients_equal_annys(model):
+    from vtonpipe.models.bodies.anny import PHENOTYPE_LABELS
+    from vtonpipe.models.bodies.fitting.models import _PhenotypeCoefficients
+
+    g = torch.Generator().manual_seed(2)
+    # random values, the ends of the range (anchors: one weight is exactly 0) and the middle
+    phenotype = torch.cat([torch.rand(5, 6, generator=g), torch.zeros(1, 6), torch.ones(1, 6), torch.full((1, 6), 0.5)])
+    coefficients = []
+    for function in (model.model.get_phenotype_blendshape_coefficients, _PhenotypeCoefficients(model.model)):
+        x = phenotype.clone().requires_grad_()
+        c = function(**{label: x[:, i] for i, label in enumerate(PHENOTYPE_LABELS)})
+        (c * torch.linspace(-1, 1, c.shape[1])).sum().backward()
+        coefficients.append((c.detach(), x.grad))
+    (ours, ours_grad), (annys, annys_grad) = coefficients[1], coefficients[0]
+    assert ours.shape == annys.shape == (8, model.model.blendshapes.shape[0])
+    np.testing.assert_allclose(ours.numpy(), annys.numpy(), atol=1e-6)
+    np.testing.assert_allclose(ours_grad.numpy(), annys_grad.numpy(), atol=1e-5)
+    assert annys.abs().sum() > 0 and annys_grad.abs().sum() > 0
+
+
 def test_sub_skeletons_pose_like_the_full_skeleton(model):
     full = AnnyFitModel(model.body, full_skeleton=True)
     assert len(full.keypoint_skeleton.bones) == 104

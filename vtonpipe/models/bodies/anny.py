@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from ...config import cache_dir
+from .skinning import with_parallel_cpu_skinning
 
 if TYPE_CHECKING:
     import anny
@@ -89,6 +90,7 @@ def _load_anny(device: str, dtype: torch.dtype) -> "anny.Anny":
     anny.paths.set_anny_cache_path(anny_cache_dir())
     with _exclusive(anny_cache_dir() / "build.lock"):  # one process builds, the others wait and load
         model = anny.Anny(rig="anny", topology="anny", pose_parameterization="local-ref")
+    model._skinning_method = with_parallel_cpu_skinning(model._skinning_method)  # anny's attribute; see .skinning
     return model.to(device=device, dtype=dtype).eval()
 
 

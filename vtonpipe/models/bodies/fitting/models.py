@@ -113,6 +113,54 @@ class _Skeleton:
         self.reference_orientations = model.reference_bone_orientations[b]
 
 
+class _PhenotypeCoefficients:
+    """anny's phenotype -> blend-shape coefficients (its ``get_phenotype_blendshape_coefficients``,
+    local changes and facial actions 0), computed as the products anny defines them by: each of its
+    phenotype blend shapes (624 in anny 0.6) weighs the product of 3 to 6 of the 26 variation weights
+    (linear interpolation between each phenotype's anchors; the race weights normalised). anny takes
+    a masked product over all 26 (a product whose backward, cumulative products in both directions,
+    was 15 % of a fit step); here each blend shape multiplies only its own factors."""
+
+    def __init__(self, model):
+        from anny.models.model_data import PHENOTYPE_VARIATIONS
+        from anny.utils.interpolation import linear_interpolation_coefficients
+
+        if model.local_change_labels or model.facial_action_labels:
+            raise RuntimeError("anny model with local changes or facial actions: AnnyFitModel expects anny's default phenotype-only model")
+        self._interpolate = linear_interpolation_coefficients
+        self._variations = PHENOTYPE_VARIATIONS
+        self._model = model
+        mask = model.stacked_phenotype_blend_shapes_mask.bool()  # (S, 26)
+        n = len(mask[0])
+        count = int(mask.sum(1).max())
+        # each blend shape's factor columns, padded with column n (a constant 1)
+        self._factors = torch.full((len(mask), count), n, dtype=torch.long, device=mask.device)
+        for s, row in enumerate(mask):
+            cols = torch.nonzero(row).flatten()
+            self._factors[s, : len(cols)] = cols
+        self._projection = model.phenotype_blendshape_projection  # (S, A) or None
+
+    def __call__(self, **values: torch.Tensor) -> torch.Tensor:
+        """(B, A) coefficients of phenotype ``values`` (B,) by label; as in anny, labels the model does
+        not expose (cupsize, firmness, the race ones) stay at 0.5."""
+        m = self._model
+        values = {k: v for k, v in values.items() if k in m.phenotype_labels}
+        batch = len(next(iter(values.values())))
+        default = m.template_vertices.new_full((batch,), 0.5)
+        race = torch.stack([values.get(k, default) for k in self._variations["race"]], 1)
+        weights = []
+        for feature in self._variations:
+            if feature == "race":
+                weights.append(torch.nan_to_num(race / race.sum(1, keepdim=True), 1 / 3, 1 / 3, 1 / 3))
+            else:
+                weights.append(self._interpolate(values.get(feature, default), m.anchors[feature], extrapolate=m.extrapolate_phenotypes))
+        factors = torch.cat([*weights, default.new_ones(batch, 1)], 1)[:, self._factors]  # (B, S, count)
+        product = factors[..., 0]
+        for i in range(1, factors.shape[-1]):
+            product = product * factors[..., i]
+        return product if self._projection is None else product @ self._projection
+
+
 class AnnyFitModel(FitModel):
     """anny (:class:`~vtonpipe.models.bodies.anny.AnnyBody`) for fitting: 104 pose rows (19 major
     bones fitted), six phenotype values through a sigmoid, keypoints from per-bone moments."""
@@ -200,6 +248,7 @@ class AnnyFitModel(FitModel):
         self._surface_rest = torch.as_tensor(template[self.surface_index], **t)
         self._surface_dirs = torch.as_tensor(blendshapes[:, self.surface_index], **t)
         self._surface_skin = torch.as_tensor(surface_skin[:, self.surface_skeleton.bones], **t)  # (K, J')
+        self._coefficients = m.get_phenotype_blendshape_coefficients if full_skeleton else _PhenotypeCoefficients(m)
 
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(free)
@@ -220,9 +269,7 @@ class AnnyFitModel(FitModel):
         """Blend-shape coefficients (B, A) and the transforms (B, J', 3, 4) (rest -> posed, body
         frame) of the skeleton's bones: anny's forward kinematics on the sub-tree, exact since a
         bone's transform depends only on its ancestors."""
-        m = self.model
-        # anny's public (if deprecated) phenotype -> blend-shape coefficients; local changes and facial actions 0
-        coeffs = m.get_phenotype_blendshape_coefficients(**{label: shape[:, i] for i, label in enumerate(PHENOTYPE_LABELS)})
+        coeffs = self._coefficients(**{label: shape[:, i] for i, label in enumerate(PHENOTYPE_LABELS)})
         rot = torch.nn.functional.pad(rotvec_to_rotmat(pose[:, sk.bones]), (0, 1, 0, 1)) + self._eye4
         transforms, _ = self._forward_kinematic(sk.chain, self._rest_bone_poses(coeffs, sk), rot, "local-ref", sk.reference_orientations)
         return coeffs, transforms[:, :, :3, :]
@@ -244,7 +291,8 @@ class AnnyFitModel(FitModel):
         rest = self._surface_rest + torch.einsum("ba,akd->bkd", coeffs, self._surface_dirs)
         # linear blend skinning of the subset (dense weights: on CPU faster than gathering each point's 9 bones)
         blend = torch.einsum("kj,bjrc->bkrc", self._surface_skin, T)
-        return self._keypoints(coeffs, T, sk), (blend[..., :3] @ rest[..., None])[..., 0] + blend[..., 3]
+        # the 3 x 4 transform of each point applied elementwise (a batched product of 3 x 3 matrices is slower)
+        return self._keypoints(coeffs, T, sk), (blend[..., :3] * rest[:, :, None]).sum(-1) + blend[..., 3]
 
 
 class SMPLFitModel(FitModel):
