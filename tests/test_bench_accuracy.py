@@ -104,10 +104,52 @@ def test_a_perturbed_run_scores_worse(oracle, tmp_path):
     assert scores["densepose"]["part_accuracy"] == 1.0  # untouched stages stay perfect
 
 
+def test_each_view_is_scored_on_its_own_photos_and_pairs(oracle, tmp_path):
+    """Keypoints moved by 3 px on the side photos only, flows by 2 px on pairs whose target is a
+    front photo: each case shows exactly its own error."""
+    import shutil
+
+    from vtonpipe.datasets.sample_truth import view_of
+    from vtonpipe.pipeline.context import AnnotationContext
+
+    build = tmp_path / "build"
+    shutil.copytree(oracle, build)
+    ctx = AnnotationContext(build)
+    views = {i: view_of(im["path"]) for i, im in ctx.images.items() if im["kind"] == "person"}
+    assert sorted(set(views.values())) == ["front", "side"]  # the fixture's two people, two views each
+    target_view = {p["pair_id"]: views[p["target_image_id"]] for p in ctx.pairs}
+
+    def keypoints(r):
+        if views[r["image_id"]] == "side":
+            r["keypoints"] = r["keypoints"] + np.float32([3.0, 0.0, 0.0])
+        return r
+
+    def flow(r):
+        if target_view[r["pair_id"]] == "front":
+            r["flow"] = r["flow"] + np.float32([2.0, 0.0])
+        return r
+
+    _perturb(build, "keypoints", keypoints)
+    _perturb(build, "smpl_flow", flow)
+    scores = {s.annotator: s for s in evaluate(build)}
+    kp = scores["keypoints"]
+    assert kp.cases["side"]["mean_px_error"] == pytest.approx(3.0) and kp.cases["front"]["mean_px_error"] == 0.0
+    assert kp.cases["side"]["items"] + kp.cases["front"]["items"] == kp.items == 4
+    assert 0.0 < kp.metrics["mean_px_error"] < 3.0
+    flows = scores["smpl_flow"]
+    for view, epe in (("front", 2.0), ("side", 0.0)):
+        if view in flows.cases:
+            assert flows.cases[view]["epe_visible"] == pytest.approx(epe, abs=1e-5)
+    assert sum(c["items"] for c in flows.cases.values()) == flows.items
+    assert "back" not in kp.cases  # no back photo: no case
+    assert "garment_mask" in scores and scores["garment_mask"].cases == {}  # garments have no view
+
+
 def test_cli_prints_and_writes_the_table(oracle, tmp_path):
     out = CliRunner().invoke(main, ["bench", "accuracy", "--run", str(oracle), "--json", str(tmp_path / "acc.json")])
     assert out.exit_code == 0, out.output
     assert "pck@0.1" in out.output and "epe_visible" in out.output and "per-class IoU" in out.output
+    assert "per case" in out.output and "front" in out.output and "side" in out.output
     saved = json.loads((tmp_path / "acc.json").read_text())
     assert {s["annotator"] for s in saved} == set(STAGES)
 

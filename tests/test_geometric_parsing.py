@@ -156,6 +156,30 @@ def test_left_and_right_are_the_persons_sides():
         assert centre_x(back, left) < W / 2 < centre_x(back, right)
 
 
+def test_a_person_seen_from_behind_gets_skin_and_hair_right():
+    """The figure from behind: the head all hair but the neck, the keypoints' sides swapped (the
+    person's right on the image right) and a face oval on the back of the head, as MediaPipe's
+    face landmarks put one there. Without the facing test, that oval made the hair the face and
+    the skin model's sample (the arms then became the top, the legs the shorts)."""
+    fig = figure(kind="shorts")
+    image, truth = fig.image.copy(), fig.truth.copy()
+    cv2.ellipse(image, (96, 38), (12, 14), 0, 0, 360, HAIR, -1)
+    cv2.ellipse(truth, (96, 38), (12, 14), 0, 0, 360, HAIR_L, -1)
+    neck = np.zeros((H, W), bool)
+    neck[53:61, 90:103] = True  # below the hair: skin, face in LIP
+    image[neck], truth[neck] = SKIN, FACE
+    sides = np.arange(20)
+    sides[[L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE]] = [R_ARM, L_ARM, R_LEG, L_LEG, R_SHOE, L_SHOE]
+    truth = sides[truth].astype(np.uint8)  # the person's left is now on the image left
+    swapped = fig.keypoints[[0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16]]
+    assert complete_skeleton(swapped).facing_away() and not complete_skeleton(fig.keypoints).facing_away()
+    lip = parse_person(image, fig.mask, swapped, face_mask=fig.face)
+    per_class = iou(lip, truth)
+    assert per_class[[L_ARM, R_ARM, L_LEG, R_LEG, HAIR_L]].min() > 0.7, per_class.round(2)
+    oval = fig.face.astype(bool) & ~neck
+    assert (lip[oval] == FACE).mean() < 0.1 and (lip[oval] == HAIR_L).mean() > 0.8
+
+
 def test_densepose_parts_give_the_body_parts():
     assert DENSEPOSE_PART[[1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 23, 24]].tolist() == [
         Part.TORSO, Part.TORSO, Part.R_ARM, Part.L_ARM, Part.L_FOOT, Part.R_FOOT, Part.R_LEG, Part.L_LEG, Part.L_ARM, Part.R_ARM, Part.HEAD, Part.HEAD
@@ -344,8 +368,12 @@ def test_backend_through_the_runner(build):
     assert res.computed == 3
     from_densepose = {r["image_id"]: r for r in ShardReader(build / "annotations" / "parsing")}
     assert all('"body_parts":"densepose"' in r["params"] for r in from_densepose.values())
-    for image_id, r in from_densepose.items():  # the same parts from DensePose give the same labels
-        np.testing.assert_array_equal(r["parsing"], rows[image_id]["parsing"])
+    # the same parts from DensePose give the same labels (the person seen from behind samples its
+    # skin from the hands, whose extent follows the parts: a few pixels may differ there)
+    for image_id, r in from_densepose.items():
+        assert (r["parsing"] != rows[image_id]["parsing"]).mean() < 1e-3, image_id
+        if "back" not in image_id:
+            np.testing.assert_array_equal(r["parsing"], rows[image_id]["parsing"])
 
 
 def test_input_key_covers_the_paired_garment(tmp_path):

@@ -484,7 +484,8 @@ def bench() -> None:
 def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     """Score every annotation stage of RUN against the exact ground truth of the sample dataset;
     prints a table (keypoint PCK and px error, parsing mIoU, IUV part accuracy and UV error, body
-    joint error, flow EPE and visibility IoU, landmark error) and optionally writes it as JSON."""
+    joint error, flow EPE and visibility IoU, landmark error), the same per case (front / side /
+    back person photos; pairs by their target photo), and optionally writes it all as JSON."""
     from dataclasses import asdict
 
     from rich.console import Console
@@ -504,7 +505,20 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
         for i, (metric, value) in enumerate(s.metrics.items()):
             head = (s.annotator, s.backend, str(s.items), str(s.missing)) if i == 0 else ("", "", "", "")
             table.add_row(*head, metric, f"{value:.4f}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    views = [v for v in ("front", "side", "back") if any(v in s.cases for s in scores)]
+    if views:
+        by_case = Table(title="per case: person photos of each view, pairs by their target photo")
+        for col in ("annotator", "metric", "all", *views):
+            by_case.add_column(col)
+        for s in scores:
+            for i, metric in enumerate(["items", *s.metrics]):
+                overall = s.items if metric == "items" else s.metrics[metric]
+                cells = [overall, *(s.cases[v][metric] if v in s.cases else None for v in views)]
+                text = ["-" if c is None else f"{c:.0f}" if metric == "items" else f"{c:.4f}" for c in cells]
+                by_case.add_row(s.annotator if i == 0 else "", metric, *text)
+        console.print(by_case)
     for s in scores:
         if "per_class_iou" in s.details:
             click.echo(f"{s.annotator} per-class IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in s.details["per_class_iou"].items()))

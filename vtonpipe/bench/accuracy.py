@@ -3,14 +3,17 @@
 A *run* is a build directory of a dataset written by ``vtonpipe sample`` (its ``gt/`` holds the
 exact priors, docs/SAMPLE.md). Every complete annotation stage of the build is scored with the
 metric that suits it; images or pairs without a row (the annotator failed on them) count as
-misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise.
+misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise. Each
+stage is also scored per case: the person photos of each view (front / side / back, from their
+names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and the pairs whose target photo shows it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +22,11 @@ from ..converters.labels import LIP_LABELS, NUM_LIP_CLASSES
 from ..core.registry import Registry
 from ..datasets.sample_truth import (
     GT_DIR,
+    VIEWS,
     image_truth_path,
     pair_truth_path,
     read_truth,
+    view_of,
 )
 from ..pipeline.context import AnnotationContext
 from ..pipeline.pack import stages_present
@@ -35,6 +40,9 @@ from .metrics import (
     SegmentationIoU,
 )
 
+#: the item ids (image or pair ids) an evaluator scores, None for all
+Only = frozenset[str] | None
+
 
 @dataclass
 class StageScore:
@@ -44,15 +52,19 @@ class StageScore:
     missing: int
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
+    #: per case (a view): ``{"items": n, "missing": m, **metrics}``, cases without items left out
+    cases: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _score_images(reader: ShardReader, ctx: AnnotationContext, kinds: tuple[str, ...], update: Callable[[dict[str, Any] | None, dict[str, Any]], None]) -> tuple[int, int]:
-    """Call ``update(record or None, ground truth)`` for every image of ``kinds`` that has a GT file;
-    returns (images, images without a row)."""
+def _score_images(
+    reader: ShardReader, ctx: AnnotationContext, only: Only, kinds: tuple[str, ...], update: Callable[[dict[str, Any] | None, dict[str, Any]], None]
+) -> tuple[int, int]:
+    """Call ``update(record or None, ground truth)`` for every image of ``kinds`` (and in ``only``,
+    unless None) that has a GT file; returns (images, images without a row)."""
     n = missing = 0
     for image_id, image in sorted(ctx.images.items()):
         path = image_truth_path(ctx.dataset_root, image["path"])
-        if image["kind"] not in kinds or not path.exists():
+        if image["kind"] not in kinds or (only is not None and image_id not in only) or not path.exists():
             continue
         row = reader.record(image_id) if image_id in reader else None
         n, missing = n + 1, missing + (row is None)
@@ -60,7 +72,7 @@ def _score_images(reader: ShardReader, ctx: AnnotationContext, kinds: tuple[str,
     return n, missing
 
 
-def _keypoints(reader: ShardReader, ctx: AnnotationContext):
+def _keypoints(reader: ShardReader, ctx: AnnotationContext, only: Only):
     acc = KeypointAccuracy()
     offsets: list[np.ndarray] = []
 
@@ -72,7 +84,7 @@ def _keypoints(reader: ShardReader, ctx: AnnotationContext):
         both = (row.keypoints[:, 2] > 0) & (gt["coco18"][:, 2] > 0)
         offsets.append(np.where(both[:, None], row.keypoints[:, :2] - gt["coco18"][:, :2], np.nan))
 
-    n, missing = _score_images(reader, ctx, ("person",), update)
+    n, missing = _score_images(reader, ctx, only, ("person",), update)
     per_joint = acc.per_joint_pck()
     mean_offset = np.nanmean(np.stack(offsets), axis=0) if offsets else np.full((18, 2), np.nan)
     details = {
@@ -89,48 +101,48 @@ def _present(update: Callable[[dict[str, Any], dict[str, Any]], None]) -> Callab
 
 
 def _mask(kind: str, field_name: str, gt_key: str):
-    def score(reader: ShardReader, ctx: AnnotationContext):
+    def score(reader: ShardReader, ctx: AnnotationContext, only: Only):
         iou = SegmentationIoU(2)
-        n, missing = _score_images(reader, ctx, (kind,), _present(lambda row, gt: iou.update(getattr(row, field_name).astype(bool), gt[gt_key].astype(bool))))
+        n, missing = _score_images(reader, ctx, only, (kind,), _present(lambda row, gt: iou.update(getattr(row, field_name).astype(bool), gt[gt_key].astype(bool))))
         return {"iou": float(iou.per_class_iou()[1])}, n, missing, {}
 
     return score
 
 
-def _parsing(reader: ShardReader, ctx: AnnotationContext):
+def _parsing(reader: ShardReader, ctx: AnnotationContext, only: Only):
     iou = SegmentationIoU(NUM_LIP_CLASSES)
-    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: iou.update(row.parsing, gt["parsing"])))
+    n, missing = _score_images(reader, ctx, only, ("person",), _present(lambda row, gt: iou.update(row.parsing, gt["parsing"])))
     per_class = iou.per_class_iou()
     return iou.result(), n, missing, {"per_class_iou": {LIP_LABELS[c]: float(per_class[c]) for c in range(NUM_LIP_CLASSES) if np.isfinite(per_class[c])}}
 
 
-def _densepose(reader: ShardReader, ctx: AnnotationContext):
+def _densepose(reader: ShardReader, ctx: AnnotationContext, only: Only):
     acc = IUVAccuracy()
-    n, missing = _score_images(reader, ctx, ("person",), _present(lambda row, gt: acc.update(row.iuv, gt["iuv"])))
+    n, missing = _score_images(reader, ctx, only, ("person",), _present(lambda row, gt: acc.update(row.iuv, gt["iuv"])))
     return acc.result(), n, missing, {}
 
 
-def _body(reader: ShardReader, ctx: AnnotationContext):
+def _body(reader: ShardReader, ctx: AnnotationContext, only: Only):
     err = PointError()
 
     def update(row, gt):
         used = row.joints_2d[:, 2] > 0
         err.update(row.joints_2d[used, :2], gt["coco18"][used])
 
-    n, missing = _score_images(reader, ctx, ("person",), _present(update))
+    n, missing = _score_images(reader, ctx, only, ("person",), _present(update))
     return {"joint_px_error": err.result()["mean_px_error"]}, n, missing, {}
 
 
-def _landmarks(reader: ShardReader, ctx: AnnotationContext):
+def _landmarks(reader: ShardReader, ctx: AnnotationContext, only: Only):
     acc = LandmarkAccuracy()
-    n, missing = _score_images(reader, ctx, ("person", "garment"), _present(lambda row, gt: acc.update(row.landmarks, gt["landmarks"])))
+    n, missing = _score_images(reader, ctx, only, ("person", "garment"), _present(lambda row, gt: acc.update(row.landmarks, gt["landmarks"])))
     return acc.result(), n, missing, {}
 
 
-def _smpl_flow(reader: ShardReader, ctx: AnnotationContext):
+def _smpl_flow(reader: ShardReader, ctx: AnnotationContext, only: Only):
     acc, n, missing = FlowAccuracy(), 0, 0
     for p in ctx.pairs:
-        if not p["target_image_id"]:
+        if not p["target_image_id"] or (only is not None and p["pair_id"] not in only):
             continue
         path = pair_truth_path(ctx.dataset_root, ctx.images[p["source_image_id"]]["path"], ctx.images[p["target_image_id"]]["path"])
         if not path.exists():
@@ -144,9 +156,9 @@ def _smpl_flow(reader: ShardReader, ctx: AnnotationContext):
     return acc.result(), n, missing, {}
 
 
-#: an evaluator scores one stage's reader against the sample's ground truth:
-#: (metrics, items, items without a row, details)
-Evaluator = Callable[[ShardReader, AnnotationContext], tuple[dict[str, float], int, int, dict[str, Any]]]
+#: an evaluator scores one stage's reader against the sample's ground truth, on the items in
+#: ``only`` (None: all): (metrics, items, items without a row, details)
+Evaluator = Callable[[ShardReader, AnnotationContext, Only], tuple[dict[str, float], int, int, dict[str, Any]]]
 EVALUATORS: Registry[str, Evaluator] = Registry("evaluator")
 for _name, _evaluator in {
     "keypoints": _keypoints,
@@ -161,6 +173,13 @@ for _name, _evaluator in {
     EVALUATORS.add(_name, _evaluator)
 
 
+def _case_items(ctx: AnnotationContext, view: str) -> frozenset[str]:
+    """The person photos of ``view`` and the pairs whose target photo (without a target: whose
+    source photo) shows it."""
+    images = {i for i, im in ctx.images.items() if im["kind"] == "person" and view_of(im["path"]) == view}
+    return frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
+
+
 def evaluate(build: str | Path) -> list[StageScore]:
     """Scores of every complete annotation stage of ``build`` that has a metric."""
     ctx = AnnotationContext(build)
@@ -172,6 +191,12 @@ def evaluate(build: str | Path) -> list[StageScore]:
             continue
         reader = ctx.reader(name)
         backends = sorted({p["backend"] for p in reader.manifest.get("provenance", [])})
-        metrics, n, missing, details = EVALUATORS.get(name)(reader, ctx)
-        scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details))
+        evaluator = EVALUATORS.get(name)
+        metrics, n, missing, details = evaluator(reader, ctx, None)
+        cases = {}
+        for view in VIEWS:
+            case_metrics, case_n, case_missing, _ = evaluator(reader, ctx, _case_items(ctx, view))
+            if case_n:
+                cases[view] = {"items": case_n, "missing": case_missing, **case_metrics}
+        scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details, cases))
     return scores

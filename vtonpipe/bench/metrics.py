@@ -140,7 +140,7 @@ class FlowAccuracy:
             "epe_visible": self.epe_sum / self.epe_count if self.epe_count else float("nan"),
             "visibility_iou_visible": float(iou[0]),
             "visibility_iou_hidden": float(iou[1]),
-            "visibility_miou": float(np.nanmean(iou)),
+            "visibility_miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
         }
 
 

@@ -44,6 +44,17 @@ PAIR_KEYS: dict[str, tuple[str, tuple[int | str, ...]]] = {
 COMMON_KEYS = {"kind": ("str", ()), "garment_category": ("str", ())}
 
 
+#: the views a person photo's MPV-style name ends with (``..._front.jpg``, ``..._side.jpg``,
+#: ``..._back.jpg``; the sample writes ``person_whole_<view>.jpg``): the cases `bench accuracy` reports
+VIEWS = ("front", "side", "back")
+
+
+def view_of(image_path: str) -> str | None:
+    """The view of a person photo from its name (:data:`VIEWS`), None for other names."""
+    stem = PurePosixPath(image_path).stem
+    return next((v for v in VIEWS if stem.endswith(f"_{v}")), None)
+
+
 def image_truth_path(root: str | Path, image_path: str) -> Path:
     """GT file of the image at ``image_path`` (relative to the dataset root)."""
     return Path(root) / GT_DIR / f"{PurePosixPath(image_path).stem}.npz"

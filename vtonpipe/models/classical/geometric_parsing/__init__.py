@@ -23,7 +23,11 @@ Body parts (:func:`keypoint_parts`, :func:`densepose_parts`)
 Colours (:func:`colour_features`: CIE Lab with a, b divided by L + 16, which keeps a surface's
 chromaticity under shading; :class:`ColourModel`: Gaussian mixtures with a covariance floor)
     - skin: the heaviest plausible component of a mixture fitted to the face oval, or, without
-      one, to the face centre located from the keypoints, the hands or the head (:func:`skin_model`);
+      one, to the face centre located from the keypoints, the hands or the head (:func:`skin_model`).
+      A person seen from behind (:meth:`Skeleton.facing_away`: their right shoulder and hip on
+      the image's right) has no face to sample: the face oval is ignored (MediaPipe's face
+      landmarks put one on the back of the head), skin comes from the hands, and the crown
+      reaches down to about the ears;
     - top: the chest's pixels that match the paired in-shop garment (its ``garment_mask``
       pixels) better than skin (category ``dresses``: the torso's and thighs'); without an
       in-shop garment, the chest's non-skin pixels;

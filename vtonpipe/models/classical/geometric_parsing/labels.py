@@ -242,6 +242,9 @@ def parse_person(
     else:
         face = None
     sk = complete_skeleton(keypoints, face_box)
+    away = sk.facing_away()
+    if away:  # seen from behind: the face oval (from face landmarks) lies on the back of the head
+        face = None
     ys, xs = np.nonzero(mask)
     points = np.column_stack([xs, ys]).astype(np.float64)
     part, arm, on_arm = _body_parts(mask, points, sk, densepose_i)
@@ -263,13 +266,15 @@ def parse_person(
         skin = skin_model(lab, face[ys, xs], trusted=True, prior=evidence.skin_prior)
     else:
         eyes_y = sk.eyes_y()
-        zone[head & (points[:, 1] < eyes_y - 0.6 * sk.head_radius)] = CROWN
+        # from behind the hair covers the head down to about the ears (the eyes' row from the front)
+        zone[head & (points[:, 1] < eyes_y + (0.3 if away else -0.6) * sk.head_radius)] = CROWN
         centre = np.array([sk.xy[NOSE, 0] if sk.detected[NOSE] else sk.head[0], eyes_y + 0.3 * sk.head_radius])
         face_centre = head & (np.square((points - centre) / (np.array([0.5, 0.55]) * sk.head_radius)).sum(1) < 1)
         hands = np.isin(part, (Part.R_ARM, Part.L_ARM)) & (_limb_end(points, part, sk) > 0.8)
         plausible = evidence.skin_prior.near(lab)
-        # where skin shows, in order: the face centre, the hands, the head
-        skin_pixels = next((s for s in (face_centre, hands) if (s & plausible).sum() >= MIN_SAMPLES), head)
+        # where skin shows, in order: the face centre (not from behind), the hands, the head
+        places = (hands,) if away else (face_centre, hands)
+        skin_pixels = next((s for s in places if (s & plausible).sum() >= MIN_SAMPLES), head)
         skin = skin_model(lab, skin_pixels, trusted=False, prior=evidence.skin_prior)
     garment = evidence.features(np.concatenate(garments)) if len(garments) else None
     models = colour_models(lab, zone, torso_t, leg_f, skin, garment, category, evidence)
