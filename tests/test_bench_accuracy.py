@@ -145,6 +145,32 @@ def test_each_view_is_scored_on_its_own_photos_and_pairs(oracle, tmp_path):
     assert "garment_mask" in scores and scores["garment_mask"].cases == {}  # garments have no view
 
 
+def test_pose_cases_come_from_the_samples_recipe(oracle, tmp_path):
+    """A photo whose recipe (sample.json) has the arms_in_front pose is that case, with the pairs it is the target of."""
+    import shutil
+
+    from vtonpipe.bench.accuracy import cases
+    from vtonpipe.pipeline.context import AnnotationContext
+
+    build = tmp_path / "build"
+    shutil.copytree(oracle, build)
+    ctx = AnnotationContext(build)
+    assert "arms_in_front" not in cases(ctx)
+    recipe_file = ctx.dataset_root / "sample.json"
+    original = recipe_file.read_text()
+    try:
+        recipe = json.loads(original)
+        recipe["people"][0]["photos"][1]["pose"]["name"] = "arms_in_front"
+        recipe_file.write_text(json.dumps(recipe))
+        target = f"all/{recipe['people'][0]['images'][1]}"
+        pairs = {p["pair_id"] for p in ctx.pairs if p["target_image_id"] == target}
+        assert pairs and cases(ctx)["arms_in_front"] == frozenset({target} | pairs)
+        scores = {s.annotator: s for s in evaluate(build)}
+        assert scores["keypoints"].cases["arms_in_front"]["items"] == 1 and scores["smpl_flow"].cases["arms_in_front"]["items"] == len(pairs)
+    finally:
+        recipe_file.write_text(original)
+
+
 def test_cli_prints_and_writes_the_table(oracle, tmp_path):
     out = CliRunner().invoke(main, ["bench", "accuracy", "--run", str(oracle), "--json", str(tmp_path / "acc.json")])
     assert out.exit_code == 0, out.output

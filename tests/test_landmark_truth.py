@@ -141,3 +141,25 @@ def test_back_views_are_opt_in_and_leave_the_default_photos_alone():
     assert plain == again and not any(p.view == "back" for pair in plain for p in pair)
     backs = [p.view for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), back_share=0.5)]
     assert 20 <= backs.count("back") <= 60 and {"front", "side"} <= set(backs)
+
+
+def test_arms_in_front_fold_the_forearms_across_the_torso(renderer, long_sleeve):
+    """The opt-in pose: both wrists between the shoulders and between neck and hips, the forearms
+    and hands (DensePose parts 3, 4, 19-22) over a good part of the torso."""
+    from vtonpipe.synth.recipes import sample_photos
+
+    for seed in range(3):
+        view = renderer.person(long_sleeve, sample_pose("arms_in_front", np.random.default_rng(seed)), SHOT, SIZE)
+        kp = view.coco18  # OpenPose order: 1 neck, 2 / 5 right / left shoulder, 4 / 7 wrist, 8 / 11 hip
+        (rx, ry), (lx, ly) = kp[4, :2], kp[7, :2]
+        x0, x1 = sorted((kp[2, 0], kp[5, 0]))
+        assert x0 < rx < x1 and x0 < lx < x1, seed  # the hands in front of the body, not at its sides
+        assert (kp[[4, 7], 2] == 2).any(), seed  # and seen (one hand may cover the other): not pushed into the belly
+        assert kp[1, 1] < ry < kp[8, 1] and kp[1, 1] < ly < kp[11, 1], seed
+        torso = np.zeros(SIZE, bool)
+        torso[int(kp[1, 1]) : int(kp[8, 1]), int(x0) : int(x1)] = True
+        assert np.isin(view.iuv[..., 0][torso], (3, 4, 19, 20, 21, 22)).mean() > 0.15, seed
+    plain = [sample_photos(np.random.default_rng([0, i])) for i in range(40)]
+    assert plain == [sample_photos(np.random.default_rng([0, i]), arms_in_front_share=0.0) for i in range(40)]
+    names = [p.pose.name for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), arms_in_front_share=0.5)]
+    assert 20 <= names.count("arms_in_front") <= 60 and "arms_in_front" not in [p.pose.name for pair in plain for p in pair]

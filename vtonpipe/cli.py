@@ -51,8 +51,9 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 @click.option("--seed", type=int, help="Random seed (default: sample.seed).")
 @click.option("--size", help="HEIGHTxWIDTH, e.g. 256x192, 512x384, 1024x768 (default: sample.size).")
 @click.option("--back-views", type=float, default=0.0, show_default=True, help="Share of the person photos that show the back (person_whole_back.jpg).")
+@click.option("--arms-in-front", type=float, default=0.0, show_default=True, help="Share of the person photos whose forearms fold across the belly (pose arms_in_front).")
 @click.pass_context
-def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None, back_views: float) -> None:
+def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | None, size: str | None, back_views: float, arms_in_front: float) -> None:
     """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
     and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
     from .pipeline.config import SampleConfig
@@ -62,7 +63,9 @@ def sample(ctx: click.Context, out: str | None, people: int | None, seed: int | 
     if not conf.out:
         fail("pass --out or set datasets.sample.root in params.yaml")
     try:
-        summary = write_sample(conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True, back_share=back_views)
+        summary = write_sample(
+            conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True, back_share=back_views, arms_in_front_share=arms_in_front
+        )
     except ValueError as e:
         fail(str(e))
     click.echo(f"sample: {summary.people} people, {summary.images} images, {summary.pairs} pairs in {summary.root}")
@@ -507,9 +510,10 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
             table.add_row(*head, metric, f"{value:.4f}")
     console = Console()
     console.print(table)
-    views = [v for v in ("front", "side", "back") if any(v in s.cases for s in scores)]
+    console = Console(width=max(console.width, 120))  # the per-case table's columns, unabridged in a log
+    views = list(dict.fromkeys(case for s in scores for case in s.cases))
     if views:
-        by_case = Table(title="per case: person photos of each view, pairs by their target photo")
+        by_case = Table(title="per case: person photos of each view (or pose), pairs by their target photo")
         for col in ("annotator", "metric", "all", *views):
             by_case.add_column(col)
         for s in scores:

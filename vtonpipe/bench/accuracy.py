@@ -4,8 +4,10 @@ A *run* is a build directory of a dataset written by ``vtonpipe sample`` (its ``
 exact priors, docs/SAMPLE.md). Every complete annotation stage of the build is scored with the
 metric that suits it; images or pairs without a row (the annotator failed on them) count as
 misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise. Each
-stage is also scored per case: the person photos of each view (front / side / back, from their
-names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and the pairs whose target photo shows it.
+stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
+back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) or with their forearms
+across the torso (pose ``arms_in_front`` in ``sample.json``), and the pairs whose target photo
+is one of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..datasets.sample_truth import (
     VIEWS,
     image_truth_path,
     pair_truth_path,
+    photo_poses,
     read_truth,
     view_of,
 )
@@ -52,7 +55,7 @@ class StageScore:
     missing: int
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
-    #: per case (a view): ``{"items": n, "missing": m, **metrics}``, cases without items left out
+    #: per case (:func:`cases`): ``{"items": n, "missing": m, **metrics}``, cases without items left out
     cases: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -173,11 +176,18 @@ for _name, _evaluator in {
     EVALUATORS.add(_name, _evaluator)
 
 
-def _case_items(ctx: AnnotationContext, view: str) -> frozenset[str]:
-    """The person photos of ``view`` and the pairs whose target photo (without a target: whose
-    source photo) shows it."""
-    images = {i for i, im in ctx.images.items() if im["kind"] == "person" and view_of(im["path"]) == view}
-    return frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
+def cases(ctx: AnnotationContext) -> dict[str, frozenset[str]]:
+    """The item ids of each case: its person photos, and the pairs whose target photo (without a
+    target: whose source photo) is one of them. Cases without a photo are left out."""
+    poses = photo_poses(ctx.dataset_root)
+    persons = {i: im["path"] for i, im in ctx.images.items() if im["kind"] == "person"}
+    photos = {view: {i for i, path in persons.items() if view_of(path) == view} for view in VIEWS}
+    photos["arms_in_front"] = {i for i, path in persons.items() if poses.get(path) == "arms_in_front"}
+    return {
+        case: frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
+        for case, images in photos.items()
+        if images
+    }
 
 
 def evaluate(build: str | Path) -> list[StageScore]:
@@ -185,7 +195,7 @@ def evaluate(build: str | Path) -> list[StageScore]:
     ctx = AnnotationContext(build)
     if not (ctx.dataset_root / GT_DIR).is_dir():
         raise FileNotFoundError(f"{ctx.dataset_root} has no {GT_DIR}/: accuracy needs a dataset written by `vtonpipe sample`")
-    scores = []
+    scores, case_items = [], cases(ctx)
     for name in stages_present(ctx.layout):
         if name not in EVALUATORS:
             continue
@@ -193,10 +203,10 @@ def evaluate(build: str | Path) -> list[StageScore]:
         backends = sorted({p["backend"] for p in reader.manifest.get("provenance", [])})
         evaluator = EVALUATORS.get(name)
         metrics, n, missing, details = evaluator(reader, ctx, None)
-        cases = {}
-        for view in VIEWS:
-            case_metrics, case_n, case_missing, _ = evaluator(reader, ctx, _case_items(ctx, view))
+        by_case = {}
+        for case, items in case_items.items():
+            case_metrics, case_n, case_missing, _ = evaluator(reader, ctx, items)
             if case_n:
-                cases[view] = {"items": case_n, "missing": case_missing, **case_metrics}
-        scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details, cases))
+                by_case[case] = {"items": case_n, "missing": case_missing, **case_metrics}
+        scores.append(StageScore(name, ",".join(backends), n, missing, metrics, details, by_case))
     return scores

@@ -8,6 +8,7 @@ For each image ``<root>/all/<stem>.jpg`` there is ``<root>/gt/<stem>.npz``; for 
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -53,6 +54,16 @@ def view_of(image_path: str) -> str | None:
     """The view of a person photo from its name (:data:`VIEWS`), None for other names."""
     stem = PurePosixPath(image_path).stem
     return next((v for v in VIEWS if stem.endswith(f"_{v}")), None)
+
+
+def photo_poses(root: str | Path) -> dict[str, str]:
+    """Pose name (:mod:`vtonpipe.synth.poses`) of each person photo of a sample dataset, by image
+    path relative to ``root`` (``all/<name>``), from its ``sample.json``; {} without one."""
+    path = Path(root) / "sample.json"
+    if not path.exists():
+        return {}
+    people = json.loads(path.read_text())["people"]
+    return {f"all/{name}": photo["pose"]["name"] for person in people for name, photo in zip(person["images"], person["photos"])}
 
 
 def image_truth_path(root: str | Path, image_path: str) -> Path:

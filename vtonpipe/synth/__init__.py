@@ -43,7 +43,13 @@ def parse_size(size: str) -> tuple[int, int]:
 
 
 def write_sample(
-    out: str | Path, people: int = 8, seed: int = 0, size: tuple[int, int] = (256, 192), show_progress: bool = False, back_share: float = 0.0
+    out: str | Path,
+    people: int = 8,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 192),
+    show_progress: bool = False,
+    back_share: float = 0.0,
+    arms_in_front_share: float = 0.0,
 ) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
@@ -67,7 +73,7 @@ def write_sample(
         for i in range(people):
             rng = np.random.default_rng([seed, i])
             recipe = sample_person(rng)
-            photos = sample_photos(rng, back_share)
+            photos = sample_photos(rng, back_share, arms_in_front_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
             split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"

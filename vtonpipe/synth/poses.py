@@ -22,6 +22,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 POSE_NAMES = ("arms_down", "a_pose", "t_pose", "arms_overhead", "hands_on_hips", "wave", "walking")
+#: poses a sample gets only when asked for (``vtonpipe sample --arms-in-front``): the forearms
+#: folded across the belly, the hands meeting in front of the torso
+EXTRA_POSE_NAMES = ("arms_in_front",)
 #: every angle a pose recipe may set (rad); per side (_l, _r) for the limbs
 PARAMS = tuple(
     f"{k}_{s}" for k in ("raise", "swing", "twist", "elbow", "hip", "spread", "knee", "foot") for s in "lr"
@@ -30,7 +33,7 @@ PARAMS = tuple(
 
 @dataclass(frozen=True)
 class PoseRecipe:
-    """``name`` in ``POSE_NAMES``, ``turn`` rad about the vertical (positive: to the person's left),
+    """``name`` in ``POSE_NAMES`` or ``EXTRA_POSE_NAMES``, ``turn`` rad about the vertical (positive: to the person's left),
     ``params``: the pose's angles (rad), drawn by :func:`sample_pose`."""
 
     name: str
@@ -83,6 +86,8 @@ def sample_pose(name: str, rng: np.random.Generator, turn: float = 0.0) -> PoseR
             p |= {f"raise_{s}": u(2.05, 2.3), f"elbow_{s}": u(-0.4, 0.1), f"twist_{s}": u(-0.6, -0.3)}
         elif name == "hands_on_hips":
             p |= {f"raise_{s}": u(-0.15, -0.05), f"elbow_{s}": u(1.2, 1.35), f"twist_{s}": u(1.35, 1.5), f"swing_{s}": u(0.0, 0.08)}
+        elif name == "arms_in_front":  # the elbows forward, the upper arms turned in, the forearms across the belly
+            p |= {f"raise_{s}": u(-0.25, -0.15), f"swing_{s}": u(0.55, 0.7), f"twist_{s}": u(1.65, 1.9), f"elbow_{s}": u(1.05, 1.25)}
     if name == "wave":  # one hand waves at head height, the other arm hangs
         up, down = ("l", "r") if rng.random() < 0.5 else ("r", "l")
         p |= {f"raise_{up}": u(0.55, 0.85), f"elbow_{up}": u(1.5, 1.9), f"twist_{up}": u(-1.4, -1.0)}
@@ -94,8 +99,8 @@ def sample_pose(name: str, rng: np.random.Generator, turn: float = 0.0) -> PoseR
               f"hip_{back}": -0.55 * stride, f"knee_{back}": u(0.25, 0.45), f"foot_{back}": 0.25,
               f"swing_{back}": swing, f"swing_{fwd}": -swing, "spine_twist": (0.2 if fwd == "l" else -0.2) * stride,
               "raise_l": -0.55, "raise_r": -0.55, "elbow_l": u(-0.35, -0.05), "elbow_r": u(-0.35, -0.05)}  # fmt: skip
-    elif name not in POSE_NAMES:
-        raise ValueError(f"unknown pose {name!r}; known: {POSE_NAMES}")
+    elif name not in POSE_NAMES + EXTRA_POSE_NAMES:
+        raise ValueError(f"unknown pose {name!r}; known: {POSE_NAMES + EXTRA_POSE_NAMES}")
     return PoseRecipe(name, float(turn), {k: round(float(v), 4) for k, v in sorted(p.items())})
 
 

@@ -108,18 +108,22 @@ class Photo:
         return "front" if turn < math.radians(25) else "side" if turn <= math.radians(120) else "back"
 
 
-def sample_photos(rng: np.random.Generator, back_share: float = 0.0) -> tuple[Photo, Photo]:
+def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_front_share: float = 0.0) -> tuple[Photo, Photo]:
     """Two photos of one person in two different poses, each turned by 30 to 60 degrees either way
     half of the time; with ``back_share`` > 0, that share of the photos shows the person's back
-    (turned 160 to 200 degrees). ``back_share`` 0 draws nothing more from ``rng``: the same
-    photos as without it."""
+    (turned 160 to 200 degrees); with ``arms_in_front_share`` > 0, that share of the photos has
+    the ``arms_in_front`` pose (forearms across the belly) instead of its drawn one. Shares of 0
+    draw nothing more from ``rng``: the same photos as without them."""
     names = rng.choice(len(POSE_NAMES), 2, replace=False)
     photos = []
     for n in names:
         turn = float(rng.choice([-1, 1]) * rng.uniform(math.radians(30), math.radians(60))) if rng.random() < 0.5 else float(rng.uniform(-0.12, 0.12))
         if back_share > 0 and rng.random() < back_share:
             turn = float(math.pi + rng.uniform(-math.radians(20), math.radians(20)))
-        pose = sample_pose(POSE_NAMES[int(n)], rng, round(turn, 4))
+        name = POSE_NAMES[int(n)]
+        if arms_in_front_share > 0 and rng.random() < arms_in_front_share:
+            name = "arms_in_front"
+        pose = sample_pose(name, rng, round(turn, 4))
         shot = Shot(round(float(rng.uniform(-2, 6)), 3), round(float(rng.uniform(15, 30)), 3), round(float(rng.uniform(0.03, 0.07)), 4), int(rng.integers(2**31)))
         photos.append(Photo(pose, shot))
     return photos[0], photos[1]
