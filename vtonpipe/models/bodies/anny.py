@@ -5,7 +5,8 @@ it the first time takes about a minute and writes about 800 MB (the model data, 
 50 MB compacted file is read afterwards) under ``vtonpipe.config.cache_dir() / "anny"``; warp, which
 anny uses for skinning, keeps its compiled kernels under ``cache_dir() / "warp"``. Later loads
 take a second or two. :func:`load_anny` loads it once per process; concurrent processes wait for
-the one building it (a file lock in the cache).
+the one building it (a file lock in the cache). Posing without gradients on the CPU skins on
+every torch thread instead of warp's one (:mod:`vtonpipe.models.bodies.skinning`).
 
 **Body frame** (every output here): metres, ``+Z`` up, the person facing ``-Y``, ``+X`` their
 left (right-handed), origin at the root bone's head (the pelvis, about 0.87 m above the soles of
