@@ -488,7 +488,7 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     """Score every annotation stage of RUN against the exact ground truth of the sample dataset;
     prints a table (keypoint PCK and px error, parsing mIoU, IUV part accuracy and UV error, body
     joint error, flow EPE and visibility IoU, landmark error), the same per case (front / side /
-    back person photos; pairs by their target photo), and optionally writes it all as JSON."""
+    back and arms-in-front person photos; pairs by their target photo), and optionally writes it as JSON."""
     from dataclasses import asdict
 
     from rich.console import Console
