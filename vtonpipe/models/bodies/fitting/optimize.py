@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -165,7 +166,8 @@ class _Silhouettes:
 class _Params(torch.nn.Module):
     """The optimised variables of a batch (see the module docstring)."""
 
-    def __init__(self, model: FitModel, R0: torch.Tensor, t0: torch.Tensor, n_fit: int):
+    def __init__(self, model: FitModel, R0: torch.Tensor, t0: torch.Tensor, n_fit: int, n_shapes: int | None = None):
+        """``n_shapes``: rows of ``shape`` (one per person; default one per image)."""
         super().__init__()
         n, t = len(R0), {"dtype": model.dtype, "device": model.device}
         self.register_buffer("R0", R0.to(**t))
@@ -175,7 +177,7 @@ class _Params(torch.nn.Module):
         self.uv = torch.nn.Parameter(torch.zeros(n, 2, **t))
         self.log_z = torch.nn.Parameter(torch.zeros(n, 1, **t))
         self.pose = torch.nn.Parameter(torch.zeros(n, n_fit, 3, **t))
-        self.shape = torch.nn.Parameter(torch.zeros(n, model.num_shape, **t))
+        self.shape = torch.nn.Parameter(torch.zeros(n if n_shapes is None else n_shapes, model.num_shape, **t))
 
     def rigid(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         R = rotvec_to_rotmat(self.delta[idx]) @ self.R0[idx]
@@ -267,14 +269,18 @@ def fit_bodies(
     sizes: Sequence[tuple[int, int]],
     config: FitConfig = FitConfig(),
     masks: Sequence[np.ndarray] | None = None,
+    people: Sequence[Hashable] | None = None,
 ) -> FitResult:
     """Fit ``model`` to the COCO-18 keypoints (B, 18, 3) (x, y px, confidence) of B images of
     ``sizes`` (W, H) as one batched problem; with ``config.silhouette_weight > 0`` also to the
     person ``masks`` (B of uint8 (H, W), 1 on the person; required then, unused otherwise).
-    Images whose keypoints cannot be fitted (:func:`keypoint_problem`) get ``failure =
-    ("too_few_keypoints", ...)`` and zero parameters."""
+    ``people`` (B keys, optional): images with equal keys show one person and share one shape,
+    fitted jointly (their losses summed; they stop together). Images whose keypoints cannot be
+    fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters."""
     keypoints = np.asarray(keypoints, np.float64).reshape(-1, 18, 3)
     n = len(keypoints)
+    if people is not None and len(people) != n:
+        raise ValueError(f"{len(people)} people keys for {n} images")
     if config.silhouette_weight > 0 and (masks is None or [m.shape[::-1] for m in masks] != [tuple(s) for s in sizes]):
         raise ValueError("silhouette_weight > 0 needs one person mask (H, W) per image, of the image's size")
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
@@ -292,10 +298,13 @@ def fit_bodies(
     kp = keypoints[ok]
     batch = _Batch(model, kp, [sizes[b] for b in ok], config)
     R0, t0 = _rigid_stage(model, batch, kp, config)
-    params = _Params(model, R0, t0, len(model.fit_bones))
+    keys = list(range(len(ok))) if people is None else [people[b] for b in ok]
+    rows = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    person = torch.as_tensor([rows[k] for k in keys], device=model.device)  # (m,) image -> shape row
+    params = _Params(model, R0, t0, len(model.fit_bones), len(rows))
 
     def losses(idx: torch.Tensor, silhouettes: _Silhouettes | None) -> torch.Tensor:
-        pose_fit, shape = params.pose[idx], model.shape_from_free(params.shape[idx])
+        pose_fit, shape = params.pose[idx], model.shape_from_free(params.shape[person[idx]])
         pose = _full_pose(model, pose_fit)
         R, t = params.rigid(idx)
         if silhouettes is None:
@@ -309,15 +318,15 @@ def fit_bodies(
             loss = loss + config.silhouette_weight * silhouettes.loss(pixels, idx, batch.scale[idx], config)
         return loss
 
-    steps = _descend(params, lambda idx: losses(idx, None), config.lr, config)
+    steps = _descend(params, lambda idx: losses(idx, None), config.lr, config, person)
     if config.silhouette_weight > 0:  # the silhouette stage: refine the keypoint fit
         silhouettes = _Silhouettes([masks[b] for b in ok], model)
-        steps += _descend(params, lambda idx: losses(idx, silhouettes), SILHOUETTE_LR * config.lr, config)
+        steps += _descend(params, lambda idx: losses(idx, silhouettes), SILHOUETTE_LR * config.lr, config, person)
 
     m = len(ok)
     with torch.no_grad():
         all_idx = torch.arange(m, device=model.device)
-        pose_fit, shape = params.pose.detach(), model.shape_from_free(params.shape.detach())
+        pose_fit, shape = params.pose.detach(), model.shape_from_free(params.shape.detach()[person])
         pose = _full_pose(model, pose_fit)
         joints = model.keypoints(pose, shape)
         R, t = params.rigid(all_idx)
@@ -343,47 +352,58 @@ def fit_bodies(
     return result
 
 
-def _descend(params: _Params, losses: Callable[[torch.Tensor], torch.Tensor], lr: float, config: FitConfig) -> torch.Tensor:
+def _descend(params: _Params, losses: Callable[[torch.Tensor], torch.Tensor], lr: float, config: FitConfig, person: torch.Tensor) -> torch.Tensor:
     """Adam (learning rate ``lr``, scaled per variable) on the sum of the per-image ``losses(idx)``
-    (b,), with per-image early stopping; leaves every image at its best parameters. Returns the
-    steps taken per image (B,) int64."""
+    (b,), with early stopping per person (``person`` (B,): each image's shape row; a person's loss
+    is the sum of their images'); leaves every person at their best parameters. Returns the steps
+    taken per image (B,) int64."""
     device = params.pose.device
     opt = torch.optim.Adam(params.groups(lr))
-    m = len(params.pose)
-    best = torch.full((m,), math.inf, dtype=torch.float64)
+    people = len(params.shape)
+    of = person.cpu()
+    best = torch.full((people,), math.inf, dtype=torch.float64)
     best_state = {k: v.detach().clone() for k, v in params.named_parameters()}
-    stall = torch.zeros(m, dtype=torch.int64)
-    steps = torch.zeros(m, dtype=torch.int64)
-    active = torch.ones(m, dtype=torch.bool)
+    stall = torch.zeros(people, dtype=torch.int64)
+    steps = torch.zeros(people, dtype=torch.int64)
+    active = torch.ones(people, dtype=torch.bool)
     for _ in range(config.max_iters + 1):
-        idx = torch.nonzero(active).flatten()
+        images = torch.nonzero(active[of]).flatten()
         opt.zero_grad()
-        loss = losses(idx.to(device))
-        value = loss.detach().double().cpu()
+        loss = losses(images.to(device))
+        idx = torch.nonzero(active).flatten()  # the active people
+        value = torch.zeros(people, dtype=torch.float64).index_add_(0, of[images], loss.detach().double().cpu())[idx]
         improved = value < best[idx] * (1 - config.rel_tol)
         better = value < best[idx]
         with torch.no_grad():
             for name, p in params.named_parameters():
-                keep = idx[better].to(device)
-                best_state[name][keep] = p[keep]
+                keep = idx[better] if name == "shape" else images[better[_rank(idx, of[images])]]
+                best_state[name][keep.to(device)] = p[keep.to(device)]
         best[idx[better]] = value[better]
         stall[idx] = torch.where(improved, 0, stall[idx] + 1)
         done = (stall[idx] >= config.patience) | (steps[idx] >= config.max_iters) | ~torch.isfinite(value)
         if done.any():
-            _freeze(params, opt, best_state, idx[done].to(device))
+            _freeze(params, opt, best_state, idx[done].to(device), person)
             active[idx[done]] = False
         if not active.any():
             break
-        loss[~done.to(loss.device)].sum().backward()
+        loss[~done[_rank(idx, of[images])].to(loss.device)].sum().backward()
         opt.step()
         steps[idx[~done]] += 1
-    return steps
+    return steps[of]
 
 
-def _freeze(params: _Params, opt: torch.optim.Adam, best_state: dict[str, torch.Tensor], idx: torch.Tensor) -> None:
-    """Put images ``idx`` back to their best parameters and zero their Adam moments (they stop moving)."""
+def _rank(idx: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+    """Position in the sorted ``idx`` of each of ``members`` (all in ``idx``)."""
+    return torch.searchsorted(idx, members)
+
+
+def _freeze(params: _Params, opt: torch.optim.Adam, best_state: dict[str, torch.Tensor], people: torch.Tensor, person: torch.Tensor) -> None:
+    """Put ``people`` (their shape rows and the images of theirs, ``person`` mapping images to
+    rows) back to their best parameters and zero their Adam moments (they stop moving)."""
+    images = torch.nonzero(torch.isin(person, people)).flatten()
     with torch.no_grad():
         for name, p in params.named_parameters():
+            idx = people if name == "shape" else images
             p[idx] = best_state[name][idx]
             state = opt.state.get(p)
             if state:
