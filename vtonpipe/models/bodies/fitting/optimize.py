@@ -4,8 +4,8 @@ stopping per image (design and measurements: docs/BODY_FIT.md)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
