@@ -1,5 +1,5 @@
 """The batched fit itself: initialisation, the rigid stage, the losses and Adam with early
-stopping per image (design and measurements: docs/BODY_FIT.md)."""
+stopping per image or per person (design and measurements: docs/BODY_FIT.md)."""
 
 from __future__ import annotations
 
