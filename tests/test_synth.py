@@ -238,3 +238,30 @@ def test_mediapipe_finds_the_renders_dark_skin_and_arms_overhead_included(body):
         acc = KeypointAccuracy(alpha=0.1)
         acc.update(clear_outside(mp33_to_coco18(result.landmarks[:, [0, 1, 3]], 0.5), SIZE), view.coco18)
         assert acc.result()["pck@0.1"] >= 0.8, (skin, name, acc.result())
+
+
+def test_a_textured_backdrop_changes_only_the_photo(body):
+    """The same person and shot against the studio and the textured backdrop: the same ground
+    truth; the person's pixels equal up to the sensor noise, the background far busier."""
+    renderer = Renderer(body, anny_charts())
+    dressed, pose = DressedBody(body, _recipe(SKIN_TONES[2])), sample_pose("arms_down", np.random.default_rng(2))
+    studio = renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3), SIZE)
+    textured = renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, "textured"), SIZE)
+    for a, b in ((studio.parsing, textured.parsing), (studio.iuv, textured.iuv), (studio.coco18, textured.coco18)):
+        np.testing.assert_array_equal(a, b)
+    person = binary_erosion(studio.parsing > 0, iterations=2)
+    background = binary_erosion(studio.parsing == 0, iterations=2)
+    assert np.abs(studio.image[person].astype(int) - textured.image[person]).mean() < 6
+    assert textured.image[background].std(0).mean() > 3 * studio.image[background].std(0).mean()
+    with pytest.raises(ValueError, match="backdrop"):
+        renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, "beach"), SIZE)
+
+
+def test_textured_backdrops_are_opt_in():
+    from vtonpipe.synth.recipes import sample_photos
+
+    plain = [sample_photos(np.random.default_rng([0, i])) for i in range(40)]
+    assert plain == [sample_photos(np.random.default_rng([0, i]), textured_share=0.0) for i in range(40)]
+    assert {p.shot.backdrop for pair in plain for p in pair} == {"studio"}
+    backdrops = [p.shot.backdrop for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), textured_share=0.5)]
+    assert 20 <= backdrops.count("textured") <= 60

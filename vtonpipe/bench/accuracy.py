@@ -5,9 +5,9 @@ exact priors, docs/SAMPLE.md). Every complete annotation stage of the build is s
 metric that suits it; images or pairs without a row (the annotator failed on them) count as
 misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise. Each
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
-back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) or with their forearms
-across the torso (pose ``arms_in_front`` in ``sample.json``), and the pairs whose target photo
-is one of them.
+back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`), with their forearms
+across the torso (pose ``arms_in_front`` in ``sample.json``) or against a textured backdrop, and
+the pairs whose target photo is one of them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..datasets.sample_truth import (
     VIEWS,
     image_truth_path,
     pair_truth_path,
-    photo_poses,
+    photo_recipes,
     read_truth,
     view_of,
 )
@@ -179,10 +179,11 @@ for _name, _evaluator in {
 def cases(ctx: AnnotationContext) -> dict[str, frozenset[str]]:
     """The item ids of each case: its person photos, and the pairs whose target photo (without a
     target: whose source photo) is one of them. Cases without a photo are left out."""
-    poses = photo_poses(ctx.dataset_root)
+    recipes = photo_recipes(ctx.dataset_root)
     persons = {i: im["path"] for i, im in ctx.images.items() if im["kind"] == "person"}
     photos = {view: {i for i, path in persons.items() if view_of(path) == view} for view in VIEWS}
-    photos["arms_in_front"] = {i for i, path in persons.items() if poses.get(path) == "arms_in_front"}
+    photos["arms_in_front"] = {i for i, path in persons.items() if recipes.get(path, {}).get("pose", {}).get("name") == "arms_in_front"}
+    photos["textured_background"] = {i for i, path in persons.items() if recipes.get(path, {}).get("shot", {}).get("backdrop") == "textured"}
     return {
         case: frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
         for case, images in photos.items()

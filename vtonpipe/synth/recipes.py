@@ -6,8 +6,8 @@ does not change when ``--people`` does.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,11 +108,12 @@ class Photo:
         return "front" if turn < math.radians(25) else "side" if turn <= math.radians(120) else "back"
 
 
-def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_front_share: float = 0.0) -> tuple[Photo, Photo]:
+def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_front_share: float = 0.0, textured_share: float = 0.0) -> tuple[Photo, Photo]:
     """Two photos of one person in two different poses, each turned by 30 to 60 degrees either way
     half of the time; with ``back_share`` > 0, that share of the photos shows the person's back
     (turned 160 to 200 degrees); with ``arms_in_front_share`` > 0, that share of the photos has
-    the ``arms_in_front`` pose (forearms across the belly) instead of its drawn one. Shares of 0
+    the ``arms_in_front`` pose (forearms across the belly) instead of its drawn one; with
+    ``textured_share`` > 0, that share is shot against a busy ``textured`` backdrop. Shares of 0
     draw nothing more from ``rng``: the same photos as without them."""
     names = rng.choice(len(POSE_NAMES), 2, replace=False)
     photos = []
@@ -125,5 +126,7 @@ def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_fro
             name = "arms_in_front"
         pose = sample_pose(name, rng, round(turn, 4))
         shot = Shot(round(float(rng.uniform(-2, 6)), 3), round(float(rng.uniform(15, 30)), 3), round(float(rng.uniform(0.03, 0.07)), 4), int(rng.integers(2**31)))
+        if textured_share > 0 and rng.random() < textured_share:
+            shot = dataclasses.replace(shot, backdrop="textured")
         photos.append(Photo(pose, shot))
     return photos[0], photos[1]

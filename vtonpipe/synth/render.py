@@ -60,6 +60,30 @@ def studio_background(height: int, width: int, rng: np.random.Generator) -> np.n
     return (base * gradient * (1.0 + 0.012 * texture)).astype(np.float32)
 
 
+def textured_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) linear busy backdrop (a street or shop wall rather than a studio): a wall and a
+    floor of two random colours, stripes of a third at a random angle and period, a few soft
+    blobs of saturated colours and fine texture."""
+    import cv2
+
+    def colour(lo: float, hi: float) -> np.ndarray:
+        return rng.uniform(lo, hi) * rng.dirichlet(np.ones(3)) * 3.0 ** 0.5
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    floor_at = rng.uniform(0.7, 0.9) * height
+    image = np.where((y >= floor_at)[..., None], colour(0.2, 0.6), colour(0.25, 0.8)).astype(np.float32)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(0.04, 0.15) * height
+    stripes = (np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period) > rng.uniform(-0.3, 0.5))[..., None]
+    image = np.where(stripes & (y < floor_at)[..., None], 0.5 * image + 0.5 * colour(0.2, 0.8), image)
+    for _ in range(int(rng.integers(2, 6))):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, floor_at), rng.uniform(0.05, 0.2) * height
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r**2))[..., None]
+        image = image * (1 - 0.8 * blob) + 0.8 * blob * colour(0.3, 0.9)
+    small = rng.normal(0.0, 1.0, (max(4, height // 6), max(3, width // 6))).astype(np.float32)
+    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    return np.clip(image * (1.0 + 0.06 * texture), 0.0, 1.0).astype(np.float32)
+
+
 def soft_shadow(height: int, width: int, centre: tuple[float, float], radii: tuple[float, float], strength: float = 0.3) -> np.ndarray:
     """(H, W) multiplicative darkening (<= 1) of a soft elliptic contact shadow at ``centre`` (x, y)
     px with ``radii`` (rx, ry) px."""

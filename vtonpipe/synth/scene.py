@@ -49,6 +49,7 @@ from .render import (
     shade,
     soft_shadow,
     studio_background,
+    textured_background,
     to_uint8,
     view_directions,
 )
@@ -56,17 +57,21 @@ from .skirt import skirt_mesh
 
 BACKFACE_DARKENING = 0.55  # albedo factor on the inside of garments (seen through openings)
 LANDMARK_NEIGHBOURHOOD = 0.04  # m
+#: the photo's backdrop by :attr:`Shot.backdrop`
+BACKDROPS = {"studio": studio_background, "textured": textured_background}
 
 
 @dataclass(frozen=True)
 class Shot:
     """Camera choices for one photo: ``elevation`` and ``fov`` degrees, ``margin`` fraction of
-    the image kept free around the person, backdrop and shadow from ``seed``."""
+    the image kept free around the person, backdrop and shadow from ``seed``; ``backdrop``
+    ``studio`` (near-neutral, :func:`studio_background`) or ``textured`` (:func:`textured_background`)."""
 
     elevation: float
     fov: float
     margin: float
     seed: int
+    backdrop: str = "studio"
 
 
 @dataclass
@@ -193,7 +198,9 @@ class Renderer:
         # the photo: supersampled, over a backdrop with a contact shadow under the feet
         cam2 = camera.scaled(SUPERSAMPLE)
         fine = scene.rasterize(cam2)
-        backdrop = studio_background(cam2.height, cam2.width, rng)
+        if shot.backdrop not in BACKDROPS:
+            raise ValueError(f"unknown backdrop {shot.backdrop!r}; known: {sorted(BACKDROPS)}")
+        backdrop = BACKDROPS[shot.backdrop](cam2.height, cam2.width, rng)
         body_cam = to_camera.apply(posed)
         feet = body_cam[body_cam[:, 1] > np.percentile(body_cam[:, 1], 99)].mean(0)
         ground = camera.project(feet)
