@@ -257,11 +257,38 @@ def test_a_textured_backdrop_changes_only_the_photo(body):
         renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, "beach"), SIZE)
 
 
-def test_textured_backdrops_are_opt_in():
+def test_textured_backdrops_and_the_side_light_are_opt_in():
     from vtonpipe.synth.recipes import sample_photos
 
     plain = [sample_photos(np.random.default_rng([0, i])) for i in range(40)]
-    assert plain == [sample_photos(np.random.default_rng([0, i]), textured_share=0.0) for i in range(40)]
-    assert {p.shot.backdrop for pair in plain for p in pair} == {"studio"}
+    assert plain == [sample_photos(np.random.default_rng([0, i]), textured_share=0.0, side_light_share=0.0) for i in range(40)]
+    assert {(p.shot.backdrop, p.shot.lighting) for pair in plain for p in pair} == {("studio", "studio")}
     backdrops = [p.shot.backdrop for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), textured_share=0.5)]
     assert 20 <= backdrops.count("textured") <= 60
+    lights = [p.shot.lighting for i in range(40) for p in sample_photos(np.random.default_rng([0, i]), side_light_share=0.5)]
+    assert 20 <= lights.count("side") <= 60
+
+
+def test_the_side_light_changes_only_the_shading(body):
+    """The same person and shot in the studio and the side light: the same ground truth; under
+    the side light the person is darker on the image's left than on its right, in the studio
+    light less so, and the background is untouched."""
+    renderer = Renderer(body, anny_charts())
+    dressed, pose = DressedBody(body, _recipe(SKIN_TONES[1])), sample_pose("a_pose", np.random.default_rng(4))
+    studio = renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3), SIZE)
+    side = renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, lighting="side"), SIZE)
+    for a, b in ((studio.parsing, side.parsing), (studio.iuv, side.iuv), (studio.coco18, side.coco18)):
+        np.testing.assert_array_equal(a, b)
+    background = binary_erosion(studio.parsing == 0, iterations=2)
+    assert np.abs(studio.image[background].astype(int) - side.image[background]).mean() < 3
+    person = studio.parsing > 0
+    centre = np.nonzero(person)[1].mean()
+    cols = np.arange(SIZE[1])[None, :]
+
+    def left_over_right(image):
+        grey = image.astype(float).mean(-1)
+        return grey[person & (cols < centre)].mean() / grey[person & (cols > centre)].mean()
+
+    assert left_over_right(side.image) < 0.85 * left_over_right(studio.image)
+    with pytest.raises(ValueError, match="lighting"):
+        renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, lighting="disco"), SIZE)

@@ -6,7 +6,8 @@ metric that suits it; images or pairs without a row (the annotator failed on the
 misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise. Each
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
 back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`), with their forearms
-across the torso (pose ``arms_in_front`` in ``sample.json``) or against a textured backdrop, and
+across the torso (pose ``arms_in_front`` in ``sample.json``), against a textured backdrop or in
+the side light, and
 the pairs whose target photo is one of them.
 """
 
@@ -184,6 +185,7 @@ def cases(ctx: AnnotationContext) -> dict[str, frozenset[str]]:
     photos = {view: {i for i, path in persons.items() if view_of(path) == view} for view in VIEWS}
     photos["arms_in_front"] = {i for i, path in persons.items() if recipes.get(path, {}).get("pose", {}).get("name") == "arms_in_front"}
     photos["textured_background"] = {i for i, path in persons.items() if recipes.get(path, {}).get("shot", {}).get("backdrop") == "textured"}
+    photos["side_light"] = {i for i, path in persons.items() if recipes.get(path, {}).get("shot", {}).get("lighting") == "side"}
     return {
         case: frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
         for case, images in photos.items()

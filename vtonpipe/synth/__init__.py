@@ -51,6 +51,7 @@ def write_sample(
     back_share: float = 0.0,
     arms_in_front_share: float = 0.0,
     textured_share: float = 0.0,
+    side_light_share: float = 0.0,
 ) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
@@ -74,7 +75,7 @@ def write_sample(
         for i in range(people):
             rng = np.random.default_rng([seed, i])
             recipe = sample_person(rng)
-            photos = sample_photos(rng, back_share, arms_in_front_share, textured_share)
+            photos = sample_photos(rng, back_share, arms_in_front_share, textured_share, side_light_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
             split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"

@@ -108,12 +108,16 @@ class Photo:
         return "front" if turn < math.radians(25) else "side" if turn <= math.radians(120) else "back"
 
 
-def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_front_share: float = 0.0, textured_share: float = 0.0) -> tuple[Photo, Photo]:
+def sample_photos(
+    rng: np.random.Generator, back_share: float = 0.0, arms_in_front_share: float = 0.0, textured_share: float = 0.0, side_light_share: float = 0.0
+) -> tuple[Photo, Photo]:
     """Two photos of one person in two different poses, each turned by 30 to 60 degrees either way
     half of the time; with ``back_share`` > 0, that share of the photos shows the person's back
     (turned 160 to 200 degrees); with ``arms_in_front_share`` > 0, that share of the photos has
     the ``arms_in_front`` pose (forearms across the belly) instead of its drawn one; with
-    ``textured_share`` > 0, that share is shot against a busy ``textured`` backdrop. Shares of 0
+    ``textured_share`` > 0, that share is shot against a busy ``textured`` backdrop; with
+    ``side_light_share`` > 0, that share is lit by the ``side`` set-up (a warm low key light, little
+    fill). Shares of 0
     draw nothing more from ``rng``: the same photos as without them."""
     names = rng.choice(len(POSE_NAMES), 2, replace=False)
     photos = []
@@ -128,5 +132,7 @@ def sample_photos(rng: np.random.Generator, back_share: float = 0.0, arms_in_fro
         shot = Shot(round(float(rng.uniform(-2, 6)), 3), round(float(rng.uniform(15, 30)), 3), round(float(rng.uniform(0.03, 0.07)), 4), int(rng.integers(2**31)))
         if textured_share > 0 and rng.random() < textured_share:
             shot = dataclasses.replace(shot, backdrop="textured")
+        if side_light_share > 0 and rng.random() < side_light_share:
+            shot = dataclasses.replace(shot, lighting="side")
         photos.append(Photo(pose, shot))
     return photos[0], photos[1]

@@ -1,7 +1,7 @@
 """Shading, backdrops and sRGB output of the synthetic renders.
 
-Lighting (linear light, camera frame): ``AMBIENT`` + a key light from the upper left, in front of
-the person (``KEY_DIRECTION``) + a light at the camera, Lambert diffuse and Blinn-Phong specular
+Lighting (linear light, camera frame; :data:`LIGHTINGS`): by default ``AMBIENT`` + a key light
+from the upper left, in front of the person (``KEY_DIRECTION``) + a light at the camera, Lambert diffuse and Blinn-Phong specular
 (exponent ``SHININESS``, strength per material); images are supersampled (``SUPERSAMPLE`` x
 ``SUPERSAMPLE`` rays per pixel, averaged in linear light), encoded to sRGB, and given Gaussian
 noise of ``NOISE``. With a near-neutral backdrop this is what MediaPipe Pose reliably detects
@@ -10,6 +10,8 @@ people in, dark skin included (benchmarks/bench_sample.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..models.bodies.camera import PinholeCamera
@@ -17,6 +19,31 @@ from ..models.bodies.camera import PinholeCamera
 AMBIENT, KEY, HEADLIGHT = 0.25, 0.75, 0.35
 KEY_DIRECTION = np.array([-0.55, -0.65, -0.52]) / np.linalg.norm([-0.55, -0.65, -0.52])  # towards the light
 SHININESS = 24.0
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A light set-up: ``ambient``, ``key`` and ``headlight`` strengths, the unit direction towards
+    the key light (camera frame) and the key light's linear RGB ``tint``."""
+
+    ambient: float
+    key: float
+    headlight: float
+    key_direction: tuple[float, float, float]
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def _unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
+    n = float(np.linalg.norm(v))
+    return (v[0] / n, v[1] / n, v[2] / n)
+
+
+#: ``studio``: the default (above); ``side``: a warm key light from the image's right, a little
+#: above and in front, with little ambient and camera fill: the image's left side in shade
+LIGHTINGS = {
+    "studio": Lighting(AMBIENT, KEY, HEADLIGHT, tuple(KEY_DIRECTION)),
+    "side": Lighting(0.12, 1.0, 0.12, _unit((0.9, -0.25, -0.35)), (1.0, 0.85, 0.65)),
+}
 SUPERSAMPLE = 2
 NOISE = 3.0 / 255.0
 
@@ -27,18 +54,22 @@ def linear_to_srgb(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
 
 
-def shade(albedo: np.ndarray, specular: np.ndarray, normal: np.ndarray, view: np.ndarray) -> np.ndarray:
+def shade(albedo: np.ndarray, specular: np.ndarray, normal: np.ndarray, view: np.ndarray, lighting: Lighting = LIGHTINGS["studio"]) -> np.ndarray:
     """Linear RGB (N, 3) of surface points: ``albedo`` (N, 3) linear, ``specular`` (N,) strength,
-    ``normal`` (N, 3) unit (flipped here to face the viewer), ``view`` (N, 3) unit towards the camera."""
+    ``normal`` (N, 3) unit (flipped here to face the viewer), ``view`` (N, 3) unit towards the
+    camera, under ``lighting``."""
+    light = np.asarray(lighting.key_direction)
+    tint = np.asarray(lighting.tint)
     normal = np.where((np.einsum("nc,nc->n", normal, view) < 0)[:, None], -normal, normal)
-    n_key = np.clip(normal @ KEY_DIRECTION, 0.0, None)
+    n_key = np.clip(normal @ light, 0.0, None)
     n_view = np.clip(np.einsum("nc,nc->n", normal, view), 0.0, None)
-    half = KEY_DIRECTION + view
+    half = light + view
     half /= np.linalg.norm(half, axis=1, keepdims=True)
     n_half = np.clip(np.einsum("nc,nc->n", normal, half), 0.0, None)
-    diffuse = AMBIENT + KEY * n_key + HEADLIGHT * n_view
-    highlight = specular * (KEY * n_half**SHININESS + HEADLIGHT * n_view**SHININESS)
-    return albedo * diffuse[:, None] + highlight[:, None]
+    # the default set-up's sums in their original order (tint 1): the default sample's bytes stay
+    diffuse = lighting.ambient + lighting.key * n_key[:, None] * tint + lighting.headlight * n_view[:, None]
+    highlight = specular[:, None] * (lighting.key * (n_half**SHININESS)[:, None] * tint + lighting.headlight * (n_view**SHININESS)[:, None])
+    return albedo * diffuse + highlight
 
 
 def view_directions(camera: PinholeCamera, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

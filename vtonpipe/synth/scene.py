@@ -44,7 +44,9 @@ from .hair import rigid_fit
 from .person import HAIR, SKIRT, SPECULAR, DressedBody
 from .poses import PoseRecipe, bone_rotations
 from .render import (
+    LIGHTINGS,
     SUPERSAMPLE,
+    Lighting,
     downsample,
     shade,
     soft_shadow,
@@ -65,13 +67,15 @@ BACKDROPS = {"studio": studio_background, "textured": textured_background}
 class Shot:
     """Camera choices for one photo: ``elevation`` and ``fov`` degrees, ``margin`` fraction of
     the image kept free around the person, backdrop and shadow from ``seed``; ``backdrop``
-    ``studio`` (near-neutral, :func:`studio_background`) or ``textured`` (:func:`textured_background`)."""
+    ``studio`` (near-neutral, :func:`studio_background`) or ``textured`` (:func:`textured_background`);
+    ``lighting`` a key of :data:`~vtonpipe.synth.render.LIGHTINGS`."""
 
     elevation: float
     fov: float
     margin: float
     seed: int
     backdrop: str = "studio"
+    lighting: str = "studio"
 
 
 @dataclass
@@ -200,13 +204,17 @@ class Renderer:
         fine = scene.rasterize(cam2)
         if shot.backdrop not in BACKDROPS:
             raise ValueError(f"unknown backdrop {shot.backdrop!r}; known: {sorted(BACKDROPS)}")
+        if shot.lighting not in LIGHTINGS:
+            raise ValueError(f"unknown lighting {shot.lighting!r}; known: {sorted(LIGHTINGS)}")
         backdrop = BACKDROPS[shot.backdrop](cam2.height, cam2.width, rng)
         body_cam = to_camera.apply(posed)
         feet = body_cam[body_cam[:, 1] > np.percentile(body_cam[:, 1], 99)].mean(0)
         ground = camera.project(feet)
         width_px = 0.22 * camera.fx / feet[2]
         backdrop *= soft_shadow(cam2.height, cam2.width, tuple(SUPERSAMPLE * (ground + 0.5) - 0.5), (SUPERSAMPLE * width_px, SUPERSAMPLE * 0.22 * width_px), rng.uniform(0.2, 0.32))[..., None]
-        self._paint(backdrop, fine, cam2, scene_cam, scene_faces, lambda f, b: _interpolate(normals, scene_faces, f, b), lambda f, b: materials(f, b)[:2])
+        self._paint(
+            backdrop, fine, cam2, scene_cam, scene_faces, lambda f, b: _interpolate(normals, scene_faces, f, b), lambda f, b: materials(f, b)[:2], LIGHTINGS[shot.lighting]
+        )
         image = to_uint8(downsample(backdrop, SUPERSAMPLE), rng)
 
         # ground truth at pixel centres
@@ -260,11 +268,13 @@ class Renderer:
         return GarmentView(image, coarse.mask.astype(np.uint8), landmarks)
 
     @staticmethod
-    def _paint(canvas: np.ndarray, raster: Raster, camera: PinholeCamera, vertices: np.ndarray, faces: np.ndarray, normals, colours) -> None:
+    def _paint(
+        canvas: np.ndarray, raster: Raster, camera: PinholeCamera, vertices: np.ndarray, faces: np.ndarray, normals, colours, lighting: Lighting = LIGHTINGS["studio"]
+    ) -> None:
         """Shade the hits of ``raster`` (of the mesh ``vertices`` (V, 3) camera frame, ``faces``)
-        onto ``canvas`` (H, W, 3) linear. ``normals(face, bary)`` -> (N, 3) shading normals and
-        ``colours(face, bary)`` -> linear albedo (N, 3) and specular strength (N,) at the hits;
-        faces seen from behind (inside a garment, through an opening) are darkened."""
+        onto ``canvas`` (H, W, 3) linear under ``lighting``. ``normals(face, bary)`` -> (N, 3)
+        shading normals and ``colours(face, bary)`` -> linear albedo (N, 3) and specular strength
+        (N,) at the hits; faces seen from behind (inside a garment, through an opening) are darkened."""
         ys, xs = np.nonzero(raster.mask)
         face, bary = raster.face_id[ys, xs], raster.bary[ys, xs].astype(np.float64)
         albedo, spec = colours(face, bary)
@@ -272,7 +282,7 @@ class Renderer:
         tri = vertices[faces[face]]
         behind = np.einsum("nc,nc->n", np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), view) < 0
         albedo[behind] *= BACKFACE_DARKENING
-        canvas[ys, xs] = shade(albedo, spec, _unit(normals(face, bary)), view)
+        canvas[ys, xs] = shade(albedo, spec, _unit(normals(face, bary)), view, lighting)
 
     def _keypoints(self, dressed: DressedBody, posed: np.ndarray, to_camera: RigidTransform, camera: PinholeCamera) -> np.ndarray:
         """(18, 3) float32 COCO-18 x, y px and state 2 visible / 1 hidden by the body / 0 outside."""
