@@ -6,8 +6,8 @@ does not change when ``--people`` does.
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
