@@ -505,37 +505,20 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.table import Table
 
     from .bench.accuracy import evaluate
+    from .bench.tables import cases_table, scores_table
     from .io import write_json_atomic
 
     try:
         scores = evaluate(run_dir)
     except FileNotFoundError as e:
         fail(str(e))
-    table = Table(title=f"accuracy of {run_dir} against the sample ground truth")
-    for col in ("annotator", "backend", "items", "missing", "metric", "value"):
-        table.add_column(col)
-    for s in scores:
-        for i, (metric, value) in enumerate(s.metrics.items()):
-            head = (s.annotator, s.backend, str(s.items), str(s.missing)) if i == 0 else ("", "", "", "")
-            table.add_row(*head, metric, f"{value:.4f}")
     console = Console()
-    console.print(table)
-    console = Console(width=max(console.width, 120))  # the per-case table's columns, unabridged in a log
-    views = list(dict.fromkeys(case for s in scores for case in s.cases))
-    if views:
-        by_case = Table(title="per case: person photos of each view (or pose), pairs by their target photo")
-        for col in ("annotator", "metric", "all", *views):
-            by_case.add_column(col)
-        for s in scores:
-            for i, metric in enumerate(["items", *s.metrics]):
-                overall = s.items if metric == "items" else s.metrics[metric]
-                cells = [overall, *(s.cases[v][metric] if v in s.cases else None for v in views)]
-                text = ["-" if c is None else f"{c:.0f}" if metric == "items" else f"{c:.4f}" for c in cells]
-                by_case.add_row(s.annotator if i == 0 else "", metric, *text)
-        console.print(by_case)
+    console.print(scores_table(scores, f"accuracy of {run_dir} against the sample ground truth"))
+    by_case = cases_table(scores)
+    if by_case is not None:
+        Console(width=max(console.width, 120)).print(by_case)  # its columns unabridged in a log
     for s in scores:
         if "per_class_iou" in s.details:
             click.echo(f"{s.annotator} per-class IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in s.details["per_class_iou"].items()))
