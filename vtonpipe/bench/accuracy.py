@@ -5,10 +5,9 @@ exact priors, docs/SAMPLE.md). Every complete annotation stage of the build is s
 metric that suits it; images or pairs without a row (the annotator failed on them) count as
 misses where the metric allows it (keypoints) and are reported as ``missing`` otherwise. Each
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
-back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`), with their forearms
-across the torso (pose ``arms_in_front`` in ``sample.json``), against a textured backdrop or in
-the side light, and
-the pairs whose target photo is one of them.
+back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and those of each
+:data:`RECIPE_CASES` entry of ``sample.json`` (forearms across the torso, a textured backdrop,
+the side light), and the pairs whose target photo is one of them.
 """
 
 from __future__ import annotations
@@ -46,6 +45,12 @@ from .metrics import (
 
 #: the item ids (image or pair ids) an evaluator scores, None for all
 Only = frozenset[str] | None
+#: cases read from a photo's recipe in ``sample.json``: name -> (section, field, value)
+RECIPE_CASES = {
+    "arms_in_front": ("pose", "name", "arms_in_front"),
+    "textured_background": ("shot", "backdrop", "textured"),
+    "side_light": ("shot", "lighting", "side"),
+}
 
 
 @dataclass
@@ -183,9 +188,8 @@ def cases(ctx: AnnotationContext) -> dict[str, frozenset[str]]:
     recipes = photo_recipes(ctx.dataset_root)
     persons = {i: im["path"] for i, im in ctx.images.items() if im["kind"] == "person"}
     photos = {view: {i for i, path in persons.items() if view_of(path) == view} for view in VIEWS}
-    photos["arms_in_front"] = {i for i, path in persons.items() if recipes.get(path, {}).get("pose", {}).get("name") == "arms_in_front"}
-    photos["textured_background"] = {i for i, path in persons.items() if recipes.get(path, {}).get("shot", {}).get("backdrop") == "textured"}
-    photos["side_light"] = {i for i, path in persons.items() if recipes.get(path, {}).get("shot", {}).get("lighting") == "side"}
+    for case, (section, key, value) in RECIPE_CASES.items():
+        photos[case] = {i for i, path in persons.items() if recipes.get(path, {}).get(section, {}).get(key) == value}
     return {
         case: frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
         for case, images in photos.items()

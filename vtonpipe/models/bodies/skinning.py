@@ -40,8 +40,9 @@ def _skin(rest: np.ndarray, weights: np.ndarray, indices: np.ndarray, transforms
 def skin(vertices: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """Skinned vertices (B, V, 3): rest ``vertices`` (B or 1, V, 3), each moved by the blend of its
     bones' ``transforms`` (B, J, 4, 4) with ``weights`` / bone ``indices`` (V, K) (a leading axis of
-    1 is accepted, as anny passes them). CPU tensors (float64 stays float64, other types are computed in float32); no gradient. The batch is split over
-    ``torch.get_num_threads()`` threads (the compiled loop releases the GIL)."""
+    1 is accepted, as anny passes them). CPU tensors, no gradient; float64 stays float64, other
+    types are computed in float32. The batch is split over ``torch.get_num_threads()`` threads
+    (the compiled loop releases the GIL)."""
     weights, indices = weights.reshape(weights.shape[-2:]), indices.reshape(indices.shape[-2:])
     batch = max(len(vertices), len(transforms))
     real = np.float64 if vertices.dtype == torch.float64 else np.float32

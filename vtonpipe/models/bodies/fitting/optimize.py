@@ -371,12 +371,13 @@ def _descend(params: _Params, losses: Callable[[torch.Tensor], torch.Tensor], lr
         opt.zero_grad()
         loss = losses(images.to(device))
         idx = torch.nonzero(active).flatten()  # the active people
+        member = torch.searchsorted(idx, of[images])  # each image's person, as a position in idx
         value = torch.zeros(people, dtype=torch.float64).index_add_(0, of[images], loss.detach().double().cpu())[idx]
         improved = value < best[idx] * (1 - config.rel_tol)
         better = value < best[idx]
         with torch.no_grad():
             for name, p in params.named_parameters():
-                keep = idx[better] if name == "shape" else images[better[_rank(idx, of[images])]]
+                keep = idx[better] if name == "shape" else images[better[member]]
                 best_state[name][keep.to(device)] = p[keep.to(device)]
         best[idx[better]] = value[better]
         stall[idx] = torch.where(improved, 0, stall[idx] + 1)
@@ -386,15 +387,10 @@ def _descend(params: _Params, losses: Callable[[torch.Tensor], torch.Tensor], lr
             active[idx[done]] = False
         if not active.any():
             break
-        loss[~done[_rank(idx, of[images])].to(loss.device)].sum().backward()
+        loss[~done[member].to(loss.device)].sum().backward()
         opt.step()
         steps[idx[~done]] += 1
     return steps[of]
-
-
-def _rank(idx: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
-    """Position in the sorted ``idx`` of each of ``members`` (all in ``idx``)."""
-    return torch.searchsorted(idx, members)
 
 
 def _freeze(params: _Params, opt: torch.optim.Adam, best_state: dict[str, torch.Tensor], people: torch.Tensor, person: torch.Tensor) -> None:
