@@ -40,6 +40,22 @@ def test_light_garment_with_texture_on_tinted_gradient_background():
     assert _iou(m.astype(bool), truth.astype(bool)) > 0.95
 
 
+def test_white_garment_on_a_white_background_a_few_delta_e_apart():
+    """A white shirt (246) on a white backdrop (253) with JPEG noise: ~3 delta E apart, below the
+    noise of single pixels but well above it once smoothed."""
+    h, w = 256, 192
+    rng = np.random.default_rng(1)
+    img = np.full((h, w, 3), 253.0) + rng.normal(0, 1.5, (h, w, 3))
+    truth = np.zeros((h, w), np.uint8)
+    cv2.rectangle(truth, (50, 40), (142, 220), 1, -1)
+    cv2.rectangle(truth, (20, 40), (172, 90), 1, -1)  # the sleeves
+    img[truth == 1] -= 7.0
+    ok, jpeg = cv2.imencode(".jpg", img.clip(0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    img = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    m = segment_garment(img).mask
+    assert _iou(m.astype(bool), truth.astype(bool)) > 0.95
+
+
 def test_holes_inside_the_garment_are_filled_but_the_background_is_not():
     img = np.full((128, 96, 3), 250, np.uint8)
     cv2.rectangle(img, (20, 20), (75, 110), (40, 90, 160), -1)

@@ -35,6 +35,7 @@ from vtonpipe.models.classical.geometric_parsing import (
     parse_person,
     shows_colour,
 )
+from vtonpipe.models.landmarks.geometric import garment_kind
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.ingest import ingest
@@ -52,7 +53,7 @@ JOINTS = {
 SKIN, HAIR, SHOES, BACKDROP = (225, 180, 150), (60, 40, 30), (30, 30, 30), (200, 200, 205)
 BLUE, GREY, RED = (40, 90, 170), (60, 60, 70), (180, 40, 50)
 # LIP ids
-HAIR_L, UPPER, DRESS, PANTS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19
+HAIR_L, UPPER, DRESS, PANTS, JUMPSUITS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19
 
 
 @dataclass
@@ -108,11 +109,18 @@ def figure(top=BLUE, bottom=GREY, kind: str = "pants", waist: int = 125, seed: i
     return Figure(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), (truth > 0).astype(np.uint8), face, keypoints, truth)
 
 
-def shop_garment(colour) -> tuple[np.ndarray, np.ndarray]:
-    """An in-shop T-shirt of ``colour`` on white and its garment mask."""
+#: an in-shop T-shirt (fractions of the image's width and height), clockwise from the left neck
+#: corner: its hem 1.8 torso widths (armpit to armpit) below the neck; a dress of its top reaching
+#: 2.5, and a jumpsuit, its two legs apart below the crotch
+TEE = [[0.3, 0.15], [0.5, 0.2], [0.7, 0.15], [0.9, 0.35], [0.72, 0.4], [0.72, 0.74], [0.28, 0.74], [0.28, 0.4], [0.1, 0.35]]
+DRESS_SHOP = [*TEE[:5], [0.76, 0.97], [0.24, 0.97], *TEE[7:]]
+JUMPSUIT_SHOP = [*TEE[:5], [0.72, 0.97], [0.53, 0.97], [0.5, 0.8], [0.47, 0.97], [0.28, 0.97], *TEE[7:]]
+
+
+def shop_garment(colour, outline=TEE) -> tuple[np.ndarray, np.ndarray]:
+    """An in-shop garment (``outline``) of ``colour`` on white and its garment mask."""
     mask = np.zeros((H, W), np.uint8)
-    pts = np.array([[0.3, 0.15], [0.7, 0.15], [0.9, 0.35], [0.72, 0.4], [0.72, 0.85], [0.28, 0.85], [0.28, 0.4], [0.1, 0.35]])
-    cv2.fillPoly(mask, [(pts * [W, H]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [(np.array(outline) * [W, H]).astype(np.int32)], 1)
     image = np.where(mask[..., None] > 0, np.array(colour, np.uint8), np.uint8(250)).astype(np.uint8)
     return image, mask
 
@@ -223,6 +231,30 @@ def test_skirt_pants_and_dress_from_geometry_and_category():
     assert iou(lip, dress.truth)[DRESS] > 0.85 and not np.isin(lip, (UPPER, PANTS, SKIRT)).any()
     two_piece = parse(figure(kind="skirt"), category="dresses")  # the dataset's category wins
     assert (two_piece == DRESS).sum() > 2000 and not np.isin(two_piece, (UPPER, PANTS, SKIRT)).any()
+
+
+def test_one_piece_when_the_in_shop_garment_is_one():
+    tee, dress_shop, jumpsuit_shop = shop_garment(RED), shop_garment(RED, DRESS_SHOP), shop_garment(RED, JUMPSUIT_SHOP)
+    assert [garment_kind(*g[::-1]) for g in (tee, dress_shop, jumpsuit_shop)] == ["top", "dress", "jumpsuit"]
+
+    def with_shop(fig, garment):
+        return parse(fig, garments=[garment_colours(*garment)], garment_kind=garment_kind(*garment[::-1]))
+
+    trousers, skirt = figure(top=RED, bottom=RED, kind="pants"), figure(top=RED, bottom=RED, kind="skirt")
+    jumpsuit, dress = with_shop(trousers, jumpsuit_shop), with_shop(skirt, dress_shop)
+    garment_px = np.isin(trousers.truth, (UPPER, PANTS))
+    assert (jumpsuit[garment_px] == JUMPSUITS).mean() > 0.9 and not np.isin(jumpsuit, (UPPER, PANTS, DRESS)).any()
+    assert (dress[np.isin(skirt.truth, (UPPER, SKIRT))] == DRESS).mean() > 0.9 and not np.isin(dress, (UPPER, SKIRT, JUMPSUITS)).any()
+    # the legs in the shade (a colour model of the chest does not explain them): still one piece
+    shaded = figure(top=RED, bottom=tuple(int(0.55 * c) for c in RED), kind="pants")
+    assert (with_shop(shaded, jumpsuit_shop)[garment_px] == JUMPSUITS).mean() > 0.9
+    # a tee over a bottom of its colour by chance: separates
+    for fig, bottom in ((trousers, PANTS), (skirt, SKIRT)):
+        lip = with_shop(fig, tee)
+        assert iou(lip, fig.truth)[[UPPER, bottom]].min() > 0.8 and not np.isin(lip, (DRESS, JUMPSUITS)).any()
+    # without an in-shop garment: one colour over a skirt is a dress, over trousers a top and trousers
+    assert (parse(skirt)[np.isin(skirt.truth, (UPPER, SKIRT))] == DRESS).mean() > 0.9
+    assert not np.isin(parse(trousers), (DRESS, JUMPSUITS)).any()
 
 
 def test_without_a_face_it_still_parses():

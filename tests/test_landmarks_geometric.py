@@ -18,7 +18,7 @@ from vtonpipe.converters.landmarks import (
 )
 from vtonpipe.core import ImageItem
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
-from vtonpipe.models.landmarks.geometric import NoGarmentError, garment_landmarks
+from vtonpipe.models.landmarks.geometric import NoGarmentError, garment_kind, garment_landmarks, garment_length
 from vtonpipe.models.landmarks.geometric_person import MissingKeypointsError, person_landmarks
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
@@ -31,12 +31,13 @@ H, W = 256, 192
 LEFT, RIGHT = side_ids("left"), side_ids("right")
 SLEEVE_SECTIONS = ("upper_arm", "elbow", "lower_arm", "sleeve_end")
 
-#: a tee seen from the front, clockwise from the neck corner on the image's left (the wearer's right)
-TEE = [(80, 40), (96, 46), (112, 40), (132, 50), (162, 90), (150, 100), (126, 80), (128, 200), (64, 200), (66, 80), (42, 100), (30, 90), (60, 50)]
+#: a tee seen from the front, clockwise from the neck corner on the image's left (the wearer's
+#: right); its hem 1.83 torso widths (armpit to armpit) below the neck, as the sample's tees
+TEE = [(80, 40), (96, 46), (112, 40), (132, 50), (162, 90), (150, 100), (126, 80), (128, 150), (64, 150), (66, 80), (42, 100), (30, 90), (60, 50)]
 #: the inside of the back seen through the neck opening, down to the V of the front neckline
 V_NECK = [(80, 40), (96, 46), (112, 40), (96, 60)]
 #: a tank top: straps from the neck corners to the armholes' top corners, armholes down to the sides
-TANK = [(84, 40), (96, 46), (108, 40), (118, 42), (119, 60), (122, 76), (128, 90), (128, 200), (64, 200), (64, 90), (70, 76), (73, 60), (74, 42)]
+TANK = [(84, 40), (96, 46), (108, 40), (118, 42), (119, 60), (122, 76), (128, 90), (128, 150), (64, 150), (64, 90), (70, 76), (73, 60), (74, 42)]
 
 
 def _garment(polygon, neck=V_NECK) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +60,7 @@ def test_garment_corners_of_a_drawn_tee():
         LEFT["armpit"]: (126, 80), RIGHT["armpit"]: (66, 80),  # concave corners
         LEFT["sleeve_end_exterior"]: (162, 90), LEFT["sleeve_end_interior"]: (150, 100),
         RIGHT["sleeve_end_exterior"]: (30, 90), RIGHT["sleeve_end_interior"]: (42, 100),
-        29: (128, 200), 31: (64, 200), 30: (96, 200),  # hem corners (wearer's left on the image's right) and middle
+        29: (128, 150), 31: (64, 150), 30: (96, 150),  # hem corners (wearer's left on the image's right) and middle
     }  # fmt: skip
     for k, p in expected.items():
         assert lm[k, 2] == VISIBLE and _near(lm[k], p, 2.5), (k, lm[k], p)
@@ -97,6 +98,40 @@ def test_a_mirrored_garment_gives_mirrored_landmarks():
     mirrored = garment_landmarks(mask[:, ::-1], image[:, ::-1])
     np.testing.assert_array_equal(mirrored[:, 2], flip_landmarks(lm, W)[:, 2])
     np.testing.assert_allclose(mirrored[:, :2], flip_landmarks(lm, W)[:, :2], atol=1.0)
+
+
+#: the tee's top part over a flared skirt down to row 240 (a dress), and over two trouser legs (a
+#: jumpsuit) on the tank top: its crotch a concave corner below the armholes
+DRESS = [*TEE[:7], (128, 130), (150, 240), (42, 240), (64, 130), *TEE[9:]]
+JUMPSUIT = [*TANK[:7], (128, 150), (124, 240), (100, 240), (96, 190), (92, 240), (68, 240), (64, 150), *TANK[9:]]
+
+
+def test_a_dress_gets_the_landmarks_of_its_top_part():
+    mask, image = _garment(DRESS)
+    lm = garment_landmarks(mask, image)
+    hem_y = 40 + 1.85 * 60  # ONE_PIECE_HEM torso widths (armpit to armpit) below the neck corners
+    for k, x in ((29, 128 + 22 * (hem_y - 130) / 110), (30, 96), (31, 64 - 22 * (hem_y - 130) / 110)):
+        assert abs(lm[k, 1] - hem_y) < 4 and abs(lm[k, 0] - x) < 2, (k, lm[k])  # (armpits found on pixel edges)
+    tee = garment_landmarks(*_garment(TEE))
+    np.testing.assert_allclose(lm[:27, :2], tee[:27, :2], atol=1.5)  # neck, shoulders, sleeves, armpits
+    assert abs(garment_landmarks(mask, image, one_piece=False)[30, 1] - 240) < 1.5  # told it is a top
+    np.testing.assert_allclose(garment_landmarks(mask, image, one_piece=True), lm)
+
+
+def test_a_jumpsuit_keeps_its_armpits_on_the_armholes():
+    mask, image = _garment(JUMPSUIT, [(84, 40), (96, 46), (108, 40), (96, 62)])
+    lm = garment_landmarks(mask, image)
+    assert lm[LEFT["armpit"], 0] > 120 and lm[RIGHT["armpit"], 0] < 72 and 70 < lm[8, 1] < 95  # not the crotch
+    assert abs(lm[30, 1] - (40 + 1.85 * 64)) < 3 and abs(lm[30, 0] - 96) < 1.5  # the hip line, not the legs
+
+
+def test_what_an_in_shop_garment_is_from_its_shape():
+    assert [garment_kind(*_garment(g)) for g in (TEE, DRESS, JUMPSUIT)] == ["top", "dress", "jumpsuit"]
+    assert garment_length(*_garment(TEE)) == pytest.approx((150 - 40) / 61, abs=0.05)  # neck to hem, in torso widths
+    broken, image = _garment(DRESS)
+    broken[40:84, 96:] = 0  # the wearer's left shoulder lost (a white garment on white): armpits not level
+    assert garment_length(broken, image) is None and garment_kind(broken, image) is None
+    assert abs(garment_landmarks(broken, image)[30, 1] - 240) < 1.5  # an unreadable shape: a top's rules
 
 
 def test_an_empty_garment_mask_fails():
@@ -150,6 +185,19 @@ def test_person_points_of_a_drawn_tee():
     upper = kp[6, :2] - kp[5, :2]
     along = (lm[LEFT["sleeve_end_exterior"], :2] - kp[5, :2]) @ upper / (upper @ upper)
     assert along == pytest.approx((0.6 * np.linalg.norm(upper) + 7) / np.linalg.norm(upper), abs=0.06)
+
+
+@pytest.mark.parametrize("label", [6, 10])  # dress, jumpsuits
+def test_a_one_piece_garment_has_its_hem_on_the_hip_line(label):
+    kp, parsing, mask = _person()
+    parsing[(parsing == 5) | (parsing == 9)] = label  # the top and trousers one garment, down to row 230
+    parsing[150:230, 78:114] = label
+    lm = person_landmarks(kp, parsing, (parsing > 0).astype(np.uint8))
+    tee = person_landmarks(*_person())
+    hip_y = 62 + 1.0 * 88  # ONE_PIECE_HEM torso lengths below the shoulders (62 -> hips 150)
+    assert lm[30, 2] == VISIBLE and abs(lm[30, 1] - hip_y) <= 1.0
+    assert (lm[[29, 31], 2] == VISIBLE).all() and np.abs(lm[[29, 31], 1] - hip_y).max() <= 2.0
+    np.testing.assert_allclose(lm[:29], tee[:29])  # neckline, shoulders, sleeves and waist as for the top
 
 
 def test_an_arm_across_the_body_occludes_the_hem_behind_it():

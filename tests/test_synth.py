@@ -3,6 +3,7 @@ the pixels (docs/SAMPLE.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -292,3 +293,53 @@ def test_the_side_light_changes_only_the_shading(body):
     assert left_over_right(side.image) < 0.85 * left_over_right(studio.image)
     with pytest.raises(ValueError, match="lighting"):
         renderer.person(dressed, pose, Shot(2.0, 20.0, 0.05, 3, lighting="disco"), SIZE)
+
+
+def test_one_piece_outfits_are_opt_in_and_of_the_tops_fabric():
+    from vtonpipe.synth.recipes import ONE_PIECE_TOP_HEM, sample_person
+
+    plain = [sample_person(np.random.default_rng([0, i])) for i in range(40)]
+    assert plain == [sample_person(np.random.default_rng([0, i]), one_piece_share=0.0) for i in range(40)]
+    assert {r.outfit for r in plain} == {"separates"}
+    one_piece = [sample_person(np.random.default_rng([0, i]), one_piece_share=1.0) for i in range(40)]
+    assert {r.outfit for r in one_piece} == {"dress", "jumpsuit"}
+    for r in one_piece:
+        assert (r.bottom.category == "skirt") == (r.outfit == "dress")
+        assert r.bottom.fabric == dataclasses.replace(r.top.fabric, logo=None)
+        assert r.garment_category == r.outfit
+        assert r.top.hem == ONE_PIECE_TOP_HEM  # its landmarks' hem on one line of the body
+    with pytest.raises(ValueError, match="a dress cannot have a trousers"):
+        dataclasses.replace(_recipe(SKIN_TONES[1]), outfit="dress")
+    with pytest.raises(ValueError, match="unknown outfit"):
+        dataclasses.replace(_recipe(SKIN_TONES[1]), outfit="kimono")
+
+
+def test_a_dress_and_a_jumpsuit_are_one_garment_over_the_body(body):
+    """LIP labels the whole garment dress (6) or jumpsuits (10), never upper clothes, pants or
+    skirt; DensePose still sees the legs under the dress's skirt; the in-shop image shows all of
+    the garment (far taller than the top alone)."""
+    renderer = Renderer(body, anny_charts())
+    base = _recipe(SKIN_TONES[1], category="long_sleeve")
+    fabric = dataclasses.replace(base.top.fabric, logo=None)
+    jumpsuit = dataclasses.replace(base, bottom=dataclasses.replace(base.bottom, fabric=fabric), outfit="jumpsuit")
+    dress = dataclasses.replace(base, bottom=Bottom("skirt", 0.09, 0.5, fabric, flare=0.05), outfit="dress")
+    pose, shot = sample_pose("arms_down", np.random.default_rng(2)), Shot(2.0, 20.0, 0.05, 3)
+    legs = (7, 8, 9, 10, 11, 12, 13, 14)  # DensePose's upper and lower leg parts
+    for recipe, label in ((jumpsuit, 10), (dress, 6)):
+        dressed = DressedBody(body, recipe)
+        view = renderer.person(dressed, pose, shot, SIZE)
+        labels = set(np.unique(view.parsing).tolist())
+        assert label in labels and not labels & {5, 9, 12}, labels
+        on_legs = np.isin(view.iuv[..., 0], legs)
+        assert (on_legs & (view.parsing == label)).sum() > 200  # the garment covers the legs
+        if recipe.outfit == "dress":  # the skirt stands off the legs: the gap between them is dress
+            assert ((view.parsing == label) & (view.iuv[..., 0] == 0)).sum() > 50
+        garment = renderer.garment(dressed, SIZE, seed=0)
+        top = renderer.garment(DressedBody(body, base), SIZE, seed=0)
+
+        def aspect(mask):
+            rows, cols = np.nonzero(mask)
+            return (np.ptp(rows) + 1) / (np.ptp(cols) + 1)
+
+        assert aspect(garment.mask) > 1.5 * aspect(top.mask)
+        assert (garment.landmarks[:, 2] == VISIBLE).sum() >= (top.landmarks[:, 2] == VISIBLE).sum() - 2

@@ -24,13 +24,15 @@ SPEC = register_annotator(
 class ClassicalGarmentMask(Backend):
     spec = SPEC
     name = "classical"
-    version = "1"
-    default_params = {"border": 4, "min_delta_e": 6.0, "mad_factor": 4.0, "grabcut_iters": 3, "min_area_fraction": 0.01}
+    version = "2"
+    default_params = {"border": 4, "blur_sigma": 1.0, "min_delta_e": 2.0, "mad_factor": 4.0, "grabcut_iters": 3, "min_area_fraction": 0.01}
     doc = "Offline: colour distance to the border's background + morphology + GrabCut."
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> GarmentMaskRecord:
         p = self.params
-        seg = segment_garment(item.image, border=p["border"], min_delta_e=p["min_delta_e"], mad_factor=p["mad_factor"], grabcut_iters=p["grabcut_iters"])
+        seg = segment_garment(
+            item.image, border=p["border"], blur_sigma=p["blur_sigma"], min_delta_e=p["min_delta_e"], mad_factor=p["mad_factor"], grabcut_iters=p["grabcut_iters"]
+        )
         area = float(seg.mask.mean())
         if area < p["min_area_fraction"]:
             raise AnnotationFailure("no_garment", f"garment covers {area:.2%} of the image (< {p['min_area_fraction']:.0%})")

@@ -5,7 +5,7 @@ LIP labels from the person mask and face oval (``person_mask``), body parts from
 densepose``), and colour models of the person's skin, hair, garments and shoes, the top guided
 by the paired in-shop garment (``garment_mask`` of the images ``ctx.garments_of`` gives) and the
 dataset's garment category when it has one. The algorithm and its rules are documented in
-:mod:`vtonpipe.models.classical.geometric_parsing`. Labels written: 0, 2, 5, 6, 9, 12, 13, 14..19.
+:mod:`vtonpipe.models.classical.geometric_parsing`. Labels written: 0, 2, 5, 6, 9, 10, 12, 13, 14..19.
 
 A person without keypoints or person mask upstream fails with ``missing_upstream``; keypoints
 without the neck and both shoulders fail with ``missing_keypoints``. A paired garment image
@@ -27,6 +27,7 @@ from ..models.classical.geometric_parsing import (
     garment_colours,
     parse_person,
 )
+from ..models.landmarks.geometric import NoGarmentError, garment_kind
 from ..schemas.parsing import ParsingRecord
 from .parsing import SPEC as PARSING_SPEC
 from .parsing import parsing_record
@@ -39,7 +40,7 @@ BODY_PARTS = ("keypoints", "densepose")
 class GeometricParsing(Backend):
     spec = PARSING_SPEC
     name = "geometric"
-    version = "4"
+    version = "5"
     requirements = Requirements(packages=("cv2", "scipy"))
     default_params = {"body_parts": "keypoints", "min_person_fraction": 0.01}
     doc = "Offline: person mask + face oval, body parts from keypoints or DensePose, Lab colour models (skin, hair, in-shop garment); lightness alone on grayscale."
@@ -63,11 +64,16 @@ class GeometricParsing(Backend):
         keypoints = ctx.annotation("keypoints", item.image_id).keypoints
         person = ctx.annotation("person_mask", item.image_id)
         densepose_i = ctx.annotation("densepose", item.image_id).iuv[..., 0] if self.params["body_parts"] == "densepose" else None
-        garments, category = [], item.category
+        garments, kinds, category = [], [], item.category
         for g in sorted(ctx.garments_of(item.image_id)):
             if ctx.annotation_key("garment_mask", g) is None:
                 continue
-            garments.append(garment_colours(ctx.load_image(g), ctx.annotation("garment_mask", g).mask))
+            mask, image = ctx.annotation("garment_mask", g).mask, ctx.load_image(g)
+            garments.append(garment_colours(image, mask))
+            try:
+                kinds.append(garment_kind(mask, image))  # None: unreadable, the person's colours decide
+            except NoGarmentError:
+                pass
             category = category or ctx.images[g].get("category")
         try:
             lip = parse_person(
@@ -77,6 +83,7 @@ class GeometricParsing(Backend):
                 face_mask=person.face_mask,
                 densepose_i=densepose_i,
                 garments=garments,
+                garment_kind=next((k for k in kinds if k in ("dress", "jumpsuit")), "top" if "top" in kinds else None),
                 category=category,
             )
         except MissingKeypointsError as e:

@@ -7,7 +7,7 @@ misses where the metric allows it (keypoints) and are reported as ``missing`` ot
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
 back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and those of each
 :data:`RECIPE_CASES` entry of ``sample.json`` (forearms across the torso, a textured backdrop,
-the side light), and the pairs whose target photo is one of them.
+the side light, a dress or a jumpsuit), and the pairs whose target photo is one of them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ RECIPE_CASES = {
     "arms_in_front": ("pose", "name", "arms_in_front"),
     "textured_background": ("shot", "backdrop", "textured"),
     "side_light": ("shot", "lighting", "side"),
+    "dress": ("person", "outfit", "dress"),
+    "jumpsuit": ("person", "outfit", "jumpsuit"),
 }
 
 

@@ -27,7 +27,7 @@ def cases_table(scores: Sequence[StageScore]) -> Table | None:
     cases = list(dict.fromkeys(case for s in scores for case in s.cases))
     if not cases:
         return None
-    table = Table(title="per case: person photos of each view, pose, backdrop or light; pairs by their target photo")
+    table = Table(title="per case: person photos of each view, pose, outfit, backdrop or light; pairs by their target photo")
     for col in ("annotator", "metric", "all", *cases):
         table.add_column(col)
     for s in scores:

@@ -57,14 +57,14 @@ def view_of(image_path: str) -> str | None:
 
 
 def photo_recipes(root: str | Path) -> dict[str, dict[str, Any]]:
-    """The recipe (``pose``, ``shot``: :class:`vtonpipe.synth.recipes.Photo`) of each person photo
-    of a sample dataset, by image path relative to ``root`` (``all/<name>``), from its
+    """The recipe (``pose``, ``shot``: :class:`vtonpipe.synth.recipes.Photo`; ``person``:
+    :class:`vtonpipe.synth.person.PersonRecipe`) of each person photo of a sample dataset, by image path relative to ``root`` (``all/<name>``), from its
     ``sample.json``; {} without one."""
     path = Path(root) / "sample.json"
     if not path.exists():
         return {}
     people = json.loads(path.read_text())["people"]
-    return {f"all/{name}": photo for person in people for name, photo in zip(person["images"], person["photos"])}
+    return {f"all/{name}": {**photo, "person": person["recipe"]} for person in people for name, photo in zip(person["images"], person["photos"])}
 
 
 def image_truth_path(root: str | Path, image_path: str) -> Path:

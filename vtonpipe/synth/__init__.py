@@ -52,11 +52,13 @@ def write_sample(
     arms_in_front_share: float = 0.0,
     textured_share: float = 0.0,
     side_light_share: float = 0.0,
+    one_piece_share: float = 0.0,
 ) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
     Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
-    ``...@1=person_whole_<view>.jpg`` (pose B), ``...@2=cloth_front.jpg`` (their top), one line
+    ``...@1=person_whole_<view>.jpg`` (pose B), ``...@2=cloth_front.jpg`` (their top, or their
+    dress or jumpsuit: ``one_piece_share``, :func:`~vtonpipe.synth.recipes.sample_person`), one line
     ``A B cloth split`` of ``all_poseA_poseB_clothes.txt``, the GT of the three images and of the
     pair (A source, B target), and their recipe in ``sample.json``.
     """
@@ -74,13 +76,13 @@ def write_sample(
     with progress_bar("sample", total=people, enabled=show_progress) as advance:
         for i in range(people):
             rng = np.random.default_rng([seed, i])
-            recipe = sample_person(rng)
+            recipe = sample_person(rng, one_piece_share)
             photos = sample_photos(rng, back_share, arms_in_front_share, textured_share, side_light_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]
             split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "train"
             dressed = DressedBody(body, recipe)
-            category = recipe.top.category
+            category = recipe.garment_category
             views = []
             for name, photo in zip(names, photos):
                 view = renderer.person(dressed, photo.pose, photo.shot, size)

@@ -23,6 +23,9 @@ from .fields import BodyFields
 EDGE_RAMP = 0.006  # m: width over which a garment's offset ramps in across its boundary
 TOP_CATEGORIES = ("tee", "long_sleeve", "sleeveless")
 BOTTOM_CATEGORIES = ("trousers", "shorts", "skirt")
+#: what a person wears: a top and a bottom, or one garment of the top's fabric joining them, a
+#: ``dress`` (top and skirt) or a ``jumpsuit`` (top and trousers or shorts)
+OUTFITS = ("separates", "dress", "jumpsuit")
 
 
 @dataclass(frozen=True)

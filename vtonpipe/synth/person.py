@@ -19,6 +19,7 @@ from ..models.bodies.anny import AnnyBody
 from .anchors import Anchors, top_anchors
 from .fields import body_fields, vertex_normals
 from .garments import (
+    OUTFITS,
     Bottom,
     Hair,
     Shoes,
@@ -37,7 +38,9 @@ from .garments import (
 from .hair import hair_curtain
 
 # LIP ids (docs/CONVENTIONS.md)
-HAIR, UPPER, PANTS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 9, 12, 13, 14, 15, 16, 17, 18, 19
+HAIR, UPPER, DRESS, PANTS, JUMPSUITS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19
+#: the LIP label of a one-piece outfit's every part (:data:`~vtonpipe.synth.garments.OUTFITS`)
+ONE_PIECE_LABELS = {"dress": DRESS, "jumpsuit": JUMPSUITS}
 
 SPECULAR = {"skin": 0.10, "hair": 0.15, "cloth": 0.03}
 LOGO_RADIUS = 0.045  # m
@@ -48,7 +51,9 @@ SHOE_THICKNESS = 0.01  # m
 class PersonRecipe:
     """Everything that defines one synthetic person (JSON in ``sample.json``).
 
-    ``phenotype``: anny's six values in ``PHENOTYPE_LABELS`` order; ``skin``, ``eyes``: sRGB.
+    ``phenotype``: anny's six values in ``PHENOTYPE_LABELS`` order; ``skin``, ``eyes``: sRGB;
+    ``outfit`` in :data:`~vtonpipe.synth.garments.OUTFITS`: a ``dress`` has a skirt as its bottom,
+    a ``jumpsuit`` trousers or shorts, both of the top's fabric (the in-shop garment is all of it).
     """
 
     phenotype: tuple[float, ...]
@@ -58,6 +63,18 @@ class PersonRecipe:
     top: Top
     bottom: Bottom
     shoes: Shoes
+    outfit: str = "separates"
+
+    def __post_init__(self):
+        if self.outfit not in OUTFITS:
+            raise ValueError(f"unknown outfit {self.outfit!r}; known: {OUTFITS}")
+        if (self.outfit == "dress") != (self.bottom.category == "skirt") and self.outfit != "separates":
+            raise ValueError(f"a {self.outfit} cannot have a {self.bottom.category} as its bottom")
+
+    @property
+    def garment_category(self) -> str:
+        """The in-shop garment's category: the top's, or the one-piece outfit's."""
+        return self.top.category if self.outfit == "separates" else self.outfit
 
 
 @dataclass
@@ -86,7 +103,8 @@ class DressedBody:
     normal; ``curtain``: the rest-pose hair curtain (:func:`~vtonpipe.synth.hair.hair_curtain`)
     or None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
 
-    Labels (LIP): where several regions overlap the first of hair, top, bottom, shoes wins;
+    Labels (LIP): where several regions overlap the first of hair, top, bottom, shoes wins (a
+    one-piece outfit's top and bottom are both its :data:`ONE_PIECE_LABELS` label);
     otherwise skin: arms (hands included) 14 / 15 and legs 16 / 17 by the person's side (most
     skinning weight on the arm / leg bones), and 13 *face* for the head, the neck and any torso
     skin a neckline shows (LIP has no skin class for them; its annotations label the neck as face).
@@ -231,24 +249,36 @@ class DressedBody:
         label[shoes] = np.where(side_left[shoes], L_SHOE, R_SHOE)
 
         bottom = a[:, self._BOTTOM] > 0
-        fabric = r.bottom.fabric
         if r.bottom.category == "skirt":  # only the inside of the skirt is seen on the body, if anything
-            albedo[bottom] = 0.5 * srgb_to_linear(fabric.colour)
+            albedo[bottom] = 0.5 * srgb_to_linear(r.bottom.fabric.colour)
         else:
-            albedo[bottom] = fabric_albedo(fabric, a[bottom][:, [self._X, self._Z]])
+            albedo[bottom] = self.garment_albedo(a[bottom])
         spec[bottom] = SPECULAR["cloth"]
-        label[bottom] = SKIRT if r.bottom.category == "skirt" else PANTS
+        label[bottom] = self.bottom_label
 
         top = a[:, self._TOP] > 0
-        albedo[top] = self.top_albedo(a[top][:, self.TOP_COLUMNS])
+        albedo[top] = self.garment_albedo(a[top])
         spec[top] = SPECULAR["cloth"]
-        label[top] = UPPER
+        label[top] = ONE_PIECE_LABELS.get(r.outfit, UPPER)
 
         hair = a[:, self._HAIR] > 0
         albedo[hair] = self.hair_albedo(a[hair][:, [self._HCOS, self._HSIN]])
         spec[hair] = SPECULAR["hair"]
         label[hair] = HAIR
         return albedo, spec, label
+
+    @property
+    def bottom_label(self) -> int:
+        """LIP label of the bottom (and of a skirt's stand-off mesh)."""
+        return ONE_PIECE_LABELS.get(self.recipe.outfit, SKIRT if self.recipe.bottom.category == "skirt" else PANTS)
+
+    def garment_albedo(self, a: np.ndarray) -> np.ndarray:
+        """(N, 3) linear albedo of the garments (top where the top's field is positive, else the
+        bottom's fabric) from interpolated ``attributes`` rows (N, K)."""
+        albedo = fabric_albedo(self.recipe.bottom.fabric, a[:, [self._X, self._Z]])
+        top = a[:, self._TOP] > 0
+        albedo[top] = self.top_albedo(a[top][:, self.TOP_COLUMNS])
+        return albedo
 
     def hair_albedo(self, azimuth: np.ndarray) -> np.ndarray:
         """(N, 3) linear hair albedo at points whose azimuth about the head's vertical axis is given as

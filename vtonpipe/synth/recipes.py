@@ -48,9 +48,16 @@ def _fabric(rng: np.random.Generator, colours, logo: bool, skin) -> Fabric:
     return Fabric(kind, a, b, period, mark)
 
 
-def sample_person(rng: np.random.Generator) -> PersonRecipe:
+#: where a dress's or jumpsuit's top part ends (m above the pelvis): no seam shows there, so its
+#: landmarks' hem is put on one line of the body, the hips, for every one-piece garment
+ONE_PIECE_TOP_HEM = -0.03
+
+
+def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0) -> PersonRecipe:
     """A person: phenotype (male or female, teenager to young adult, varied build), skin, hair,
-    a top (the in-shop garment), a bottom and shoes."""
+    a top (the in-shop garment), a bottom and shoes; with ``one_piece_share`` > 0, that share of
+    the people wears a one-piece outfit instead of top and bottom (women a dress or a jumpsuit
+    evenly, men a jumpsuit) in the top's fabric. A share of 0 draws nothing more from ``rng``."""
     u = rng.uniform
     female = rng.random() < 0.5
     phenotype = (u(0.9, 1.0) if female else u(0.0, 0.1), u(0.5, 0.75), u(0.3, 0.8), u(0.2, 0.75), u(0.3, 0.8), u(0.3, 0.7))
@@ -76,7 +83,18 @@ def sample_person(rng: np.random.Generator) -> PersonRecipe:
         denim = _pick(rng, [c for c in DENIM if _distinct(c, skin, 120)])
         bottom = Bottom(kind, waist, length, Fabric("solid", denim, denim, 0.05))
     shoes = Shoes(u(0.02, 0.05), _pick(rng, SHOE_COLOURS))
-    return _rounded(PersonRecipe(phenotype, skin, _pick(rng, EYE_COLOURS), hair, top, bottom, shoes))
+    eyes = _pick(rng, EYE_COLOURS)
+    outfit = "separates"
+    if one_piece_share > 0 and rng.random() < one_piece_share:
+        outfit = "dress" if female and rng.random() < 0.5 else "jumpsuit"
+        fabric = dataclasses.replace(top.fabric, logo=None)
+        top = dataclasses.replace(top, hem=ONE_PIECE_TOP_HEM)
+        if outfit == "dress":
+            bottom = Bottom("skirt", waist, u(0.3, 0.65), fabric, flare=u(0.02, 0.08))
+        else:
+            kind = _pick(rng, ("trousers", "trousers", "shorts"))
+            bottom = Bottom(kind, waist, u(0.93, 0.97) if kind == "trousers" else u(0.25, 0.4), fabric)
+    return _rounded(PersonRecipe(phenotype, skin, eyes, hair, top, bottom, shoes, outfit))
 
 
 def _rounded(recipe):

@@ -41,7 +41,7 @@ from .fields import vertex_normals
 from .garments import fabric_albedo
 from .geometry import ClippedMesh, clip_mesh, crossings
 from .hair import rigid_fit
-from .person import HAIR, SKIRT, SPECULAR, DressedBody
+from .person import HAIR, SPECULAR, DressedBody
 from .poses import PoseRecipe, bone_rotations
 from .render import (
     LIGHTINGS,
@@ -100,8 +100,8 @@ class PersonView:
 
 @dataclass
 class Standoff:
-    """A mesh standing off the body: ``vertices`` (N, 3), ``faces`` (M, 3), its LIP ``label`` (skirt
-    or hair) and per-vertex pattern coordinates ``uv`` (N, 2): (around, height) m on a skirt, the
+    """A mesh standing off the body: ``vertices`` (N, 3), ``faces`` (M, 3), its LIP ``label`` (hair,
+    or the skirt's: skirt, or dress when it is one) and per-vertex pattern coordinates ``uv`` (N, 2): (around, height) m on a skirt, the
     (cos, sin) of the azimuth about the head on hair."""
 
     vertices: np.ndarray
@@ -117,6 +117,15 @@ class GarmentView:
     image: np.ndarray
     mask: np.ndarray
     landmarks: np.ndarray
+
+
+def _standoff_materials(dressed: DressedBody, extra: Standoff, face: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear albedo (N, 3), specular strength (N,) and LIP label (N,) at points of a stand-off
+    mesh (``face`` (N,) its own face ids, ``bary`` (N, 3))."""
+    uv = _interpolate(extra.uv, extra.faces, face, bary)
+    if extra.label == HAIR:
+        return dressed.hair_albedo(uv), np.full(len(face), SPECULAR["hair"]), np.full(len(face), HAIR, np.uint8)
+    return fabric_albedo(dressed.recipe.bottom.fabric, uv), np.full(len(face), SPECULAR["cloth"]), np.full(len(face), extra.label, np.uint8)
 
 
 def _interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
@@ -154,7 +163,7 @@ class Renderer:
             c, s = math.cos(turn), math.sin(turn)
             centre = np.array([c * root[0] - s * root[1], s * root[0] + c * root[1]])
             verts, faces, uv = skirt_mesh(posed, covered, centre, top, hem, r.bottom.flare)
-            out.append(Standoff(verts, faces, SKIRT, uv))
+            out.append(Standoff(verts, faces, dressed.bottom_label, uv))
         if dressed.curtain is not None:
             verts, faces, carriers = dressed.curtain
             R, t = rigid_fit(f.rest[carriers], posed[carriers])
@@ -191,12 +200,7 @@ class Renderer:
             albedo[on], spec[on], label[on] = dressed.materials(face[on], bary[on])
             for k, extra in enumerate(extras, 1):
                 on = mesh == k
-                uv = _interpolate(extra.uv, extra.faces, face[on] - first[k], bary[on])
-                if extra.label == SKIRT:
-                    albedo[on], spec[on] = fabric_albedo(dressed.recipe.bottom.fabric, uv), SPECULAR["cloth"]
-                else:
-                    albedo[on], spec[on] = dressed.hair_albedo(uv), SPECULAR["hair"]
-                label[on] = extra.label
+                albedo[on], spec[on], label[on] = _standoff_materials(dressed, extra, face[on] - first[k], bary[on])
             return albedo, spec, label
 
         # the photo: supersampled, over a backdrop with a contact shadow under the feet
@@ -238,30 +242,46 @@ class Renderer:
         return PersonView(image, camera, to_camera, pose, body_cam, body_raster, parsing, iuv, coco18, landmarks)
 
     def garment(self, dressed: DressedBody, size: tuple[int, int], seed: int) -> GarmentView:
-        """The top alone on the person's rest body, front view, filling a white ``size`` (H, W) image."""
+        """The in-shop garment alone on the person's rest body, front view, filling a white ``size``
+        (H, W) image: the top, or all of a one-piece outfit (a dress's skirt, a jumpsuit's legs)."""
         h, w = size
         faces = self.body.faces
         rest = dressed.fields.rest
         shell = dressed.clothed(rest)
-        clipped: ClippedMesh = clip_mesh(shell, faces, dressed.top)
-        camera, to_camera = frame_body(clipped.vertices, width=w, height=h, fov_y_deg=8.0, margin=0.06)
+        one_piece = dressed.recipe.outfit != "separates"
+        region = np.maximum(dressed.top, dressed.bottom) if dressed.recipe.outfit == "jumpsuit" else dressed.top
+        clipped: ClippedMesh = clip_mesh(shell, faces, region)
+        skirts = [e for e in self.standoffs(dressed, rest, 0.0) if e.label != HAIR] if one_piece else []
+        vertices = np.concatenate([clipped.vertices, *(e.vertices for e in skirts)])
+        camera, to_camera = frame_body(vertices, width=w, height=h, fov_y_deg=8.0, margin=0.06)
         shell_cam = to_camera.apply(shell)
         normals = vertex_normals(shell_cam, faces)
-        clipped_cam = to_camera.apply(clipped.vertices)
-        scene = EmbreeMesh(clipped_cam, clipped.faces)
+        n_clipped = len(clipped.faces)
+        scene_faces = np.concatenate([clipped.faces, *(e.faces + len(clipped.vertices) for e in skirts)])
+        scene_cam = to_camera.apply(vertices)
+        skirt_normals = vertex_normals(scene_cam, scene_faces)
+        scene = EmbreeMesh(scene_cam, scene_faces)
 
         def colours(face: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            parent, pbary = clipped.parent_bary(face, bary)
-            a = _interpolate(dressed.attributes[:, DressedBody.TOP_COLUMNS], faces, parent, pbary.astype(np.float32))
-            return dressed.top_albedo(a.astype(np.float64)), np.full(len(face), SPECULAR["cloth"])
+            on = face < n_clipped
+            albedo = np.empty((len(face), 3))
+            parent, pbary = clipped.parent_bary(face[on], bary[on])
+            a = _interpolate(dressed.attributes, faces, parent, pbary.astype(np.float32)).astype(np.float64)
+            albedo[on] = dressed.garment_albedo(a) if dressed.recipe.outfit == "jumpsuit" else dressed.top_albedo(a[:, DressedBody.TOP_COLUMNS])
+            for e in skirts:  # at most one
+                albedo[~on] = _standoff_materials(dressed, e, face[~on] - n_clipped, bary[~on])[0]
+            return albedo, np.full(len(face), SPECULAR["cloth"])
 
-        def parent_normals(face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-            parent, pbary = clipped.parent_bary(face, bary)
-            return _interpolate(normals, faces, parent, pbary)
+        def garment_normals(face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+            on = face < n_clipped
+            out = _interpolate(skirt_normals, scene_faces, face, bary)
+            parent, pbary = clipped.parent_bary(face[on], bary[on])
+            out[on] = _interpolate(normals, faces, parent, pbary)
+            return out
 
         cam2 = camera.scaled(SUPERSAMPLE)
         canvas = np.ones((cam2.height, cam2.width, 3), np.float32)
-        self._paint(canvas, scene.rasterize(cam2), cam2, clipped_cam, clipped.faces, parent_normals, colours)
+        self._paint(canvas, scene.rasterize(cam2), cam2, scene_cam, scene_faces, garment_normals, colours)
         image = to_uint8(downsample(canvas, SUPERSAMPLE), np.random.default_rng(seed))
         coarse = scene.rasterize(camera)
         landmarks = _landmarks(dressed.anchors, shell_cam, camera, scene)

@@ -36,15 +36,18 @@ def segment_garment(
     image: np.ndarray,
     *,
     border: int = 4,
-    min_delta_e: float = 6.0,
+    blur_sigma: float = 1.0,
+    min_delta_e: float = 2.0,
     mad_factor: float = 4.0,
     min_component: float = 0.01,
     grabcut_iters: int = 3,
 ) -> GarmentMask:
     """Segment the garment in an RGB uint8 (H, W, 3) product image.
 
-    ``border``: width in px of the frame used to estimate the background; pixels whose CIELAB
-    distance to the background median exceeds ``max(min_delta_e, mad_factor * MAD)`` seed the
+    ``border``: width in px of the frame used to estimate the background; the Lab image is
+    smoothed by a Gaussian of ``blur_sigma`` px (JPEG noise would otherwise hide a light garment
+    on a light background, a few delta E apart); pixels whose CIELAB distance to the background
+    median exceeds ``max(min_delta_e, mad_factor * MAD)`` seed the
     garment; components smaller than ``min_component`` of the image are dropped; GrabCut then
     refines the boundary for ``grabcut_iters`` iterations (0 disables it).
     """
@@ -54,6 +57,8 @@ def segment_garment(
     b = max(1, min(border, h // 4, w // 4))
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0  # OpenCV scales L to 0..255
+    if blur_sigma > 0:
+        lab = cv2.GaussianBlur(lab, (0, 0), blur_sigma)
     ring = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
     bg = np.median(ring, axis=0)
     dist = np.linalg.norm(lab - bg, axis=2)

@@ -26,6 +26,10 @@ is walked from each neck corner down to the hem's middle:
   is the strap's outer top corner;
 - waist (27, 28): the torso's row ``WAIST_BELOW_ARMPIT`` torso widths below the armpits.
 
+A dress or jumpsuit gets the landmarks of its top part: the mask is cut on the hip line,
+``ONE_PIECE_HEM`` torso widths (armpit to armpit) below the neck corners, and the rules run on
+the rest (the neck and armpits found first on the garment's upper part).
+
 Every present point of a garment image is visible (a front view).
 
 **Person images**: :mod:`vtonpipe.models.landmarks.geometric_person`.
@@ -33,6 +37,7 @@ Every present point of a garment image is visible (a front view).
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -56,6 +61,22 @@ ARM_SECTIONS = {"upper_arm": 0.28, "elbow": 0.55, "lower_arm": 0.78}
 ARM_AXIS = (1.40, 0.03)
 SHOULDER_INSET = 0.03
 WAIST_BELOW_ARMPIT = 0.47
+#: one-piece garments (a dress, a jumpsuit) on in-shop images, in torso widths below the neck
+#: corners: the top part's hem (the landmarks' hem, on the hip line; sample: 1.64-1.99, median
+#: 1.85) and the length beyond which a garment is one piece (sample tops <= 2.05, one-piece
+#: garments >= 2.18, from the rules' neck and armpits on exact masks); the armpits are found above
+#: ``UPPER_PART`` shoulder widths (the widest row of the garment's top tenth) below its top
+#: (sample armpits: <= 0.8; 1.1-1.5 score the same), and trusted when their heights differ by
+#: less than ``FRAME_TOLERANCE[0]`` torso widths and their midpoint lies less than
+#: ``FRAME_TOLERANCE[1]`` from the neck's (exact masks: <= 0.01; the estimated masks that broke
+#: them, white garments lost on white: >= 0.16 or >= 0.19)
+#: a one-piece garment with legs (a jumpsuit): the column under its neck ends this many torso
+#: widths above its bottom (sample: dresses 0, jumpsuits with shorts >= 0.19, trousers >= 1.7)
+LEG_GAP = 0.1
+ONE_PIECE_HEM = 1.85
+ONE_PIECE_LENGTH = 2.12
+UPPER_PART = 1.3
+FRAME_TOLERANCE = (0.12, 0.15)
 #: the front neckline's path: most rows it moves per column, and the cost of each row moved
 NECK_SLOPE = 3
 NECK_TURN_COST = 0.02
@@ -170,13 +191,97 @@ def _neckline_path(image: np.ndarray, mask: np.ndarray, left: np.ndarray, right:
     return np.stack([cols.astype(np.float64), rows[path] + 0.5], 1)
 
 
-def garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+def garment_landmarks(mask: np.ndarray, image: np.ndarray, one_piece: bool | None = None) -> np.ndarray:
     """The 32 landmarks (32, 3) of the upper garment in ``mask`` (H, W) {0, 1} (its in-shop image
     ``image`` RGB uint8 (H, W, 3), front view, plain background); module docstring for the rules.
-    Raises :class:`NoGarmentError` for an empty mask."""
-    mask = ndimage.binary_fill_holes(_largest_component(mask.astype(bool)))
+    ``one_piece``: True for a dress or jumpsuit (the landmarks of its top part), False for a top,
+    None to tell from its :func:`garment_length`. Raises :class:`NoGarmentError` for an empty mask."""
+    mask = _clean(mask)
+    if one_piece is False:
+        return _garment_landmarks(mask, image)
+    frame = _upper_frame(mask, image)
+    if one_piece is None:
+        one_piece = frame.consistent and frame.length(mask) > ONE_PIECE_LENGTH
+    if not one_piece:
+        return _garment_landmarks(mask, image)
+    return _garment_landmarks(_rows_above(mask, frame.neck_y + ONE_PIECE_HEM * frame.torso), image)
+
+
+def garment_length(mask: np.ndarray, image: np.ndarray) -> float | None:
+    """How far the garment of an in-shop image (as :func:`garment_landmarks` takes it) reaches
+    below its neck corners, in torso widths (armpit to armpit): a top up to about 2.05, a dress
+    or jumpsuit from about 2.2 (longer than :data:`ONE_PIECE_LENGTH`: one piece). None when the
+    armpits are not level and centred under the neck (``FRAME_TOLERANCE``): a broken mask, e.g.
+    a white garment partly lost on a white background."""
+    mask = _clean(mask)
+    frame = _upper_frame(mask, image)
+    return frame.length(mask) if frame.consistent else None
+
+
+def garment_kind(mask: np.ndarray, image: np.ndarray) -> str | None:
+    """``top``, ``dress`` or ``jumpsuit``: what the garment of an in-shop image is, from its
+    :func:`garment_length` and, for a one-piece garment, whether it has two legs (the column
+    under the neck leaves the mask more than ``LEG_GAP`` torso widths above its bottom); None
+    when its shape is unreadable (:func:`garment_length` None)."""
+    mask = _clean(mask)
+    frame = _upper_frame(mask, image)
+    if not frame.consistent:
+        return None
+    if frame.length(mask) <= ONE_PIECE_LENGTH:
+        return "top"
+    column = np.flatnonzero(mask[:, int(np.clip(round(frame.centre_x), 0, mask.shape[1] - 1))])
+    return "jumpsuit" if _bottom(mask) - (column[-1] + 0.5) > LEG_GAP * frame.torso else "dress"
+
+
+def _clean(mask: np.ndarray) -> np.ndarray:
+    """The mask's largest component, holes filled; :class:`NoGarmentError` when under 50 px."""
+    mask = ndimage.binary_fill_holes(_largest_component(np.asarray(mask).astype(bool)))
     if mask.sum() < 50:
         raise NoGarmentError(f"garment mask of {int(mask.sum())} px")
+    return mask
+
+
+def _bottom(mask: np.ndarray) -> float:
+    """The bottom edge of the mask's lowest row (px)."""
+    return float(np.flatnonzero(mask.any(1))[-1]) + 0.5
+
+
+class _UpperFrame(NamedTuple):
+    """From a garment's upper part (a jumpsuit's crotch is a sharper concave corner than a
+    sleeveless armhole): the neck corners' mean row and column and the armpits' distance (px, at
+    least 1), and whether the armpits are level and centred under the neck."""
+
+    neck_y: float
+    centre_x: float
+    torso: float
+    consistent: bool
+
+    def length(self, mask: np.ndarray) -> float:
+        """The mask's bottom below the neck, in torso widths."""
+        return float((_bottom(mask) - self.neck_y) / self.torso)
+
+
+def _upper_frame(mask: np.ndarray, image: np.ndarray) -> _UpperFrame:
+    rows = np.flatnonzero(mask.any(1))
+    shoulders = max(np.ptp(np.flatnonzero(r)) + 1 for r in mask[rows[0] : rows[0] + max(1, len(rows) // 10)] if r.any())
+    upper = _garment_landmarks(_rows_above(mask, rows[0] + UPPER_PART * shoulders), image)
+    torso = max(1.0, float(abs(upper[8, 0] - upper[18, 0])))
+    level = abs(upper[8, 1] - upper[18, 1]) / torso
+    centre_x = 0.5 * float(upper[1, 0] + upper[6, 0])
+    centred = abs(0.5 * (upper[8, 0] + upper[18, 0]) - centre_x) / torso
+    consistent = bool(level < FRAME_TOLERANCE[0] and centred < FRAME_TOLERANCE[1])
+    return _UpperFrame(0.5 * float(upper[1, 1] + upper[6, 1]), centre_x, torso, consistent)
+
+
+def _rows_above(mask: np.ndarray, y: float) -> np.ndarray:
+    """``mask`` without its rows below image row ``y`` (px)."""
+    out = mask.copy()
+    out[int(np.floor(y)) + 1 :] = False
+    return out
+
+
+def _garment_landmarks(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """:func:`garment_landmarks` of a cleaned mask (filled, one component), the whole of it a top."""
     h, w = mask.shape
     cols = np.flatnonzero(mask.any(0))
     width = cols[-1] - cols[0] + 1

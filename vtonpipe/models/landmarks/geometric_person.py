@@ -1,6 +1,6 @@
 """Model-free estimates of the 32 garment landmarks on **person images** (:func:`person_landmarks`;
 garment images: :mod:`vtonpipe.models.landmarks.geometric`), from the COCO-18 keypoints, the LIP
-parsing (upper clothes, dress and coat are the garment; face and neck, arms, hair) and the person
+parsing (upper clothes, dress, coat and jumpsuits are the garment; face and neck, arms, hair) and the person
 mask, in the torso's frame (shoulders' midpoint, down to the hips' midpoint, the wearer's left):
 
 - neckline (0-6): the garment's highest pixels either side of the neck are its corners, the
@@ -13,7 +13,9 @@ mask, in the torso's frame (shoulders' midpoint, down to the hips' midpoint, the
   a turned body's far arm takes the near arm's sleeve length;
 - the torso is the garment outside capsules round the sleeves: its walls on the waist line
   (:data:`~vtonpipe.converters.landmarks.WAIST_FRACTION` up from the hips) are the waist, its
-  lower boundary the hem, seen through an arm or hair lying in front of it.
+  lower boundary the hem, seen through an arm or hair lying in front of it; a dress's or
+  jumpsuit's (mostly dress or jumpsuits pixels) the hem of its top part, :data:`ONE_PIECE_HEM`
+  torso lengths down.
 
 Attributes: absent beyond the sleeve; occluded outside the image, for the collar's back when the
 face is seen (the front neckline when not: a back view), the far side's neck corner, shoulder,
@@ -41,8 +43,10 @@ from ...converters.landmarks import (
 )
 from .geometric import NoGarmentError
 
-#: LIP labels (vtonpipe.converters.labels): the upper garment, the face (and neck), arms, hair
-GARMENT_LABELS = (5, 6, 7)
+#: LIP labels (vtonpipe.converters.labels): the upper garment (upper clothes, dress, coat,
+#: jumpsuits), the one-piece garments among them, the face (and neck), arms, hair
+GARMENT_LABELS = (5, 6, 7, 10)
+ONE_PIECE_LABELS = (6, 10)
 FACE, HAIR, LEFT_ARM, RIGHT_ARM = 13, 2, 14, 15
 #: COCO-18 ids (vtonpipe.converters.keypoints)
 NOSE, NECK = 0, 1
@@ -59,6 +63,9 @@ ARM_RADIUS = 0.11
 #: the neck corners are searched within this many shoulder widths (between the shoulder
 #: keypoints) of the torso's midline
 NECK_BAND = 0.35
+#: a dress's or jumpsuit's top part ends this many torso lengths below the shoulders (its
+#: landmarks' hem: the sample's median, 0.99, 10-90% 0.98-1.01, on the hip line)
+ONE_PIECE_HEM = 1.0
 #: the nose's offset from the shoulders' midpoint, in shoulder widths, beyond which the body is
 #: turned enough to hide the far side
 TURN_HIDDEN = 0.12
@@ -139,6 +146,9 @@ def person_landmarks(keypoints: np.ndarray, parsing: np.ndarray, person_mask: np
         raise NoGarmentError(f"{int(garment.sum())} upper-garment pixels")
     f = _torso_frame(k)
     h, w = parsing.shape
+    if np.isin(parsing[garment], ONE_PIECE_LABELS).mean() > 0.5:  # a dress or jumpsuit: its top part
+        ys, xs = np.mgrid[:h, :w]
+        garment &= (np.stack([xs, ys], -1) - f.origin) @ f.down <= ONE_PIECE_HEM * f.length
     out = np.zeros((NUM_LANDMARKS, 3), np.float32)
     out[:, 2] = ABSENT
 

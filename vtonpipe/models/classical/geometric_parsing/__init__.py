@@ -65,14 +65,17 @@ Labels
     - bottom: a skirt (12) if part of it below the crotch stands off the legs and it covers the
       midline between the legs where they are apart (where they never are, e.g. seen from the
       side, if more of it stands off the legs), pants (9) otherwise (trousers, shorts);
-    - dress (6), every garment pixel: when the category is ``dresses``, or, with neither a
-      category nor an in-shop garment, when top and bottom have the same colours and the bottom
-      is a skirt; otherwise the top is upper-clothes (5).
+    - one garment, every garment pixel: dress (6) when the category is ``dresses``; without a
+      category, what the paired in-shop garment is (``models.landmarks.geometric.garment_kind``:
+      reaching far below the hips, with two legs jumpsuits (10), else dress); without an in-shop
+      garment (or one whose shape is unreadable), dress when top and bottom have the same
+      colours and the bottom is a skirt (a top over trousers of its colour by chance stays a
+      top); otherwise the top is upper-clothes (5).
 
     Finally a majority filter (odd window ~1% of the image height) and the removal of connected
     pieces smaller than 0.2% of the person (they take their nearest neighbour's label); the
     background (0) is exactly the pixels outside the person mask. Labels written: 0, 2, 5, 6, 9,
-    12, 13, 14..19.
+    10, 12, 13, 14..19.
 
 Modules: :mod:`.constants` (ids, parts, tuning constants), :mod:`.colour` (Lab colour models),
 :mod:`.skeleton` (completed skeleton, body parts), :mod:`.labels` (the assignment, :func:`parse_person`).

@@ -28,6 +28,7 @@ from .constants import (
     HAIR_LOWEST,
     HEM_EVIDENCE,
     HEM_WEIGHT,
+    JUMPSUITS,
     L_ANKLE,
     L_HIP,
     L_KNEE,
@@ -209,6 +210,21 @@ def remove_specks(labels: np.ndarray, mask: np.ndarray, min_area: int) -> np.nda
     return out
 
 
+def _one_piece(category: str | None, garment_kind: str | None, one_colour: bool, skirt: bool) -> int | None:
+    """The LIP label of every garment pixel when the person wears one garment, else None: dress
+    for the category ``dresses``; without a category, what the in-shop garment is
+    (``garment_kind``: dress, jumpsuits, or a top); without one (or an unreadable one), a dress
+    when the top's colours go on below the waist (``one_colour``) over a skirt (a top over
+    trousers of its colour stays a top)."""
+    if category == "dresses":
+        return DRESS
+    if category is not None:
+        return None
+    if garment_kind is not None:
+        return {"dress": DRESS, "jumpsuit": JUMPSUITS}.get(garment_kind)
+    return DRESS if one_colour and skirt else None
+
+
 def parse_person(
     image: np.ndarray,
     mask: np.ndarray,
@@ -217,6 +233,7 @@ def parse_person(
     face_mask: np.ndarray | None = None,
     densepose_i: np.ndarray | None = None,
     garments: Sequence[np.ndarray] = (),
+    garment_kind: str | None = None,
     category: str | None = None,
 ) -> np.ndarray:
     """LIP label map uint8 (H, W) of one person (module docstring).
@@ -224,7 +241,8 @@ def parse_person(
     ``image`` RGB uint8 (H, W, 3); ``mask`` (H, W) person {0, 1}; ``keypoints`` COCO-18 (18, 3);
     ``face_mask`` (H, W) {0, 1} face oval or None; ``densepose_i`` (H, W) DensePose part ids
     (body parts from it instead of the keypoints) or None; ``garments`` (M, 3) colours of each
-    paired in-shop garment (:func:`garment_colours`); ``category`` of the garment (upper_body |
+    paired in-shop garment (:func:`garment_colours`); ``garment_kind`` what they are (top | dress |
+    jumpsuit: ``models.landmarks.geometric.garment_kind``; None without one); ``category`` of the garment (upper_body |
     lower_body | dresses | None). An image whose person shows no colour (:func:`shows_colour`) is
     parsed from lightness alone (:data:`LUMINANCE`). :class:`MissingKeypointsError` when the
     keypoints do not locate the torso.
@@ -300,12 +318,12 @@ def parse_person(
     elif models.bottom is not None:
         is_bottom = garment_px
     skirt = is_skirt(is_bottom, points, sk, mask.shape)
-    dress = category == "dresses" or (category is None and garment is None and models.one_colour and skirt)
+    one_piece = _one_piece(category, garment_kind if garment is not None else None, models.one_colour, skirt)
 
     lip = SKIN_LABEL[np.where((part == Part.TORSO) & (arm > 0), arm, part)]  # a hand over the torso is the arm's
     lip[material == Material.HAIR] = HAIR
-    lip[garment_px & ~is_bottom] = DRESS if dress else UPPER
-    lip[is_bottom] = DRESS if dress else SKIRT if skirt else PANTS
+    lip[garment_px & ~is_bottom] = one_piece or UPPER
+    lip[is_bottom] = one_piece or (SKIRT if skirt else PANTS)
     shoe = material == Material.SHOE
     lip[shoe] = SHOE_LABEL[part[shoe]]
     if face is not None:

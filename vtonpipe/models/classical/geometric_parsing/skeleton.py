@@ -34,7 +34,6 @@ from .constants import (
     Part,
 )
 
-
 #: :meth:`Skeleton.facing_away`'s margin, in torso lengths (MediaPipe keypoints on 186 sample
 #: photos: the two pairs' summed offset is -1.15..-0.46 on front views, -1.0..-0.5 on all but one
 #: side view, 0.86..1.12 on 17 of 18 back views; the others had the sides swapped)
