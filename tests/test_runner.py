@@ -22,7 +22,7 @@ from builders import (
     write_mpv_tree,
 )
 
-from vtonpipe.annotators import get_annotator, register_backend
+from vtonpipe.annotators import get_annotator, get_backend, register_backend
 from vtonpipe.core import (
     AnnotationFailure,
     Backend,
@@ -54,7 +54,7 @@ def test_rows_carry_key_and_provenance(tmp_path):
     rows = _rows(build)
     assert len(rows) == 3
     for r in rows:
-        assert (r["annotator"], r["backend"], r["version"]) == (GM, "classical", "1")
+        assert (r["annotator"], r["backend"], r["version"]) == (GM, "classical", get_backend(GM, "classical").version)
         assert len(r["params_hash"]) == 16 and json.loads(r["params"])["border"] == 4
         assert r["mask"].shape == (256, 192) and r["mask"].dtype == np.uint8
     manifest = json.loads((build / "annotations" / GM / "manifest.json").read_text())

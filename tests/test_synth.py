@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from vtonpipe.bench.metrics import KeypointAccuracy
 from vtonpipe.converters.keypoints import clear_outside, mp33_to_coco18
-from vtonpipe.converters.landmarks import ABSENT, VISIBLE
+from vtonpipe.converters.landmarks import ABSENT, OCCLUDED, VISIBLE
 from vtonpipe.datasets import get_adapter
 from vtonpipe.datasets.sample_truth import pair_truth_path, read_truth, validate_truth
 from vtonpipe.io import read_image
@@ -343,3 +344,35 @@ def test_a_dress_and_a_jumpsuit_are_one_garment_over_the_body(body):
 
         assert aspect(garment.mask) > 1.5 * aspect(top.mask)
         assert (garment.landmarks[:, 2] == VISIBLE).sum() >= (top.landmarks[:, 2] == VISIBLE).sum() - 2
+
+
+def test_long_hair_over_the_shoulders_lies_on_the_chest_and_hides_what_it_covers(body):
+    """Opt-in long hair (a share of 0 draws nothing more): locks over the front of the shoulders
+    are hair in the parsing GT below the shoulders where the top was, with the torso still the
+    DensePose part under them; a curtain hides the collar's back and neck corners in a back view;
+    the body's GT (keypoints) does not change."""
+    from vtonpipe.synth.recipes import LONG_HAIR_LENGTH, sample_person
+
+    plain = [sample_person(np.random.default_rng([0, i])) for i in range(30)]
+    assert plain == [sample_person(np.random.default_rng([0, i]), hair_over_shoulders_share=0.0) for i in range(30)]
+    drawn = [sample_person(np.random.default_rng([0, i]), hair_over_shoulders_share=1.0) for i in range(30)]
+    for r in drawn:
+        female = r.phenotype[0] > 0.5
+        assert (r.hair.over_shoulders > 0) == female and (r.hair.length == LONG_HAIR_LENGTH) == female
+
+    renderer = Renderer(body, anny_charts())
+    recipe = dataclasses.replace(_recipe(SKIN_TONES[1]), phenotype=(1.0, 0.6, 0.5, 0.5, 0.5, 0.5))
+    long_hair = dataclasses.replace(recipe, hair=dataclasses.replace(recipe.hair, length=LONG_HAIR_LENGTH, over_shoulders=0.12))
+    shot = Shot(2.0, 20.0, 0.05, 3)
+    front = sample_pose("arms_down", np.random.default_rng(2))
+    short_view, long_view = (renderer.person(DressedBody(body, r), front, shot, SIZE) for r in (recipe, long_hair))
+    np.testing.assert_array_equal(short_view.coco18, long_view.coco18)
+    below_shoulders = np.arange(SIZE[0])[:, None] > short_view.coco18[[2, 5], 1].mean() + 2
+    locks = (long_view.parsing == 2) & below_shoulders
+    assert locks.sum() > 80
+    assert (short_view.parsing[locks] == 5).all()  # the top under them
+    assert np.isin(long_view.iuv[..., 0][locks], (1, 2)).all()  # DensePose: the torso under the hair
+    back = sample_pose("arms_down", np.random.default_rng(2), math.pi)
+    bare = renderer.person(DressedBody(body, dataclasses.replace(recipe, hair=dataclasses.replace(recipe.hair, length=0.0))), back, shot, SIZE)
+    curtain = renderer.person(DressedBody(body, long_hair), back, shot, SIZE)
+    assert (bare.landmarks[[0, 1, 6], 2] == VISIBLE).all() and (curtain.landmarks[[0, 1, 6], 2] == OCCLUDED).all()

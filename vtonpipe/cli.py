@@ -55,6 +55,7 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 @click.option("--textured-backgrounds", type=float, default=0.0, show_default=True, help="Share of the person photos shot against a busy textured backdrop.")
 @click.option("--side-light", type=float, default=0.0, show_default=True, help="Share of the person photos lit by a warm low side light with little fill.")
 @click.option("--one-piece", type=float, default=0.0, show_default=True, help="Share of the people in a dress or a jumpsuit (the in-shop garment is all of it).")
+@click.option("--hair-over-shoulders", type=float, default=0.0, show_default=True, help="Share of the women with long hair falling over the front of the shoulders.")
 @click.pass_context
 def sample(
     ctx: click.Context,
@@ -67,6 +68,7 @@ def sample(
     textured_backgrounds: float,
     side_light: float,
     one_piece: float,
+    hair_over_shoulders: float,
 ) -> None:
     """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
     and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
@@ -80,7 +82,7 @@ def sample(
         summary = write_sample(
             conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True,
             back_share=back_views, arms_in_front_share=arms_in_front, textured_share=textured_backgrounds, side_light_share=side_light,
-            one_piece_share=one_piece,
+            one_piece_share=one_piece, hair_over_shoulders_share=hair_over_shoulders,
         )
     except ValueError as e:
         fail(str(e))
@@ -504,8 +506,8 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     """Score every annotation stage of RUN against the exact ground truth of the sample dataset;
     prints a table (keypoint PCK and px error, parsing mIoU, IUV part accuracy and UV error, body
     joint error, flow EPE and visibility IoU, landmark error), the same per case (front / side /
-    back, arms-in-front, dress, jumpsuit, textured-background, side-lit person photos; pairs by
-    their target photo), and optionally writes it as JSON."""
+    back, arms-in-front, dress, jumpsuit, long hair over the shoulders, textured-background,
+    side-lit person photos; pairs by their target photo), and optionally writes it as JSON."""
     from dataclasses import asdict
 
     from rich.console import Console

@@ -17,17 +17,18 @@ ground truth that are predicted present, and accuracy of the 3-way attribute ove
 =========  ============  ==========  ==============  ==========================
 sample     images        mean error  attribute acc.  with exact garment masks
 =========  ============  ==========  ==============  ==========================
-seed 0     all 72        4.16 px     0.910
+seed 0     all 72        4.08 px     0.909
 seed 0     24 garments   4.07 px     0.982           2.19 px, 0.987
-seed 0     48 people     4.23 px     0.874
+seed 0     48 people     4.09 px     0.873
 seed 20    all 48        3.84 px     0.915
 seed 20    16 garments   4.32 px     0.980           2.44 px, 0.996
 seed 20    32 people     3.50 px     0.883
 =========  ============  ==========  ==============  ==========================
 
-(Seed 0 remeasured with ``garment_mask`` version 2, seed 20 with version 1; dresses and
-jumpsuits: the README's "Dresses and jumpsuits".) Most of the garment error is a few images
-whose classical garment mask is wrong (version 1 on seed 0: IoU 0.42, 0.84, 0.89); on people the weakest points are the shoulders (where the seam ends is not
+(Seed 0 remeasured with ``garment_mask`` version 2 and ``parsing`` version 6, seed 20 with
+versions 1 and 3; dresses and jumpsuits: the README's "Dresses and jumpsuits".) Most of the
+garment error is a few images whose classical garment mask is wrong (version 1 on seed 0: IoU
+0.42, 0.84, 0.89); on people the weakest points are the shoulders (where the seam ends is not
 seen) and the occlusion of sleeve points by the arm's own turn (most attribute errors are
 occluded points called visible). The constants of the rules (the sleeve's axis, the shoulder,
 armpit, waist and collar offsets) were measured on the seed-0 sample's ground truth.

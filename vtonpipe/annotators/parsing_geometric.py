@@ -40,7 +40,7 @@ BODY_PARTS = ("keypoints", "densepose")
 class GeometricParsing(Backend):
     spec = PARSING_SPEC
     name = "geometric"
-    version = "5"
+    version = "6"
     requirements = Requirements(packages=("cv2", "scipy"))
     default_params = {"body_parts": "keypoints", "min_person_fraction": 0.01}
     doc = "Offline: person mask + face oval, body parts from keypoints or DensePose, Lab colour models (skin, hair, in-shop garment); lightness alone on grayscale."

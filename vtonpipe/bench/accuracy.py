@@ -7,7 +7,8 @@ misses where the metric allows it (keypoints) and are reported as ``missing`` ot
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
 back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and those of each
 :data:`RECIPE_CASES` entry of ``sample.json`` (forearms across the torso, a textured backdrop,
-the side light, a dress or a jumpsuit), and the pairs whose target photo is one of them.
+the side light, a dress or a jumpsuit, long hair over the shoulders), and the pairs whose target
+photo is one of them.
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ from .metrics import (
 
 #: the item ids (image or pair ids) an evaluator scores, None for all
 Only = frozenset[str] | None
-#: cases read from a photo's recipe in ``sample.json``: name -> (section, field, value)
-RECIPE_CASES = {
-    "arms_in_front": ("pose", "name", "arms_in_front"),
-    "textured_background": ("shot", "backdrop", "textured"),
-    "side_light": ("shot", "lighting", "side"),
-    "dress": ("person", "outfit", "dress"),
-    "jumpsuit": ("person", "outfit", "jumpsuit"),
+#: cases read from a photo's recipe in ``sample.json`` (sections ``pose``, ``shot``, ``person``):
+#: name -> whether a photo's recipe is one
+RECIPE_CASES: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "arms_in_front": lambda r: r.get("pose", {}).get("name") == "arms_in_front",
+    "textured_background": lambda r: r.get("shot", {}).get("backdrop") == "textured",
+    "side_light": lambda r: r.get("shot", {}).get("lighting") == "side",
+    "dress": lambda r: r.get("person", {}).get("outfit") == "dress",
+    "jumpsuit": lambda r: r.get("person", {}).get("outfit") == "jumpsuit",
+    "hair_over_shoulders": lambda r: r.get("person", {}).get("hair", {}).get("over_shoulders", 0.0) > 0,
 }
 
 
@@ -190,8 +193,8 @@ def cases(ctx: AnnotationContext) -> dict[str, frozenset[str]]:
     recipes = photo_recipes(ctx.dataset_root)
     persons = {i: im["path"] for i, im in ctx.images.items() if im["kind"] == "person"}
     photos = {view: {i for i, path in persons.items() if view_of(path) == view} for view in VIEWS}
-    for case, (section, key, value) in RECIPE_CASES.items():
-        photos[case] = {i for i, path in persons.items() if recipes.get(path, {}).get(section, {}).get(key) == value}
+    for case, is_case in RECIPE_CASES.items():
+        photos[case] = {i for i, path in persons.items() if is_case(recipes.get(path, {}))}
     return {
         case: frozenset(images | {p["pair_id"] for p in ctx.pairs if (p["target_image_id"] or p["source_image_id"]) in images})
         for case, images in photos.items()

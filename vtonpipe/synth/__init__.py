@@ -17,7 +17,7 @@ from ..datasets.sample_truth import image_truth_path, pair_truth_path, write_tru
 from ..io import write_bytes_atomic, write_image, write_json_atomic
 from ..progress import progress_bar
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 TEST_EVERY = 4  # person i is in the test split when i % TEST_EVERY == TEST_EVERY - 1
 
 
@@ -53,12 +53,14 @@ def write_sample(
     textured_share: float = 0.0,
     side_light_share: float = 0.0,
     one_piece_share: float = 0.0,
+    hair_over_shoulders_share: float = 0.0,
 ) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
     Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
     ``...@1=person_whole_<view>.jpg`` (pose B), ``...@2=cloth_front.jpg`` (their top, or their
-    dress or jumpsuit: ``one_piece_share``, :func:`~vtonpipe.synth.recipes.sample_person`), one line
+    dress or jumpsuit: ``one_piece_share``, :func:`~vtonpipe.synth.recipes.sample_person`; long
+    hair over the shoulders: ``hair_over_shoulders_share``), one line
     ``A B cloth split`` of ``all_poseA_poseB_clothes.txt``, the GT of the three images and of the
     pair (A source, B target), and their recipe in ``sample.json``.
     """
@@ -76,7 +78,7 @@ def write_sample(
     with progress_bar("sample", total=people, enabled=show_progress) as advance:
         for i in range(people):
             rng = np.random.default_rng([seed, i])
-            recipe = sample_person(rng, one_piece_share)
+            recipe = sample_person(rng, one_piece_share, hair_over_shoulders_share)
             photos = sample_photos(rng, back_share, arms_in_front_share, textured_share, side_light_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]

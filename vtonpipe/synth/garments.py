@@ -71,7 +71,9 @@ class Bottom:
 class Hair:
     """Hairline elevations (degrees, seen from the ears' midpoint) at the front, sides and back,
     ``volume`` m of extra thickness on top, sRGB ``colour``; ``length`` m below the ears that a
-    curtain of hair falls to (:mod:`vtonpipe.synth.hair`), 0 for short hair."""
+    curtain of hair falls to (:mod:`vtonpipe.synth.hair`), 0 for short hair; ``over_shoulders``
+    m below the shoulders that two locks falling over the front of the shoulders reach on the
+    chest, 0 for none."""
 
     front: float
     side: float
@@ -79,6 +81,7 @@ class Hair:
     volume: float
     colour: tuple[int, int, int]
     length: float = 0.0
+    over_shoulders: float = 0.0
 
 
 @dataclass(frozen=True)

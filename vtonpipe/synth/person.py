@@ -16,6 +16,7 @@ import torch
 from scipy.spatial import ConvexHull
 
 from ..models.bodies.anny import AnnyBody
+from ..models.render.raster import EmbreeMesh
 from .anchors import Anchors, top_anchors
 from .fields import body_fields, vertex_normals
 from .garments import (
@@ -35,7 +36,7 @@ from .garments import (
     srgb_to_linear,
     top_field,
 )
-from .hair import hair_curtain
+from .hair import hair_curtain, hair_locks
 
 # LIP ids (docs/CONVENTIONS.md)
 HAIR, UPPER, DRESS, PANTS, JUMPSUITS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19
@@ -101,7 +102,8 @@ class DressedBody:
     ``fields`` (:class:`BodyFields`); ``top``, ``bottom``, ``shoes``, ``hair`` (V,) signed fields
     (m, positive inside); ``offset`` (V,) m: how far the clothed surface stands out along the
     normal; ``curtain``: the rest-pose hair curtain (:func:`~vtonpipe.synth.hair.hair_curtain`)
-    or None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
+    or None; ``locks``: the locks over the shoulders (:func:`~vtonpipe.synth.hair.hair_locks`) or
+    None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
 
     Labels (LIP): where several regions overlap the first of hair, top, bottom, shoes wins (a
     one-piece outfit's top and bottom are both its :data:`ONE_PIECE_LABELS` label);
@@ -127,6 +129,10 @@ class DressedBody:
         self.offset = displacement(items, thickness)
         self._shoe_weight = ramp(self.shoes, 0.02)
         self.curtain = hair_curtain(f, recipe.hair.length) if recipe.hair.length > 0 else None
+        self.locks = None
+        if recipe.hair.over_shoulders > 0:
+            rest_mesh = EmbreeMesh(self.rest.vertices, body.faces)
+            self.locks = hair_locks(f, body.faces, rest_mesh, recipe.hair.length, recipe.hair.over_shoulders)
         self.attributes = np.column_stack(
             [self.top, self.bottom, self.shoes, self.hair, self._brows(), self._lips(), f.arm, f.leg, f.side, *f.rest.T,
              *self._top_uv().T, self._iris(), np.cos(f.head_azim), np.sin(f.head_azim)]

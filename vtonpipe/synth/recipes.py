@@ -48,16 +48,22 @@ def _fabric(rng: np.random.Generator, colours, logo: bool, skin) -> Fabric:
     return Fabric(kind, a, b, period, mark)
 
 
+#: the hair curtain's length (m below the ears) of long hair falling over the shoulders: down to
+#: them (it runs into the shoulders' tops, where the locks over their fronts begin)
+LONG_HAIR_LENGTH = 0.16
 #: where a dress's or jumpsuit's top part ends (m above the pelvis): no seam shows there, so its
 #: landmarks' hem is put on one line of the body, the hips, for every one-piece garment
 ONE_PIECE_TOP_HEM = -0.03
 
 
-def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0) -> PersonRecipe:
+def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0, hair_over_shoulders_share: float = 0.0) -> PersonRecipe:
     """A person: phenotype (male or female, teenager to young adult, varied build), skin, hair,
     a top (the in-shop garment), a bottom and shoes; with ``one_piece_share`` > 0, that share of
     the people wears a one-piece outfit instead of top and bottom (women a dress or a jumpsuit
-    evenly, men a jumpsuit) in the top's fabric. A share of 0 draws nothing more from ``rng``."""
+    evenly, men a jumpsuit) in the top's fabric; with ``hair_over_shoulders_share`` > 0, that
+    share of the women has long hair, a curtain down to the shoulders and two locks over their
+    front (:func:`~vtonpipe.synth.hair.hair_locks`) reaching 6 to 15 cm below them. A share of 0
+    draws nothing more from ``rng``."""
     u = rng.uniform
     female = rng.random() < 0.5
     phenotype = (u(0.9, 1.0) if female else u(0.0, 0.1), u(0.5, 0.75), u(0.3, 0.8), u(0.2, 0.75), u(0.3, 0.8), u(0.3, 0.7))
@@ -94,6 +100,8 @@ def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0) -> Per
         else:
             kind = _pick(rng, ("trousers", "trousers", "shorts"))
             bottom = Bottom(kind, waist, u(0.93, 0.97) if kind == "trousers" else u(0.25, 0.4), fabric)
+    if hair_over_shoulders_share > 0 and female and rng.random() < hair_over_shoulders_share:
+        hair = dataclasses.replace(hair, length=LONG_HAIR_LENGTH, over_shoulders=u(0.06, 0.15))
     return _rounded(PersonRecipe(phenotype, skin, eyes, hair, top, bottom, shoes, outfit))
 
 

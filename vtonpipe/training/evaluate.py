@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from ..io import write_json_atomic
-from .config import TrainConfig, resolve
 from .data import PackedPairs
 from .stream import PackedPairStream, make_loader
 from .distribution import DISTRIBUTION_METRICS, WEIGHT_FILES, DistributionMetrics

@@ -3,7 +3,6 @@ part of another model (the try-on generators warp the garment with a trained war
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -144,8 +144,18 @@ class EmbreeMesh:
     def first_hit(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(N,) float64 distance along unit ``directions`` (N, 3) from ``origins`` (N, 3) to the first
         surface hit, ``inf`` where the ray hits nothing (mesh frame)."""
+        return self.cast_rays(origins, directions)[2]
+
+    def cast_rays(self, origins: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first hit of each ray (mesh frame; unit ``directions`` (N, 3) from ``origins`` (N, 3)):
+        face id (N,) int32 (-1: none), barycentrics (N, 3) float32 (zeros: none) and distance (N,)
+        float64 (``inf``: none)."""
         hits = self._scene.run(np.ascontiguousarray(origins, np.float32), np.ascontiguousarray(directions, np.float32), output=1)
-        return np.where(hits["primID"] >= 0, hits["tfar"], np.inf).astype(np.float64)
+        face_id = hits["primID"].astype(np.int32)
+        hit = face_id >= 0
+        bary = np.zeros((len(face_id), 3), np.float32)
+        bary[hit] = np.stack([1.0 - hits["u"][hit] - hits["v"][hit], hits["u"][hit], hits["v"][hit]], axis=1)
+        return face_id, bary, np.where(hit, hits["tfar"], np.inf).astype(np.float64)
 
 
 def _pixel_coefficients(vertices_cam: torch.Tensor, faces: torch.Tensor, camera: PinholeCamera) -> torch.Tensor:

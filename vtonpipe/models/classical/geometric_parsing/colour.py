@@ -16,6 +16,7 @@ from .constants import (
     CROWN,
     FLOOR_STD,
     MIN_SAMPLES,
+    NLL_CAP,
     NO_COLOUR_CHROMA,
     SAME_COLOURS,
     SKIN_PRIOR,
@@ -205,7 +206,7 @@ class Models:
     shoe: ColourModel | None
     one_colour: bool  # top and bottom of the same colours (:func:`_same_garment`)
 
-    def costs(self, x: np.ndarray, lower: np.ndarray, cap: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    def costs(self, x: np.ndarray, lower: np.ndarray, cap: float = NLL_CAP) -> tuple[np.ndarray, np.ndarray]:
         """(4, N) negative log-density (nats, at most ``cap``) of (N, 3) colours for each
         :class:`Material`, and (4, N) bool where the material has no model. A garment is the
         likelier of the top and the bottom on the ``lower`` (N,) bool pixels (where a bottom may
