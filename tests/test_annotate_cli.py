@@ -134,3 +134,19 @@ def test_third_party_logs_are_silenced_unless_verbose(tmp_path):
     assert "keypoints" in quiet.stdout
     loud = vtonpipe("-v", "annotate", "keypoints", "--dataset", "sample", "--recompute")
     assert loud.returncode == 0 and "TensorFlow Lite" in loud.stderr
+
+
+def test_the_stderr_filter_drops_native_noise_even_when_two_lines_merge():
+    from vtonpipe.logs import _forward
+
+    noise = b"W0000 00:00:1796278734.099999    7345 inference_feedback_manager.cc:114] Feedback manager requires a model"
+    merged = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU." + noise  # two native threads at once
+    text = b"\n".join([noise, merged, b"Traceback (most recent call last):", b"ValueError: a real error", b"no newline at the end"])
+    source_read, source_write = os.pipe()
+    sink_read, sink_write = os.pipe()
+    os.write(source_write, text)
+    os.close(source_write)
+    _forward(source_read, sink_write)
+    os.close(sink_write)
+    with os.fdopen(sink_read, "rb") as sink:
+        assert sink.read() == b"Traceback (most recent call last):\nValueError: a real error\nno newline at the end"

@@ -17,14 +17,13 @@ import re
 import sys
 import threading
 
-#: lines of native libraries that carry no information for a vtonpipe user
+#: what marks a line of native libraries that carries no information for a vtonpipe user; searched
+#: anywhere in the line, as two native threads writing at once can merge their lines into one
 NATIVE_NOISE = re.compile(
-    rb"^(?:"
     rb"[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-]+:\d+\] "  # absl / glog INFO and WARNING lines
     rb"|INFO: Created TensorFlow Lite"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver"
-    rb")"
 )
 _installed = False
 
@@ -60,8 +59,8 @@ def _forward(read_end: int, terminal: int) -> None:
         while chunk := pipe.read(65536):
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            kept = [line for line in lines if not NATIVE_NOISE.match(line)]
+            kept = [line for line in lines if not NATIVE_NOISE.search(line)]
             if kept:
                 os.write(terminal, b"\n".join(kept) + b"\n")
-        if pending and not NATIVE_NOISE.match(pending):
+        if pending and not NATIVE_NOISE.search(pending):
             os.write(terminal, pending)
