@@ -376,3 +376,31 @@ def test_long_hair_over_the_shoulders_lies_on_the_chest_and_hides_what_it_covers
     bare = renderer.person(DressedBody(body, dataclasses.replace(recipe, hair=dataclasses.replace(recipe.hair, length=0.0))), back, shot, SIZE)
     curtain = renderer.person(DressedBody(body, long_hair), back, shot, SIZE)
     assert (bare.landmarks[[0, 1, 6], 2] == VISIBLE).all() and (curtain.landmarks[[0, 1, 6], 2] == OCCLUDED).all()
+
+
+def test_a_shoulder_bag_hides_the_body_and_is_not_the_person(body):
+    """Opt-in bags (a share of 0 draws nothing more): the bag and its strap are background in the
+    parsing and the person mask, no body is under them (DensePose), a keypoint behind the bag is
+    hidden; elsewhere the ground truth is the bagless photo's."""
+    from vtonpipe.synth.garments import Bag
+    from vtonpipe.synth.recipes import sample_person
+
+    plain = [sample_person(np.random.default_rng([0, i])) for i in range(30)]
+    assert plain == [sample_person(np.random.default_rng([0, i]), bag_share=0.0) for i in range(30)]
+    drawn = [sample_person(np.random.default_rng([0, i]), bag_share=1.0) for i in range(30)]
+    assert all(r.bag is not None for r in drawn) and {r.bag.side for r in drawn} == {-1.0, 1.0}
+
+    renderer = Renderer(body, anny_charts())
+    recipe = _recipe(SKIN_TONES[1])
+    with_bag = dataclasses.replace(recipe, bag=Bag(-1.0, 0.26, 0.2, 0.07, (120, 70, 40)))  # on the right hip
+    pose, shot = sample_pose("arms_down", np.random.default_rng(2)), Shot(2.0, 20.0, 0.05, 3)
+    plain_view, bag_view = (renderer.person(DressedBody(body, r), pose, shot, SIZE) for r in (recipe, with_bag))
+    hidden = (plain_view.parsing > 0) & (bag_view.parsing == 0)  # the bag and strap over the person
+    assert hidden.sum() > 300
+    assert np.isin(plain_view.parsing[hidden], (5, 9)).mean() > 0.9  # over the top and the trousers
+    assert (bag_view.iuv[hidden] == 0).all() and (plain_view.iuv[hidden][:, 0] > 0).mean() > 0.9
+    same = ~hidden & (bag_view.parsing > 0)
+    np.testing.assert_array_equal(plain_view.parsing[same], bag_view.parsing[same])
+    r_hip = 8  # COCO-18: the right hip, behind the bag
+    assert plain_view.coco18[r_hip, 2] == 2 and bag_view.coco18[r_hip, 2] == 1
+    np.testing.assert_array_equal(np.delete(plain_view.coco18, r_hip, 0), np.delete(bag_view.coco18, r_hip, 0))

@@ -56,6 +56,7 @@ def main(ctx: click.Context, params_file: str, verbose: bool) -> None:
 @click.option("--side-light", type=float, default=0.0, show_default=True, help="Share of the person photos lit by a warm low side light with little fill.")
 @click.option("--one-piece", type=float, default=0.0, show_default=True, help="Share of the people in a dress or a jumpsuit (the in-shop garment is all of it).")
 @click.option("--hair-over-shoulders", type=float, default=0.0, show_default=True, help="Share of the women with long hair falling over the front of the shoulders.")
+@click.option("--bags", type=float, default=0.0, show_default=True, help="Share of the people wearing a shoulder bag across the body (an occluder, background in the ground truth).")
 @click.pass_context
 def sample(
     ctx: click.Context,
@@ -69,6 +70,7 @@ def sample(
     side_light: float,
     one_piece: float,
     hair_over_shoulders: float,
+    bags: float,
 ) -> None:
     """Write the embedded sample dataset in MPV layout: OUT/all/*.jpg person and garment images
     and OUT/all_poseA_poseB_clothes.txt triplets (same seed, same bytes)."""
@@ -82,7 +84,7 @@ def sample(
         summary = write_sample(
             conf.out, conf.people, conf.seed, parse_size(conf.size), show_progress=True,
             back_share=back_views, arms_in_front_share=arms_in_front, textured_share=textured_backgrounds, side_light_share=side_light,
-            one_piece_share=one_piece, hair_over_shoulders_share=hair_over_shoulders,
+            one_piece_share=one_piece, hair_over_shoulders_share=hair_over_shoulders, bag_share=bags,
         )
     except ValueError as e:
         fail(str(e))
@@ -506,7 +508,7 @@ def bench_accuracy(run_dir: str, json_out: str | None) -> None:
     """Score every annotation stage of RUN against the exact ground truth of the sample dataset;
     prints a table (keypoint PCK and px error, parsing mIoU, IUV part accuracy and UV error, body
     joint error, flow EPE and visibility IoU, landmark error), the same per case (front / side /
-    back, arms-in-front, dress, jumpsuit, long hair over the shoulders, textured-background,
+    back, arms-in-front, dress, jumpsuit, long hair over the shoulders, bag, textured-background,
     side-lit person photos; pairs by their target photo), and optionally writes it as JSON."""
     from dataclasses import asdict
 

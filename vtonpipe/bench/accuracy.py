@@ -7,7 +7,7 @@ misses where the metric allows it (keypoints) and are reported as ``missing`` ot
 stage is also scored per case (:func:`cases`): the person photos of each view (front / side /
 back, from their names, :func:`~vtonpipe.datasets.sample_truth.view_of`) and those of each
 :data:`RECIPE_CASES` entry of ``sample.json`` (forearms across the torso, a textured backdrop,
-the side light, a dress or a jumpsuit, long hair over the shoulders), and the pairs whose target
+the side light, a dress or a jumpsuit, long hair over the shoulders, a bag), and the pairs whose target
 photo is one of them.
 """
 
@@ -55,6 +55,7 @@ RECIPE_CASES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "dress": lambda r: r.get("person", {}).get("outfit") == "dress",
     "jumpsuit": lambda r: r.get("person", {}).get("outfit") == "jumpsuit",
     "hair_over_shoulders": lambda r: r.get("person", {}).get("hair", {}).get("over_shoulders", 0.0) > 0,
+    "bag": lambda r: r.get("person", {}).get("bag") is not None,
 }
 
 

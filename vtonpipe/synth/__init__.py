@@ -54,13 +54,14 @@ def write_sample(
     side_light_share: float = 0.0,
     one_piece_share: float = 0.0,
     hair_over_shoulders_share: float = 0.0,
+    bag_share: float = 0.0,
 ) -> SampleSummary:
     """Render ``people`` synthetic people in MPV layout under ``out`` (same arguments, same bytes).
 
     Person ``i`` (product id ``S{i:04d}``) gives ``all/S0000@0=person_whole_<view>.jpg`` (pose A),
     ``...@1=person_whole_<view>.jpg`` (pose B), ``...@2=cloth_front.jpg`` (their top, or their
     dress or jumpsuit: ``one_piece_share``, :func:`~vtonpipe.synth.recipes.sample_person`; long
-    hair over the shoulders: ``hair_over_shoulders_share``), one line
+    hair over the shoulders: ``hair_over_shoulders_share``; a shoulder bag: ``bag_share``), one line
     ``A B cloth split`` of ``all_poseA_poseB_clothes.txt``, the GT of the three images and of the
     pair (A source, B target), and their recipe in ``sample.json``.
     """
@@ -78,7 +79,7 @@ def write_sample(
     with progress_bar("sample", total=people, enabled=show_progress) as advance:
         for i in range(people):
             rng = np.random.default_rng([seed, i])
-            recipe = sample_person(rng, one_piece_share, hair_over_shoulders_share)
+            recipe = sample_person(rng, one_piece_share, hair_over_shoulders_share, bag_share)
             photos = sample_photos(rng, back_share, arms_in_front_share, textured_share, side_light_share)
             pid = f"S{i:04d}"
             names = [f"{pid}@{k}=person_whole_{p.view}.jpg" for k, p in enumerate(photos)] + [f"{pid}@2=cloth_front.jpg"]

@@ -85,6 +85,20 @@ class Hair:
 
 
 @dataclass(frozen=True)
+class Bag:
+    """A shoulder bag worn across the body, an occluder that is not the person (LIP has no bag
+    class; it is background in every ground truth): a box ``width`` x ``height`` x ``depth`` m
+    in front of the hip on ``side`` (+1 the person's left, -1 the right), on a strap over the
+    other shoulder; sRGB ``colour``."""
+
+    side: float
+    width: float
+    height: float
+    depth: float
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
 class Shoes:
     """``height`` m above the ankle joint, sRGB ``colour``."""
 

@@ -1,4 +1,5 @@
-"""Mesh helpers: cutting a mesh along the zero level set of a per-vertex field; rays from anywhere."""
+"""Mesh helpers: cutting a mesh along the zero level set of a per-vertex field; rays from anywhere;
+strips lying on a body's front (hair locks, a bag's strap)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,59 @@ def crossings(mesh: EmbreeMesh, origins: np.ndarray, targets: np.ndarray, max_cr
         travelled[idx[ahead]] += t[ahead] + 1e-5
         active[idx[~ahead]] = False
     return count
+
+
+@dataclass
+class SurfaceStrip:
+    """A grid of points on a body's surface, each a body face ``face`` (N,) and barycentrics
+    ``bary`` (N, 3), so it follows the body into any pose; ``faces`` (M, 3) the grid's triangles,
+    wound towards the body's front (-y) at rest; ``rest`` (N, 3) the points on the rest body."""
+
+    face: np.ndarray
+    bary: np.ndarray
+    faces: np.ndarray
+    rest: np.ndarray
+
+    def posed(self, vertices: np.ndarray, body_faces: np.ndarray, offset: float) -> np.ndarray:
+        """(N, 3) the points on the body ``vertices`` (V, 3, any pose and frame), ``offset`` m out
+        along its normals."""
+        from .fields import vertex_normals
+
+        on_body = np.einsum("nk,nkc->nc", self.bary, vertices[body_faces[self.face]])
+        normal = np.einsum("nk,nkc->nc", self.bary, vertex_normals(vertices, body_faces)[body_faces[self.face]])
+        return on_body + offset * normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+
+    @staticmethod
+    def join(strips: list[SurfaceStrip]) -> SurfaceStrip:
+        starts = np.cumsum([0, *(len(s.face) for s in strips[:-1])])
+        return SurfaceStrip(
+            np.concatenate([s.face for s in strips]),
+            np.concatenate([s.bary for s in strips]),
+            np.concatenate([s.faces + o for s, o in zip(strips, starts)]),
+            np.concatenate([s.rest for s in strips]),
+        )
+
+
+def front_hits(mesh: EmbreeMesh, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first hit (face, barycentrics, rest point; face -1 where none) of rays from in front of
+    the rest body (``mesh``, body frame: front -y) at ``x``, ``z`` (N,) m, travelling towards +y."""
+    origins = np.stack([x, np.full_like(x, -1.0), z], -1)
+    face, bary, distance = mesh.cast_rays(origins, np.tile([0.0, 1.0, 0.0], (len(x), 1)))
+    return face, bary, origins + np.minimum(distance, 1e3)[:, None] * np.array([0.0, 1.0, 0.0])
+
+
+def front_strip(mesh: EmbreeMesh, x: np.ndarray, z: np.ndarray) -> SurfaceStrip:
+    """The strip of body points seen from the front at the grid ``x``, ``z`` (rows, columns) m
+    (:func:`front_hits`); ValueError where a ray misses the body."""
+    rows, columns = x.shape
+    face, bary, rest = front_hits(mesh, x.reshape(-1), z.reshape(-1))
+    if (face < 0).any():
+        raise ValueError("a ray of a strip on the body's front misses the body")
+    r = np.arange(rows - 1)[:, None] * columns
+    c = np.arange(columns - 1)[None]
+    p00, p01, p10, p11 = r + c, r + c + 1, r + columns + c, r + columns + c + 1
+    grid = np.concatenate([np.stack([p00, p10, p01], -1).reshape(-1, 3), np.stack([p01, p10, p11], -1).reshape(-1, 3)])
+    normal = np.cross(rest[grid[:, 1]] - rest[grid[:, 0]], rest[grid[:, 2]] - rest[grid[:, 0]])
+    if normal[:, 1].sum() > 0:  # facing the back: turn every face over
+        grid = grid[:, ::-1]
+    return SurfaceStrip(face, bary.astype(np.float64), grid, rest)

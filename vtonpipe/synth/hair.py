@@ -22,6 +22,7 @@ from scipy.ndimage import gaussian_filter, maximum_filter1d
 
 from ..models.render.raster import EmbreeMesh
 from .fields import BodyFields
+from .geometry import SurfaceStrip, front_hits, front_strip
 
 RINGS, SEGMENTS = 12, 72
 #: a lock's grid (rows top to tip, columns across), its lateral extent from the body's midline
@@ -71,12 +72,10 @@ def rigid_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nd
     return R, ct - R @ cs
 
 
-def hair_locks(fields: BodyFields, faces: np.ndarray, mesh: EmbreeMesh, length: float, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def hair_locks(fields: BodyFields, mesh: EmbreeMesh, length: float, reach: float) -> tuple[SurfaceStrip, np.ndarray]:
     """Rest-pose locks over both shoulders for hair ``length`` m below the ears reaching ``reach``
-    m below the shoulders: each vertex as a body face (N,) and barycentrics (N, 3) (``faces``
-    (F, 3) the body's, ``mesh`` the rest body's Embree scene), the locks' faces (M, 3) wound
-    outwards, and each vertex's azimuth about the head (N,) rad (the strands' pattern coordinate,
-    as on the curtain)."""
+    m below the shoulders (``mesh``: the rest body's Embree scene), and each point's azimuth about
+    the head (N,) rad (the strands' pattern coordinate, as on the curtain)."""
     f = fields
     ear = 0.5 * (f.joints["coco:left_ear"] + f.joints["coco:right_ear"])
     shoulder_z = 0.5 * (f.joints["coco:left_shoulder"][2] + f.joints["coco:right_shoulder"][2])
@@ -86,37 +85,16 @@ def hair_locks(fields: BodyFields, faces: np.ndarray, mesh: EmbreeMesh, length: 
     inner = LOCK_TOP[0] + taper * (LOCK_TIP[0] - LOCK_TOP[0])
     outer = LOCK_TOP[1] + taper * (LOCK_TIP[1] - LOCK_TOP[1])
     across = inner + np.linspace(0.0, 1.0, LOCK_COLUMNS)[None] * (outer - inner)
-    face_ids, barys, azims, grids = [], [], [], []
-    front = lambda x, z: mesh.cast_rays(np.stack([x, np.full_like(x, -1.0), z], -1), np.tile([0.0, 1.0, 0.0], (len(x), 1)))  # noqa: E731
+    strips = []
     for side in (1.0, -1.0):  # the person's left (x > 0), then right
         # each column starts where a ray from the front first meets the body below the curtain's
         # lower edge (beside the neck, or on the shoulder's top), and ends at the tip
         heights = np.arange(ear[2] - length, tip, -0.002)
-        top_x = ear[0] + side * np.repeat(across[0], len(heights))
-        hits = front(top_x, np.tile(heights, LOCK_COLUMNS))[0].reshape(LOCK_COLUMNS, len(heights)) >= 0
+        hits = front_hits(mesh, ear[0] + side * np.repeat(across[0], len(heights)), np.tile(heights, LOCK_COLUMNS))[0] >= 0
+        hits = hits.reshape(LOCK_COLUMNS, len(heights))
         if not hits.any(1).all():
             raise ValueError("a hair lock's column misses the body")
         start = heights[hits.argmax(1)]
-        z = start[None] + t * (tip - start[None])
-        x = (ear[0] + side * across).reshape(-1)
-        face, bary, distance = front(x, z.reshape(-1))
-        if (face < 0).any():
-            raise ValueError("a hair lock's ray missed the body")
-        grid = _grid_faces(LOCK_ROWS, LOCK_COLUMNS)
-        points = np.einsum("nk,nkc->nc", bary, f.rest[faces[face]])
-        normal = np.cross(points[grid[:, 1]] - points[grid[:, 0]], points[grid[:, 2]] - points[grid[:, 0]])
-        if normal[:, 1].sum() > 0:  # facing the back: turn every face over
-            grid = grid[:, ::-1]
-        grids.append(grid + sum(len(g) for g in face_ids))
-        face_ids.append(face)
-        barys.append(bary)
-        azims.append(np.arctan2(x - ear[0], -(distance - 1.0 - ear[1])))
-    return np.concatenate(face_ids), np.concatenate(barys), np.concatenate(grids), np.concatenate(azims)
-
-
-def _grid_faces(rows: int, columns: int) -> np.ndarray:
-    """Two triangles per cell of a ``rows`` x ``columns`` vertex grid (row-major), all wound alike."""
-    r = np.arange(rows - 1)[:, None] * columns
-    c = np.arange(columns - 1)[None]
-    p00, p01, p10, p11 = r + c, r + c + 1, r + columns + c, r + columns + c + 1
-    return np.concatenate([np.stack([p00, p10, p01], -1).reshape(-1, 3), np.stack([p01, p10, p11], -1).reshape(-1, 3)])
+        strips.append(front_strip(mesh, ear[0] + side * across, start[None] + t * (tip - start[None])))
+    locks = SurfaceStrip.join(strips)
+    return locks, np.arctan2(locks.rest[:, 0] - ear[0], -(locks.rest[:, 1] - ear[1]))

@@ -18,9 +18,11 @@ from scipy.spatial import ConvexHull
 from ..models.bodies.anny import AnnyBody
 from ..models.render.raster import EmbreeMesh
 from .anchors import Anchors, top_anchors
+from .bag import bag_box, bag_strap
 from .fields import body_fields, vertex_normals
 from .garments import (
     OUTFITS,
+    Bag,
     Bottom,
     Hair,
     Shoes,
@@ -40,10 +42,12 @@ from .hair import hair_curtain, hair_locks
 
 # LIP ids (docs/CONVENTIONS.md)
 HAIR, UPPER, DRESS, PANTS, JUMPSUITS, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 2, 5, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19
+#: the label of an accessory that is not the person (a bag): LIP's background
+ACCESSORY = 0
 #: the LIP label of a one-piece outfit's every part (:data:`~vtonpipe.synth.garments.OUTFITS`)
 ONE_PIECE_LABELS = {"dress": DRESS, "jumpsuit": JUMPSUITS}
 
-SPECULAR = {"skin": 0.10, "hair": 0.15, "cloth": 0.03}
+SPECULAR = {"skin": 0.10, "hair": 0.15, "cloth": 0.03, "bag": 0.25}
 LOGO_RADIUS = 0.045  # m
 SHOE_THICKNESS = 0.01  # m
 
@@ -54,7 +58,8 @@ class PersonRecipe:
 
     ``phenotype``: anny's six values in ``PHENOTYPE_LABELS`` order; ``skin``, ``eyes``: sRGB;
     ``outfit`` in :data:`~vtonpipe.synth.garments.OUTFITS`: a ``dress`` has a skirt as its bottom,
-    a ``jumpsuit`` trousers or shorts, both of the top's fabric (the in-shop garment is all of it).
+    a ``jumpsuit`` trousers or shorts, both of the top's fabric (the in-shop garment is all of it);
+    ``bag``: a shoulder bag across the body, or None.
     """
 
     phenotype: tuple[float, ...]
@@ -65,6 +70,7 @@ class PersonRecipe:
     bottom: Bottom
     shoes: Shoes
     outfit: str = "separates"
+    bag: Bag | None = None
 
     def __post_init__(self):
         if self.outfit not in OUTFITS:
@@ -103,7 +109,7 @@ class DressedBody:
     (m, positive inside); ``offset`` (V,) m: how far the clothed surface stands out along the
     normal; ``curtain``: the rest-pose hair curtain (:func:`~vtonpipe.synth.hair.hair_curtain`)
     or None; ``locks``: the locks over the shoulders (:func:`~vtonpipe.synth.hair.hair_locks`) or
-    None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
+    None; ``bag``, ``strap``: the bag's box and strap (:mod:`vtonpipe.synth.bag`) or None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
 
     Labels (LIP): where several regions overlap the first of hair, top, bottom, shoes wins (a
     one-piece outfit's top and bottom are both its :data:`ONE_PIECE_LABELS` label);
@@ -129,10 +135,13 @@ class DressedBody:
         self.offset = displacement(items, thickness)
         self._shoe_weight = ramp(self.shoes, 0.02)
         self.curtain = hair_curtain(f, recipe.hair.length) if recipe.hair.length > 0 else None
-        self.locks = None
-        if recipe.hair.over_shoulders > 0:
+        self.locks = self.bag = self.strap = None
+        if recipe.hair.over_shoulders > 0 or recipe.bag is not None:
             rest_mesh = EmbreeMesh(self.rest.vertices, body.faces)
-            self.locks = hair_locks(f, body.faces, rest_mesh, recipe.hair.length, recipe.hair.over_shoulders)
+            if recipe.hair.over_shoulders > 0:
+                self.locks = hair_locks(f, rest_mesh, recipe.hair.length, recipe.hair.over_shoulders)
+            if recipe.bag is not None:
+                self.bag, self.strap = bag_box(f, rest_mesh, recipe.bag), bag_strap(f, rest_mesh, recipe.bag)
         self.attributes = np.column_stack(
             [self.top, self.bottom, self.shoes, self.hair, self._brows(), self._lips(), f.arm, f.leg, f.side, *f.rest.T,
              *self._top_uv().T, self._iris(), np.cos(f.head_azim), np.sin(f.head_azim)]

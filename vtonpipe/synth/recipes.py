@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .garments import TOP_CATEGORIES, Bottom, Fabric, Hair, Shoes, Top
+from .garments import TOP_CATEGORIES, Bag, Bottom, Fabric, Hair, Shoes, Top
 from .person import PersonRecipe
 from .poses import POSE_NAMES, PoseRecipe, sample_pose
 from .scene import Shot
@@ -27,6 +27,7 @@ CLOTH_COLOURS = (
 )  # fmt: skip
 DENIM = ((40, 50, 80), (70, 90, 130), (30, 32, 40), (150, 130, 100), (90, 90, 95), (205, 200, 190))
 SHOE_COLOURS = ((25, 25, 28), (235, 235, 230), (100, 60, 35), (140, 30, 35), (30, 40, 80))
+BAG_COLOURS = ((120, 70, 40), (30, 28, 28), (160, 120, 80), (150, 40, 50), (200, 190, 170), (40, 60, 90))
 
 
 def _pick(rng: np.random.Generator, options):
@@ -56,14 +57,15 @@ LONG_HAIR_LENGTH = 0.16
 ONE_PIECE_TOP_HEM = -0.03
 
 
-def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0, hair_over_shoulders_share: float = 0.0) -> PersonRecipe:
+def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0, hair_over_shoulders_share: float = 0.0, bag_share: float = 0.0) -> PersonRecipe:
     """A person: phenotype (male or female, teenager to young adult, varied build), skin, hair,
     a top (the in-shop garment), a bottom and shoes; with ``one_piece_share`` > 0, that share of
     the people wears a one-piece outfit instead of top and bottom (women a dress or a jumpsuit
     evenly, men a jumpsuit) in the top's fabric; with ``hair_over_shoulders_share`` > 0, that
     share of the women has long hair, a curtain down to the shoulders and two locks over their
-    front (:func:`~vtonpipe.synth.hair.hair_locks`) reaching 6 to 15 cm below them. A share of 0
-    draws nothing more from ``rng``."""
+    front (:func:`~vtonpipe.synth.hair.hair_locks`) reaching 6 to 15 cm below them; with
+    ``bag_share`` > 0, that share of the people wears a shoulder bag across the body
+    (:class:`~vtonpipe.synth.garments.Bag`). A share of 0 draws nothing more from ``rng``."""
     u = rng.uniform
     female = rng.random() < 0.5
     phenotype = (u(0.9, 1.0) if female else u(0.0, 0.1), u(0.5, 0.75), u(0.3, 0.8), u(0.2, 0.75), u(0.3, 0.8), u(0.3, 0.7))
@@ -102,7 +104,10 @@ def sample_person(rng: np.random.Generator, one_piece_share: float = 0.0, hair_o
             bottom = Bottom(kind, waist, u(0.93, 0.97) if kind == "trousers" else u(0.25, 0.4), fabric)
     if hair_over_shoulders_share > 0 and female and rng.random() < hair_over_shoulders_share:
         hair = dataclasses.replace(hair, length=LONG_HAIR_LENGTH, over_shoulders=u(0.06, 0.15))
-    return _rounded(PersonRecipe(phenotype, skin, eyes, hair, top, bottom, shoes, outfit))
+    bag = None
+    if bag_share > 0 and rng.random() < bag_share:
+        bag = Bag(_pick(rng, (-1.0, 1.0)), u(0.2, 0.28), u(0.15, 0.22), u(0.05, 0.08), _pick(rng, BAG_COLOURS))
+    return _rounded(PersonRecipe(phenotype, skin, eyes, hair, top, bottom, shoes, outfit, bag))
 
 
 def _rounded(recipe):

