@@ -192,8 +192,8 @@ class ScriptedPose:
     """A stand-in for MediaPipe Pose that finds a person only where ``finds(confidence, image)``
     says so: landmarks on a diagonal of that image, visibility 1."""
 
-    def __init__(self, finds, calls):
-        self.finds, self.calls = finds, calls
+    def __init__(self, finds, calls, segmentation=False):
+        self.finds, self.calls, self.segmentation = finds, calls, segmentation
 
     def __call__(self, confidence):
         def landmarker(image):
@@ -202,7 +202,8 @@ class ScriptedPose:
                 return None
             h, w = image.shape[:2]
             t = np.linspace(0.3, 0.7, 33)
-            return mediapipe_models.PoseResult(np.stack([t * w, t * h, np.zeros(33), np.ones(33)], 1).astype(np.float32), None)
+            mask = np.ones((h, w), np.float32) if self.segmentation else None  # the person all over the image it saw
+            return mediapipe_models.PoseResult(np.stack([t * w, t * h, np.zeros(33), np.ones(33)], 1).astype(np.float32), mask)
 
         return landmarker
 
@@ -238,3 +239,33 @@ def test_mediapipe_retries_before_no_person(case, size, finds, expected):
     else:  # framed by a border of 64 px: back in the image frame
         pad = max(h, w) // 4
         np.testing.assert_allclose(lm[0, :2], [0.3 * (w + 2 * pad) - pad, 0.3 * (h + 2 * pad) - pad], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("size", "finds", "expected_columns"),
+    [
+        ((256, 768), lambda c, im: c < 0.5 and im.shape[1] == 256 and im[0, 0, 0] == 200, (256, 512)),  # one tile
+        ((256, 192), lambda c, im: c < 0.5 and im.shape[0] > 256, (0, 192)),  # framed
+    ],
+)
+def test_the_person_mask_comes_back_in_the_image_frame_with_the_keypoints_person(size, finds, expected_columns):
+    """With segmentation (the ``person_mask`` stage's ``mediapipe`` backend uses the keypoint
+    stage's detector), the mask of the attempt that found the person is mapped back: the tile's
+    columns only, or the framed image's middle."""
+    detect = mediapipe_models.MainPersonPose.__new__(mediapipe_models.MainPersonPose)
+    scripted = ScriptedPose(finds, [], segmentation=True)
+    detect._pose, detect._retry, detect.min_visibility = scripted(0.5), scripted(0.2), 0.5
+    image = np.full((*size, 3), 90, np.uint8)
+    image[:, 256:512] = 200
+    mask = detect(image).segmentation
+    assert mask.shape == size
+    columns = np.flatnonzero(mask.any(0))
+    assert (columns[0], columns[-1] + 1) == expected_columns and mask[:, columns[0] : columns[-1] + 1].all()
+
+
+def test_person_mask_and_keypoints_retry_alike():
+    from vtonpipe.annotators import get_backend
+
+    keypoints, person_mask = get_backend("keypoints", "mediapipe"), get_backend("person_mask", "mediapipe")
+    for key in ("min_detection_confidence", "retry_detection_confidence"):
+        assert person_mask.default_params[key] == keypoints.default_params[key]

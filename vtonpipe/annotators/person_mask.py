@@ -2,7 +2,9 @@
 
 Backends (both offline, MediaPipe):
 
-- ``mediapipe`` (default): MediaPipe Pose's segmentation mask (only where Pose finds a person);
+- ``mediapipe`` (default): MediaPipe Pose's segmentation mask, with the ``keypoints`` stage's
+  detector (:class:`~vtonpipe.models.nets.mediapipe.MainPersonPose`: retried at
+  ``retry_detection_confidence``, on tiles, framed), so the mask is the person the keypoints are;
 - ``selfie``: MediaPipe Selfie Segmentation (made for people close to the camera).
 
 The probability is thresholded to {0, 1} (``threshold``, 1 where greater); a mask covering less
@@ -35,7 +37,7 @@ from ..core import (
 from ..models.nets.mediapipe import (
     FaceDetector,
     FaceOval,
-    PoseLandmarker,
+    MainPersonPose,
     SelfieSegmenter,
     SquareCrop,
     face_box_crop,
@@ -94,13 +96,14 @@ FACE_PARAMS = {"face_margin": 2.0, "face_crop_px": 192}  # head square: side in 
 @register_backend
 class MediaPipePoseMask(_PersonMaskBackend):
     name = "mediapipe"
-    version = "2"
-    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5, **FACE_PARAMS}
-    doc = "Offline: MediaPipe Pose segmentation mask + Face Mesh face oval around Pose's head."
+    version = "3"
+    default_params = {"threshold": 0.5, "min_area_fraction": 0.01, "min_detection_confidence": 0.5, "retry_detection_confidence": 0.2, **FACE_PARAMS}
+    doc = "Offline: MediaPipe Pose segmentation mask (the keypoint stage's detector and retries) + Face Mesh face oval around Pose's head."
 
     def setup(self) -> None:
         super().setup()
-        self._pose = PoseLandmarker(segmentation=True, min_detection_confidence=self.params["min_detection_confidence"])
+        p = self.params
+        self._pose = MainPersonPose(min_detection_confidence=p["min_detection_confidence"], retry_detection_confidence=p["retry_detection_confidence"], segmentation=True)
 
     def _person(self, image: np.ndarray) -> tuple[np.ndarray, SquareCrop] | None:
         res = self._pose(image)

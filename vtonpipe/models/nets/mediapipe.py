@@ -75,12 +75,16 @@ class MainPersonPose:
     several, or off-centre), keeping the tile's pose that is most the photo's subject
     (:func:`~vtonpipe.converters.keypoints.main_person_score` of its COCO-18 points at
     ``min_visibility``), then on the image framed by a border of a quarter of its longer side (a
-    half-body or tightly cropped person). Landmarks in the image's frame; None when every attempt
-    finds no one."""
+    half-body or tightly cropped person). Landmarks (and, with ``segmentation``, the person
+    probability: 0 outside the tile that found them) in the image's frame; None when every
+    attempt finds no one. The ``keypoints`` and ``person_mask`` stages both use it, so they find
+    the same person."""
 
-    def __init__(self, *, min_detection_confidence: float = 0.5, retry_detection_confidence: float | None = 0.2, min_visibility: float = 0.5):
-        self._pose = PoseLandmarker(min_detection_confidence=min_detection_confidence)
-        self._retry = None if retry_detection_confidence is None else PoseLandmarker(min_detection_confidence=retry_detection_confidence)
+    def __init__(
+        self, *, min_detection_confidence: float = 0.5, retry_detection_confidence: float | None = 0.2, min_visibility: float = 0.5, segmentation: bool = False
+    ):
+        self._pose = PoseLandmarker(segmentation=segmentation, min_detection_confidence=min_detection_confidence)
+        self._retry = None if retry_detection_confidence is None else PoseLandmarker(segmentation=segmentation, min_detection_confidence=retry_detection_confidence)
         self.min_visibility = min_visibility
 
     def __call__(self, image: np.ndarray) -> PoseResult | None:
@@ -98,6 +102,10 @@ class MainPersonPose:
             if found is None:
                 continue
             found.landmarks[:, :2] += (x0, y0)
+            if found.segmentation is not None:
+                whole = np.zeros((h, w), np.float32)
+                whole[y0 : y0 + th, x0 : x0 + tw] = found.segmentation
+                found = PoseResult(found.landmarks, whole)
             score = main_person_score(pose_coco18(found, (h, w), self.min_visibility), (h, w))
             if score > best_score:
                 best, best_score = found, score
@@ -108,6 +116,8 @@ class MainPersonPose:
         found = self._retry(framed)
         if found is not None:
             found.landmarks[:, :2] -= pad
+            if found.segmentation is not None:
+                found = PoseResult(found.landmarks, np.ascontiguousarray(found.segmentation[pad : pad + h, pad : pad + w]))
         return found
 
 
