@@ -122,3 +122,13 @@ def test_verify_flags_a_corrupted_shard(tmp_path, monkeypatch):
     shard.write_bytes(bytes(data))
     bad = runner.invoke(main, ["verify", "--dataset", "sample"])
     assert bad.exit_code == 1 and "annotations/garment_mask: error: checksum mismatch" in bad.output
+
+
+def test_a_stage_section_s_params_belong_to_its_backend():
+    from vtonpipe.pipeline.config import StageConfig
+
+    params = {"annotators": {"densepose": {"backend": "render", "params": {"snap_to_mask_px": 1}}}}
+    assert StageConfig.resolve(params, "densepose").params == {"snap_to_mask_px": 1}
+    assert StageConfig.resolve(params, "densepose", backend="render").params == {"snap_to_mask_px": 1}
+    other = StageConfig.resolve(params, "densepose", backend="rcnn", extra_params={"score_threshold": 0.9})
+    assert (other.backend, other.params) == ("rcnn", {"score_threshold": 0.9})  # not render's snap_to_mask_px

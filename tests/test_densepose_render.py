@@ -13,6 +13,7 @@ from builders import (
     garment_image,
     make_build,
     person_image,
+    write_rows,
     write_smpl_model,
 )
 from scipy.spatial.transform import Rotation
@@ -180,7 +181,7 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
         cols, lines = np.nonzero((expected[..., 0] > 0).any(0))[0], np.nonzero((expected[..., 0] > 0).any(1))[0]
         np.testing.assert_array_equal(row["bbox"], [cols[0] - 0.5, lines[0] - 0.5, cols[-1] + 0.5, lines[-1] + 0.5])
         assert (row["score"], row["num_people"], row["backend"]) == (1.0, 1, "render")
-        assert json.loads(row["params"]) == {"raster": "auto"}
+        assert json.loads(row["params"]) == {"raster": "auto", "snap_to_mask_px": 0}
     assert accuracy.result() == {"part_accuracy": 1.0, "uv_error": 0.0, "false_body_rate": 0.0}
 
     # a body 1 cm off, as a fitter might give, no longer scores perfectly
@@ -206,3 +207,24 @@ def test_rows_follow_the_body_rows(tmp_path, body):
     assert (later.computed, later.skipped, later.failed) == (1, 1, 0)
     rows = {r["image_id"]: r for r in ShardReader(build / "annotations" / "densepose")}
     np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN_BODIES[ids[1]]))
+
+
+def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
+    build = _build(tmp_path, 1)
+    ids = _person_ids(build)
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({i: anny_row(body) for i in ids})
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    exact = reference_iuv(body, KNOWN_BODIES[ids[0]])
+    mask = np.roll(exact[..., 0] > 0, 1, axis=1).astype(np.uint8)  # the person one pixel to the right
+    write_rows(tmp_path, build, "person_mask", {ids[0]: mask})  # ids[1] has no mask row
+    snapped = StageConfig("densepose", "render", {"snap_to_mask_px": 1})
+    res = run_stage(build, snapped, show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    row = next(iter(ShardReader(build / "annotations" / "densepose")))
+    np.testing.assert_array_equal(row["iuv"][..., 0] > 0, mask > 0)  # the render now covers the mask
+    assert (row["iuv"][exact[..., 0] > 0] == exact[exact[..., 0] > 0])[mask[exact[..., 0] > 0] > 0].all()
+    # a new mask row (from another file: a new row key) re-renders that image
+    (tmp_path / "again").mkdir()
+    write_rows(tmp_path / "again", build, "person_mask", {ids[0]: (exact[..., 0] > 0).astype(np.uint8)})
+    assert run_stage(build, snapped, show_progress=False).computed == 1

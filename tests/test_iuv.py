@@ -274,3 +274,20 @@ def test_anny_charts_have_seams_only_on_hands_and_feet(a_pose, charts):
     hands_feet = np.isin(parts, [part_id(n) for n in ("left_hand", "right_hand", "left_foot", "right_foot")])
     assert 20 < hands_feet.sum() < 0.03 * np.isin(charts.face_part[f1], [3, 4, 5, 6]).sum()
     assert (~hands_feet).sum() <= 0.001 * same_part.sum()
+
+
+def test_snapping_a_render_to_the_person_mask():
+    from vtonpipe.models.render.iuv import snap_to_mask
+
+    iuv = np.zeros((6, 8, 3), np.uint8)
+    iuv[1:5, 2:4] = (2, 10, 20)  # torso front
+    iuv[1:5, 4] = (15, 30, 40)  # an arm's column beside it
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:5, 3:7] = 1  # the person one column to the right of the fit
+    out = snap_to_mask(iuv, mask, 1)
+    assert (out[:, 2, 0] == 0).all()  # the body outside the mask is dropped
+    np.testing.assert_array_equal(out[1:5, 5], np.tile([15, 30, 40], (4, 1)))  # 1 px off: the nearest body pixel's IUV
+    assert (out[:, 6] == 0).all()  # 2 px off the body: left alone at radius 1
+    np.testing.assert_array_equal(out[1:5, 3:5], iuv[1:5, 3:5])
+    np.testing.assert_array_equal(snap_to_mask(iuv, mask, 2)[1:5, 6, 0], [15] * 4)
+    assert snap_to_mask(iuv, mask, 0) is iuv

@@ -10,8 +10,15 @@ same parts, anny's own UV), SMPL bodies DensePose's own SMPL charts
 ``i0`` and last ``i1`` give ``x0 = i0 - 0.5``, ``x1 = i1 + 0.5``), ``score`` 1, ``num_people``
 1. A body that renders no pixel (outside the image) fails with ``empty_render``.
 
-The row key covers the image and its ``body`` row (:func:`body_input_sha256`): a refitted body
-re-renders, and an image whose body was missing is rendered once the body exists.
+``snap_to_mask_px`` > 0 (params.yaml: 1; the backend's default 0 renders the body alone) also
+reads the ``person_mask`` row and fits the render to the observed person
+(:func:`~vtonpipe.models.render.iuv.snap_to_mask`): no body outside the mask, and mask pixels up
+to that many px off the rendered body take its nearest pixel's I, U, V. On the harder seed-12
+sample part accuracy 0.862 -> 0.882 and background called body 0.0118 -> 0.0107 at 1 px
+(2 px: 0.886, 0.0133; 3 px: 0.888, 0.0147).
+
+The row key covers the image and its ``body`` row (:func:`body_input_sha256`; with snapping its
+``person_mask`` row too): a refitted body re-renders, and an image whose body was missing is rendered once the body exists.
 
 ``raster``: ``binned`` (exact CPU ray casting from the camera centre, compiled with numba:
 :mod:`vtonpipe.models.render.binned`), ``embree`` (Embree ray casting), ``torch`` (z-buffer on the
@@ -33,7 +40,7 @@ import numpy as np
 from ..converters.masks import mask_box_edges
 from ..core import AnnotationFailure, Backend, Context, ImageItem, Requirements
 from ..models.bodies.posed import PosedMesh, posed_meshes
-from ..models.render.iuv import anny_charts, iuv_from_raster, smpl_charts
+from ..models.render.iuv import anny_charts, iuv_from_raster, smpl_charts, snap_to_mask
 from ..models.render.raster import Raster, rasterize
 from ..schemas.densepose import DenseposeRecord
 from .densepose import SPEC as DENSEPOSE_SPEC
@@ -87,28 +94,41 @@ class RenderDensePose(Backend):
     spec = DENSEPOSE_SPEC
     name = "render"
     version = "2"
-    requirements = Requirements(packages=("torch", "anny", "numba"))
-    default_params = {"raster": "auto"}
-    requires = ("body",)
+    requirements = Requirements(packages=("torch", "anny", "numba", "scipy"))
+    default_params = {"raster": "auto", "snap_to_mask_px": 0}
     doc = "IUV rendered from the fitted body (anny charts for anny, DensePose's SMPL charts for SMPL)."
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return ("body", "person_mask") if self.params["snap_to_mask_px"] > 0 else ("body",)
 
     def setup(self) -> None:
         self.raster = raster_backend(self.params["raster"], self.device)
 
     def input_sha256(self, item_id: str, ctx: Context) -> str:
-        return body_input_sha256(ctx, [item_id])
+        key = body_input_sha256(ctx, [item_id])
+        if self.params["snap_to_mask_px"] > 0:
+            key = hashlib.sha256(f"{key}/{ctx.annotation_key('person_mask', item_id) or 'no-mask'}".encode()).hexdigest()
+        return key
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[DenseposeRecord | AnnotationFailure]:
         bodies: dict[int, object] = {}
         out: list[DenseposeRecord | AnnotationFailure | None] = [None] * len(items)
+        snap = self.params["snap_to_mask_px"]
+        masks: dict[int, np.ndarray] = {}
         for k, item in enumerate(items):
             try:
                 bodies[k] = ctx.annotation("body", item.image_id)
+                if snap > 0:
+                    masks[k] = ctx.annotation("person_mask", item.image_id).mask
             except AnnotationFailure as f:
+                bodies.pop(k, None)
                 out[k] = f
         sizes = [(items[k].image.shape[1], items[k].image.shape[0]) for k in bodies]
         for (k, body), mesh in zip(bodies.items(), posed_meshes(list(bodies.values()), sizes)):
             iuv = render_iuv(mesh, self.raster, self.device)
+            if snap > 0:
+                iuv = snap_to_mask(iuv, masks[k], snap)
             mask = iuv[..., 0] > 0
             if not mask.any():
                 out[k] = AnnotationFailure("empty_render", f"the {body.model} body of {items[k].image_id} covers no pixel of the image")

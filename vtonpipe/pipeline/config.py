@@ -66,10 +66,12 @@ class StageConfig:
     @classmethod
     def resolve(cls, params: Mapping[str, Any], annotator: str, *, extra_params: Mapping[str, Any] | None = None, **overrides: Any) -> "StageConfig":
         """Defaults < ``annotate:`` < ``annotators.<annotator>:`` < ``overrides``; ``extra_params``
-        update the section's backend params (``--param k=v``)."""
+        update the section's backend params (``--param k=v``). The section's params are its
+        backend's: a ``backend`` override naming another backend starts from that one's defaults."""
         section = _section(params, "annotators", annotator)
         config = _apply(cls(annotator), _section(params, "annotate"), section, overrides)
-        return replace(config, params={**dict(section.get("params") or {}), **dict(extra_params or {})})
+        own = config.backend == section.get("backend", config.backend)
+        return replace(config, params={**(dict(section.get("params") or {}) if own else {}), **dict(extra_params or {})})
 
     def make_backend(self) -> Backend:
         """The configured backend instance (ValueError for unknown params, KeyError for an unknown backend)."""

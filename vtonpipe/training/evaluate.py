@@ -25,8 +25,8 @@ import torch
 
 from ..io import write_json_atomic
 from .data import PackedPairs
-from .stream import PackedPairStream, make_loader
 from .distribution import DISTRIBUTION_METRICS, WEIGHT_FILES, DistributionMetrics
+from .stream import PackedPairStream, make_loader
 from .trained import load_trained
 from .tryon import tryon_metrics
 

@@ -39,7 +39,6 @@ from .checkpoint import (
 )
 from .config import split_settings
 from .data import PackedPairs, first_samples
-from .stream import PackedPairStream, make_loader
 from .distributed import (
     Distributed,
     data_parallel,
@@ -49,6 +48,7 @@ from .distributed import (
     sync_batchnorm,
 )
 from .logging import RunLog
+from .stream import PackedPairStream, make_loader
 from .task import StepControl, Task
 
 log = logging.getLogger(__name__)

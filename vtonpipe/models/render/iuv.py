@@ -297,3 +297,23 @@ def smpl_charts() -> SmplCharts:
         faces=mat["All_Faces"].astype(np.int64) - 1,
         face_part=mat["All_FaceIndices"].ravel().astype(np.uint8),
     )
+
+
+def snap_to_mask(iuv: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
+    """A rendered body's IUV (H, W, 3) uint8 fitted to the observed person ``mask`` (H, W) {0, 1}:
+    no body outside the mask, and mask pixels off the body but within ``radius`` px of it (a fit a
+    pixel too thin or too far to one side) take their nearest body pixel's I, U, V. 0: unchanged."""
+    if radius <= 0:
+        return iuv
+    from scipy import ndimage
+
+    mask = np.asarray(mask).astype(bool)
+    body = iuv[..., 0] > 0
+    if not body.any():
+        return iuv
+    distance, (iy, ix) = ndimage.distance_transform_edt(~body, return_indices=True)
+    out = iuv.copy()
+    fill = mask & ~body & (distance <= radius)
+    out[fill] = iuv[iy[fill], ix[fill]]
+    out[~mask] = 0
+    return out
