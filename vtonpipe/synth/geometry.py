@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.render.raster import EmbreeMesh
+from .fields import vertex_normals
 
 
 @dataclass
@@ -116,8 +117,6 @@ class SurfaceStrip:
     def posed(self, vertices: np.ndarray, body_faces: np.ndarray, offset: float) -> np.ndarray:
         """(N, 3) the points on the body ``vertices`` (V, 3, any pose and frame), ``offset`` m out
         along its normals."""
-        from .fields import vertex_normals
-
         on_body = np.einsum("nk,nkc->nc", self.bary, vertices[body_faces[self.face]])
         normal = np.einsum("nk,nkc->nc", self.bary, vertex_normals(vertices, body_faces)[body_faces[self.face]])
         return on_body + offset * normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
