@@ -18,7 +18,8 @@ sample part accuracy 0.862 -> 0.882 and background called body 0.0118 -> 0.0107 
 (2 px: 0.886, 0.0133; 3 px: 0.888, 0.0147).
 
 The row key covers the image and its ``body`` row (:func:`body_input_sha256`; with snapping its
-``person_mask`` row too): a refitted body re-renders, and an image whose body was missing is rendered once the body exists.
+``person_mask`` row too): a refitted body re-renders, and an image whose body was missing is
+rendered once the body exists.
 
 ``raster``: ``binned`` (exact CPU ray casting from the camera centre, compiled with numba:
 :mod:`vtonpipe.models.render.binned`), ``embree`` (Embree ray casting), ``torch`` (z-buffer on the

@@ -3,8 +3,8 @@ labeller for ``vtonpipe train landmarks`` (the rules: :mod:`vtonpipe.models.land
 
 Garment images: from the ``garment_mask`` annotation's mask (its contour) and the pixels (the
 front neckline); a dress's or jumpsuit's (category ``dresses``, or without a category a garment
-reaching far below the hips) on its top part. Person images: from the ``keypoints``, ``parsing`` and ``person_mask``
-annotations. Failures: ``no_upper_garment`` (a bottoms category, an empty garment mask, a person
+reaching far below the hips) on its top part. Person images: from the ``keypoints``,
+``parsing`` and ``person_mask`` annotations. Failures: ``no_upper_garment`` (a bottoms category, an empty garment mask, a person
 without upper-garment pixels), ``missing_keypoints`` (a person without both shoulders and a
 hip), ``missing_upstream`` (no upstream row).
 

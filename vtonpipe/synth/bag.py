@@ -19,7 +19,7 @@ BAG_GAP = 0.01
 STRAP_WIDTH = 0.03
 STRAP_OFFSET = 0.012
 STRAP_ROWS, STRAP_COLUMNS = 24, 3
-#: the box's six faces: outward normal axis and sign, then two in-face axes
+#: the box's six faces: the axis of each one's outward normal and its sign
 _SIDES = [(0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0), (2, 1.0), (2, -1.0)]
 
 

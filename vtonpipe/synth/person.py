@@ -109,7 +109,8 @@ class DressedBody:
     (m, positive inside); ``offset`` (V,) m: how far the clothed surface stands out along the
     normal; ``curtain``: the rest-pose hair curtain (:func:`~vtonpipe.synth.hair.hair_curtain`)
     or None; ``locks``: the locks over the shoulders (:func:`~vtonpipe.synth.hair.hair_locks`) or
-    None; ``bag``, ``strap``: the bag's box and strap (:mod:`vtonpipe.synth.bag`) or None. ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
+    None; ``bag``, ``strap``: the bag's box and strap (:mod:`vtonpipe.synth.bag`) or None.
+    ``attributes`` (V, K) float32 holds every per-vertex quantity materials interpolate.
 
     Labels (LIP): where several regions overlap the first of hair, top, bottom, shoes wins (a
     one-piece outfit's top and bottom are both its :data:`ONE_PIECE_LABELS` label);

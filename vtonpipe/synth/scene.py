@@ -104,9 +104,10 @@ class PersonView:
 
 @dataclass
 class Standoff:
-    """A mesh standing off the body: ``vertices`` (N, 3), ``faces`` (M, 3), its LIP ``label`` (hair,
-    or the skirt's: skirt, or dress when it is one) and per-vertex pattern coordinates ``uv`` (N, 2): (around, height) m on a skirt, the
-    (cos, sin) of the azimuth about the head on hair."""
+    """A mesh standing off the body: ``vertices`` (N, 3), ``faces`` (M, 3), its LIP ``label`` (hair;
+    the skirt's: skirt, or dress when it is one; ``ACCESSORY``, background, for a bag and its
+    strap) and per-vertex pattern coordinates ``uv`` (N, 2): (around, height) m on a skirt, the
+    (cos, sin) of the azimuth about the head on hair, unused on a bag."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -245,12 +246,16 @@ class Renderer:
         parsing[hit] = materials(coarse.face_id[hit], coarse.bary[hit])[2]
         body_raster = EmbreeMesh(body_cam, faces).rasterize(camera)
         under = body_raster.mask & hit & (coarse.face_id < n_body)
+        # each scene face's stand-off label (-1: the clothed body)
+        standoff = np.full(len(scene_faces), -1)
+        for k, extra in enumerate(extras, 1):
+            standoff[first[k] : first[k] + len(extra.faces)] = extra.label
+        accessory = standoff == ACCESSORY
         # a stand-off mesh (skirt, hair) lies over the body behind it, except over hands and arms;
         # an accessory (the bag) hides it
-        accessory = np.zeros(len(scene_faces) + 1, bool)  # by face id, the last entry for -1
-        for k, extra in enumerate(extras, 1):
-            accessory[first[k] : first[k] + len(extra.faces)] = extra.label == ACCESSORY
-        ys, xs = np.nonzero(body_raster.mask & hit & (coarse.face_id >= n_body) & ~accessory[coarse.face_id])
+        ys, xs = np.nonzero(body_raster.mask & hit & (coarse.face_id >= n_body))
+        not_accessory = ~accessory[coarse.face_id[ys, xs]]
+        ys, xs = ys[not_accessory], xs[not_accessory]
         arm = _interpolate(dressed.fields.arm[:, None], faces, body_raster.face_id[ys, xs], body_raster.bary[ys, xs])[:, 0]
         under[ys[arm < 0.5], xs[arm < 0.5]] = True
         body_raster.face_id[~under] = -1
@@ -258,11 +263,8 @@ class Renderer:
         body_raster.depth[~under] = np.inf
         iuv = iuv_from_raster(body_raster, self.charts.face_part, self.charts.face_uv)
 
-        coco18 = self._keypoints(dressed, posed, to_camera, camera, scene, accessory[:-1])
-        hiding = accessory[:-1].copy()  # hair and accessories hide the landmarks behind them
-        for k, extra in enumerate(extras, 1):
-            hiding[first[k] : first[k] + len(extra.faces)] |= extra.label == HAIR
-        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene, hiding)
+        coco18 = self._keypoints(dressed, posed, to_camera, camera, scene, accessory)
+        landmarks = _landmarks(dressed.anchors, to_camera.apply(clothed), camera, scene, accessory | (standoff == HAIR))
         return PersonView(image, camera, to_camera, pose, body_cam, body_raster, parsing, iuv, coco18, landmarks)
 
     def garment(self, dressed: DressedBody, size: tuple[int, int], seed: int) -> GarmentView:

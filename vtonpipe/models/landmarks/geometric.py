@@ -70,13 +70,13 @@ WAIST_BELOW_ARMPIT = 0.47
 #: less than ``FRAME_TOLERANCE[0]`` torso widths and their midpoint lies less than
 #: ``FRAME_TOLERANCE[1]`` from the neck's (exact masks: <= 0.01; the estimated masks that broke
 #: them, white garments lost on white: >= 0.16 or >= 0.19)
-#: a one-piece garment with legs (a jumpsuit): the column under its neck ends this many torso
-#: widths above its bottom (sample: dresses 0, jumpsuits with shorts >= 0.19, trousers >= 1.7)
-LEG_GAP = 0.1
 ONE_PIECE_HEM = 1.85
 ONE_PIECE_LENGTH = 2.12
 UPPER_PART = 1.3
 FRAME_TOLERANCE = (0.12, 0.15)
+#: a one-piece garment with legs (a jumpsuit): the column under its neck ends this many torso
+#: widths above its bottom (sample: dresses 0, jumpsuits with shorts >= 0.19, trousers >= 1.7)
+LEG_GAP = 0.1
 #: the front neckline's path: most rows it moves per column, and the cost of each row moved
 NECK_SLOPE = 3
 NECK_TURN_COST = 0.02

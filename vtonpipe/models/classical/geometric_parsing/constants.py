@@ -59,7 +59,7 @@ PRIOR = np.array(
     ]
 )
 #: nats: the most a colour model's negative log-density counts before the costs are smoothed
-#: (version 5: 40 -> 20; one pixel far from every model no longer outweighs a window of fitting
+#: (version 6: 40 -> 20; one pixel far from every model no longer outweighs a window of fitting
 #: ones: mIoU +0.007 to +0.05 on each of eight bench samples, hair IoU up to +0.13)
 NLL_CAP = 20.0
 HAIR_LOWEST = 0.35  # torso coordinate (0 neck, 1 mid-hip) below which there is no hair

@@ -242,8 +242,8 @@ def parse_person(
     ``face_mask`` (H, W) {0, 1} face oval or None; ``densepose_i`` (H, W) DensePose part ids
     (body parts from it instead of the keypoints) or None; ``garments`` (M, 3) colours of each
     paired in-shop garment (:func:`garment_colours`); ``garment_kind`` what they are (top | dress |
-    jumpsuit: ``models.landmarks.geometric.garment_kind``; None without one); ``category`` of the garment (upper_body |
-    lower_body | dresses | None). An image whose person shows no colour (:func:`shows_colour`) is
+    jumpsuit: ``models.landmarks.geometric.garment_kind``; None without one); ``category`` of the
+    garment (upper_body | lower_body | dresses | None). An image whose person shows no colour (:func:`shows_colour`) is
     parsed from lightness alone (:data:`LUMINANCE`). :class:`MissingKeypointsError` when the
     keypoints do not locate the torso.
     """
