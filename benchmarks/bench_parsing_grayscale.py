@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vtonpipe.converters.labels import LIP_LABELS
 from vtonpipe.bench.metrics import SegmentationIoU
+from vtonpipe.converters.labels import LIP_LABELS
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext

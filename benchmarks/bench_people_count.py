@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vtonpipe.core import ImageItem
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
+from vtonpipe.core import ImageItem
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth
 from vtonpipe.io import read_image
 from vtonpipe.models.nets.mediapipe import PeopleCounter

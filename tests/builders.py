@@ -12,6 +12,7 @@ import numpy as np
 
 from vtonpipe.annotators import get_annotator, register_backend
 from vtonpipe.annotators.garment_mask import ClassicalGarmentMask
+from vtonpipe.annotators.parsing import parsing_record
 from vtonpipe.converters.keypoints import keypoint_bbox
 from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.core import AnnotationFailure, Backend
@@ -108,6 +109,14 @@ class PersonMaskFromFile(_RowsFromFile):
 
     def record(self, mask):
         return PersonMaskRecord(mask=mask, area_fraction=float(mask.mean()), bbox=mask_bbox(mask))
+
+
+@register_backend
+class ParsingFromFile(_RowsFromFile):
+    spec = get_annotator("parsing")
+
+    def record(self, parsing):
+        return parsing_record(parsing, "lip", 0.0)
 
 
 #: the fields of a ``body`` row that rendering does not read

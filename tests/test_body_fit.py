@@ -1,7 +1,7 @@
 """The body fitter on anny: keypoints without the mesh, recovery of known bodies, batching, early
-stopping, front/back facing, the silhouette term, the ``anny-fit`` backend through ``run_stage``
-(failures recorded; with the silhouette term, the ``person_mask`` upstream), ``posed_mesh`` of
-fitted rows and the drawing."""
+stopping, front/back facing, the silhouette and parsing terms, the ``anny-fit`` backend through
+``run_stage`` (failures recorded; with the silhouette term, the ``person_mask`` upstream, with the
+parsing term the ``parsing`` one), ``posed_mesh`` of fitted rows and the drawing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from builders import simple_build, write_keypoints, write_rows
 from scipy.spatial.transform import Rotation
 
 from vtonpipe.annotators import get_backend
+from vtonpipe.converters.labels import LIP
 from vtonpipe.models.bodies.camera import PinholeCamera
 from vtonpipe.models.bodies.fitting import (
     AnnyFitModel,
@@ -21,9 +22,11 @@ from vtonpipe.models.bodies.fitting import (
     fit_bodies,
 )
 from vtonpipe.models.bodies.fitting.optimize import (
+    PARSING_REGIONS,
     _Batch,
     _freeze,
     _Params,
+    _PartRegions,
     _Silhouettes,
 )
 from vtonpipe.models.bodies.posed import posed_mesh
@@ -58,6 +61,27 @@ def silhouettes(model, pose, shape, rotation, translation) -> list[np.ndarray]:
     with torch.no_grad():
         vertices = model.body(pose, shape, rotation, translation).numpy()
     return [rasterize(v, model.body.faces, camera).mask.astype(np.uint8) for v in vertices]
+
+
+def bare_parsings(model, pose, shape, rotation, translation) -> list[np.ndarray]:
+    """uint8 (H, W) LIP maps of naked anny bodies (numpy batches): each body pixel gets the LIP
+    class of its DensePose part (arms, legs, face; the torso upper-clothes, the feet shoes)."""
+    from vtonpipe.models.render.iuv import anny_charts
+
+    lip = np.zeros(25, np.uint8)
+    for labels, parts in PARSING_REGIONS.items():
+        lip[list(parts)] = labels[0]
+    lip[[1, 2]] = LIP.UPPER_CLOTHES
+    lip[5], lip[6] = LIP.LEFT_SHOE, LIP.RIGHT_SHOE
+    camera = PinholeCamera(*(float(v) for v in camera_of(W, H, 20.0)), W, H)
+    face_part = anny_charts().face_part
+    with torch.no_grad():
+        vertices = model.body(pose, shape, rotation, translation).numpy()
+    out = []
+    for v in vertices:
+        face = rasterize(v, model.body.faces, camera).face_id
+        out.append(np.where(face >= 0, lip[face_part[np.maximum(face, 0)]], 0).astype(np.uint8))
+    return out
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -302,12 +326,75 @@ def test_silhouette_term_needs_a_mask_per_image(model):
         fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(silhouette_weight=1.0), [np.ones((W, H), np.uint8)] * 2)
 
 
+# -- the parsing term ------------------------------------------------------------------------------
+def test_parsing_term_is_the_mean_over_region_pixels_of_the_gap_to_their_parts(model):
+    """One left-arm pixel and three face pixels (weights 1/4 each): the left arm's points 5 px
+    from its pixel, the head's on the middle face pixel: (25 + 1 + 0 + 1) / 4. The right arm's
+    points on the left-arm pixel do not cover it; with no region pixel the term is 0."""
+    parsing = np.zeros((H, W), np.uint8)
+    parsing[60, 50] = LIP.LEFT_ARM
+    parsing[20, 100:103] = LIP.FACE
+    regions = _PartRegions([parsing, np.zeros((H, W), np.uint8)], model)
+    part = torch.as_tensor(model.surface_part)
+    pixels = torch.full((2, len(part), 2), 1000.0, dtype=model.dtype)
+    left_arm = torch.isin(part, torch.tensor([4, 15, 17, 19, 21]))
+    pixels[:, left_arm] = torch.tensor([53.0, 64.0], dtype=model.dtype)
+    pixels[:, torch.isin(part, torch.tensor([3, 16, 18, 20, 22]))] = torch.tensor([50.0, 60.0], dtype=model.dtype)  # the right arm
+    pixels[:, torch.isin(part, torch.tensor([23, 24]))] = torch.tensor([101.0, 20.0], dtype=model.dtype)
+    config = FitConfig(parsing_weight=1.0, silhouette_sigma=1e4)  # rho = r^2 (to 1e-7)
+    loss = regions.loss(pixels, torch.arange(2), torch.ones(2, dtype=model.dtype), config)
+    assert float(loss[0]) == pytest.approx((25 + 1 + 0 + 1) / 4, rel=1e-5) and float(loss[1]) == 0.0
+    # Geman-McClure: a pixel far from its part costs at most sigma^2
+    far = regions.loss(pixels[:1], torch.arange(1), torch.ones(1, dtype=model.dtype), FitConfig(parsing_weight=1.0, silhouette_sigma=0.5))
+    assert float(far[0]) < 0.25
+
+
+def test_surface_parts_are_densepose_parts_of_the_body_regions(model):
+    part = model.surface_part
+    assert part.shape == model.surface_index.shape and part.min() >= 1 and part.max() <= 24
+    assert set(np.unique(part)) == set(range(1, 25))
+    with torch.no_grad():
+        rest = model.body(torch.zeros(1, 104, 3), model.mean_shape())[0].numpy()[model.surface_index]
+    left = rest @ np.asarray(model.left)
+    # the person's left hand (part 4) on their left, the right hand (3) on their right; the head on top
+    assert left[part == 4].min() > 0 > left[part == 3].max()
+    assert (rest @ np.asarray(model.up))[np.isin(part, [23, 24])].min() > (rest @ np.asarray(model.up))[np.isin(part, [1, 2])].max() - 0.05
+
+
+def test_parsing_term_places_limbs_whose_keypoints_are_withheld(model):
+    """Only the nose, neck, shoulders and hips given and no silhouette: the bare arms and legs of
+    the parsing pull the limbs half way or more to their true places (about 22 -> 10 px; it only
+    asks for the bare pixels to be covered, the silhouette's outside part is what keeps the limbs
+    off the background); without the term they stay near the rest pose."""
+    truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
+    parsings = bare_parsings(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    keypoints = truth.keypoints.copy()
+    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
+    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
+    errors = {}
+    for weight in (0.0, 3.0):
+        fit = fit_bodies(model, keypoints, truth.sizes, FitConfig(parsing_weight=weight), parsings=parsings)
+        assert fit.failure == [None] * 3
+        errors[weight] = clean_error(fit, truth)[:, limbs].mean()
+    assert errors[0.0] > 15.0 and errors[3.0] < 0.6 * errors[0.0], errors
+
+
+def test_parsing_term_needs_a_parsing_per_image(model):
+    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
+    with pytest.raises(ValueError, match="LIP parsing"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(parsing_weight=1.0))
+    with pytest.raises(ValueError, match="LIP parsing"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(parsing_weight=1.0), parsings=[np.zeros((W, H), np.uint8)] * 2)
+
+
 @pytest.mark.parametrize("backend", ["anny-fit", "smpl-fit"])
-def test_requires_follows_the_silhouette_weight(backend):
+def test_requires_follows_the_silhouette_and_parsing_weights(backend):
     cls = get_backend("body", backend)
-    assert cls.default_params["silhouette_weight"] == 0.0
+    assert cls.default_params["silhouette_weight"] == 0.0 and cls.default_params["parsing_weight"] == 0.0
     assert cls().requires == ("keypoints",)
     assert cls({"silhouette_weight": 0.5}).requires == ("keypoints", "person_mask")
+    assert cls({"parsing_weight": 1.0}).requires == ("keypoints", "parsing")
+    assert cls({"silhouette_weight": 1.0, "parsing_weight": 1.0}).requires == ("keypoints", "person_mask", "parsing")
 
 
 # -- the backend through run_stage -----------------------------------------------------------------
@@ -392,3 +479,26 @@ def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, mode
     for b in range(2):
         mesh = posed_mesh(rows.record(ids[b]), W, H)
         assert iou(rasterize(mesh.vertices, mesh.faces, mesh.camera).mask, masks[b]) > 0.8  # < 0.65 without the term
+
+
+def test_anny_fit_with_the_parsing_term_reads_the_parsings(tmp_path, model):
+    """4 person images: 2 with keypoints (limbs withheld) and parsings, 1 without a parsing and 1
+    without keypoints (both missing_upstream); the parsing is an upstream of the rows."""
+    build = simple_build(tmp_path, n=2)
+    ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+    truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
+    parsings = bare_parsings(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    keypoints = truth.keypoints.copy()
+    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
+    write_keypoints(tmp_path, build, {ids[0]: keypoints[0], ids[1]: keypoints[1], ids[2]: keypoints[2]})
+    write_rows(tmp_path, build, "parsing", {ids[0]: parsings[0], ids[1]: parsings[1], ids[3]: parsings[2]})
+    result = run_stage(build, StageConfig("body", "anny-fit", {"parsing_weight": 3.0}), show_progress=False)
+    assert (result.computed, result.failures_by_reason) == (2, {"missing_upstream": 2})
+    failures = {r["item_id"]: r["message"] for r in ShardReader(BuildLayout(build).failures("body"))}
+    assert "parsing" in failures[ids[2]] and "keypoints" in failures[ids[3]]
+    provenance = read_manifest(build / "annotations" / "body")["provenance"][0]
+    assert provenance["params"]["parsing_weight"] == 3.0 and sorted(provenance["upstream"]) == ["keypoints", "parsing"]
+    rows = ShardReader(build / "annotations" / "body")
+    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
+    error = np.mean([np.linalg.norm(rows.get(ids[b])["joints_2d"][limbs, :2] - truth.clean[b, limbs], axis=-1).mean() for b in range(2)])
+    assert error < 12.0, error  # about 22 px without the term

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vtonpipe.models.bodies.camera import PinholeCamera
+from vtonpipe.models.render.binned import BinnedMesh
 from vtonpipe.models.render.flow import (
     BACKGROUND,
     HIDDEN,
@@ -14,7 +15,6 @@ from vtonpipe.models.render.flow import (
     body_flow,
     correspondence_ground_truth,
 )
-from vtonpipe.models.render.binned import BinnedMesh
 from vtonpipe.models.render.raster import rasterize
 
 CAM = PinholeCamera(100.0, 100.0, 23.5, 15.5, 48, 32)

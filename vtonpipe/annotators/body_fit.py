@@ -14,14 +14,15 @@
 
 All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silhouette_weight >
 0`` also read the ``person_mask`` annotation's ``mask`` (``requires`` follows the param) for the
-fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best). Params (see
+fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best),
+and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term. Params (see
 :class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
 principal point at the image centre), optimiser settings, prior and silhouette weights and the
 failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
 ``fit_failed`` (mean keypoint error above ``max_residual`` x person size, or a diverged fit),
-``missing_upstream`` (no keypoints row, or, with the silhouette term, no person_mask row: the
-upstream stage failed on the image; such an image is not fitted without its mask, so every row
-of a configuration is fitted the same way).
+``missing_upstream`` (no keypoints row, or, with the silhouette or parsing term, no person_mask
+or parsing row: the upstream stage failed on the image; such an image is not fitted without it,
+so every row of a configuration is fitted the same way).
 """
 
 from __future__ import annotations
@@ -87,25 +88,34 @@ class _FitBackend(Backend):
 
     @property
     def requires(self) -> tuple[str, ...]:
-        return ("keypoints", "person_mask") if self.params["silhouette_weight"] > 0 else ("keypoints",)
+        return ("keypoints",) + ("person_mask",) * (self.params["silhouette_weight"] > 0) + ("parsing",) * (self.params["parsing_weight"] > 0)
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[BodyRecord | AnnotationFailure]:
-        silhouette = self.params["silhouette_weight"] > 0
+        silhouette, parsing = self.params["silhouette_weight"] > 0, self.params["parsing_weight"] > 0
         out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
+        parsings: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
             try:
                 row = ctx.annotation("keypoints", item.image_id).keypoints
                 mask = ctx.annotation("person_mask", item.image_id).mask if silhouette else None
+                labels = ctx.annotation("parsing", item.image_id).parsing if parsing else None
             except AnnotationFailure as f:
                 out[i] = f
             else:
-                keypoints[i], masks[i] = row, mask
+                keypoints[i], masks[i], parsings[i] = row, mask, labels
         if keypoints:
             sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
             config = FitConfig.from_params(self.params)
-            fit = fit_bodies(self._model, np.stack(list(keypoints.values())), sizes, config, list(masks.values()) if silhouette else None)
+            fit = fit_bodies(
+                self._model,
+                np.stack(list(keypoints.values())),
+                sizes,
+                config,
+                list(masks.values()) if silhouette else None,
+                parsings=list(parsings.values()) if parsing else None,
+            )
             for j, i in enumerate(keypoints):
                 out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else BodyRecord(**fit.record(j))
         return [out[i] for i in range(len(items))]

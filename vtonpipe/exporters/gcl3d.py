@@ -103,18 +103,6 @@ def smpl_pickle(mesh: PosedMesh) -> dict[str, np.ndarray]:
     return {"pred_vertices_img": mesh.project(), "visibility": visibility}
 
 
-def vertex_parts(faces: np.ndarray, face_part: np.ndarray, num_vertices: int) -> np.ndarray:
-    """(V,) int32: the part of the first face (in index order) holding each vertex; -1 for a
-    vertex no face holds."""
-    out = np.full(num_vertices, -1, np.int32)
-    first = np.full(num_vertices, len(faces), np.int64)
-    for corner in range(3):
-        np.minimum.at(first, faces[:, corner], np.arange(len(faces)))
-    held = first < len(faces)
-    out[held] = face_part[first[held]]
-    return out
-
-
 def symmetric_vertices(rest: np.ndarray) -> np.ndarray:
     """(V,) int32: for each rest-pose vertex (V, 3) the vertex nearest to its mirror image, the
     mirror being the plane through the centroid normal to the axis that maps the vertex set
@@ -133,7 +121,7 @@ def symmetric_vertices(rest: np.ndarray) -> np.ndarray:
 
 def body_topology(body: Any, size: Size) -> dict[str, np.ndarray]:
     """The three topology arrays of the body model of ``body`` (a ``body`` record)."""
-    from ..models.render.iuv import anny_charts, smpl_charts
+    from ..models.render.iuv import anny_charts, smpl_charts, vertex_parts
 
     rest = posed_mesh(
         dataclasses.replace(body, pose=np.zeros_like(body.pose), rotation=np.zeros(3, np.float32), translation=np.zeros(3, np.float32)), size[1], size[0]

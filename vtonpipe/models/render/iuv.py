@@ -76,6 +76,18 @@ class PartCharts:
     face_uv: np.ndarray
 
 
+def vertex_parts(faces: np.ndarray, face_part: np.ndarray, num_vertices: int) -> np.ndarray:
+    """(V,) int32: the part of the first face (in index order) holding each vertex; -1 for a
+    vertex no face holds."""
+    out = np.full(num_vertices, -1, np.int32)
+    first = np.full(num_vertices, len(faces), np.int64)
+    for corner in range(3):
+        np.minimum.at(first, faces[:, corner], np.arange(len(faces)))
+    held = first < len(faces)
+    out[held] = face_part[first[held]]
+    return out
+
+
 def iuv_from_raster(raster: Raster, face_part: np.ndarray, face_uv: np.ndarray) -> np.ndarray:
     """DensePose IUV uint8 (H, W, 3): I = the hit face's part, U, V = round(255 * interpolated uv).
 

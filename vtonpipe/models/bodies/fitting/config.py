@@ -18,7 +18,7 @@ class FitConfig:
     person's size ``S`` (the larger side of the detected keypoints' box)."""
 
     fov_y_deg: float = 20.0  # assumed vertical field of view of the photo (fashion photos: long lenses)
-    max_iters: int = 300  # Adam steps of the full fit (and of the silhouette stage), at most
+    max_iters: int = 300  # Adam steps of the full fit (and of the surface stage), at most
     rigid_iters: int = 40  # Adam steps of the rigid stage (both facings)
     lr: float = 0.05  # pose; other groups are scaled from it
     patience: int = 20
@@ -33,7 +33,8 @@ class FitConfig:
     max_residual: float = 0.05  # fit_failed above this mean error (fraction of S)
     silhouette_weight: float = 0.0  # > 0: add the silhouette term against the person masks (0: keypoints only)
     silhouette_coverage: float = 1.0  # weight of its coverage part relative to its outside part
-    silhouette_sigma: float = 0.05  # Geman-McClure scale of both parts (fraction of S)
+    silhouette_sigma: float = 0.05  # Geman-McClure scale of both parts (fraction of S), and of the parsing term
+    parsing_weight: float = 0.0  # > 0: add the parsing term against the LIP parsings (bare arms, legs, face and shoes covered by their body parts)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FitConfig:

@@ -12,6 +12,7 @@ sums only the non-zero (keypoint, bone) moments.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class FitModel(ABC):
     front: tuple[float, float, float]
     device: torch.device
     dtype: torch.dtype
-    surface_index: np.ndarray  # (K,) vertices the silhouette term projects (:func:`spread_vertices`)
+    surface_index: np.ndarray  # (K,) vertices the silhouette and parsing terms project (:func:`spread_vertices`)
+    surface_part: np.ndarray  # (K,) int32 DensePose part (1..24) of each of them (the parsing term's)
 
     @abstractmethod
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
@@ -250,6 +252,13 @@ class AnnyFitModel(FitModel):
         self._surface_skin = torch.as_tensor(surface_skin[:, self.surface_skeleton.bones], **t)  # (K, J')
         self._coefficients = m.get_phenotype_blendshape_coefficients if full_skeleton else _PhenotypeCoefficients(m)
 
+    @functools.cached_property
+    def surface_part(self) -> np.ndarray:
+        from ...render.iuv import anny_charts, vertex_parts
+
+        faces = self.body.faces
+        return vertex_parts(faces, anny_charts().face_part, int(faces.max()) + 1)[self.surface_index]
+
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(free)
 
@@ -327,6 +336,13 @@ class SMPLFitModel(FitModel):
         with torch.no_grad():
             rest = body(torch.zeros(NUM_JOINTS - 1, 3), torch.zeros(self.num_shape))[0]
         self.surface_index = spread_vertices(rest.double().cpu().numpy(), SURFACE_SPACING)
+
+    @functools.cached_property
+    def surface_part(self) -> np.ndarray:
+        from ...render.iuv import smpl_charts, vertex_parts
+
+        charts = smpl_charts()
+        return vertex_parts(charts.smpl_faces, charts.face_part, int(charts.smpl_faces.max()) + 1)[self.surface_index]
 
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
         return free

@@ -14,6 +14,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ....converters.keypoints import COCO18
+from ....converters.labels import LIP
 from ..anny import rotvec_to_rotmat
 from .config import FitConfig, camera_of, keypoint_problem, person_size
 from .models import FitModel
@@ -104,7 +105,7 @@ def _data_term(pixels: torch.Tensor, batch: _Batch, idx: torch.Tensor, sigma: fl
 
 #: mask contour points per image of the silhouette term's coverage part
 EDGE_POINTS = 160
-#: learning rate of the silhouette stage, times ``FitConfig.lr``: it refines a converged keypoint
+#: learning rate of the surface stage (silhouette and parsing terms), times ``FitConfig.lr``: it refines a converged keypoint
 #: fit (at the full rate Adam's first steps throw the fit off and early stopping ends the stage)
 SILHOUETTE_LR = 0.1
 
@@ -154,13 +155,70 @@ class _Silhouettes:
         grid = (pixels + self.margin) * self._to_grid - 1.0
         out = torch.nn.functional.grid_sample(self.distance[idx], grid[:, :, None], align_corners=True, padding_mode="border")[:, 0, :, 0]
         outside = _gm((out / scale[:, None]) ** 2, config.silhouette_sigma).mean(-1)
-        edge = self.edge[idx]
-        with torch.no_grad():
-            # (b, P): the min's (sub)gradient flows to these (min's indices: 3x faster than argmin on CPU)
-            nearest = torch.baddbmm((pixels**2).sum(-1)[:, None], edge, pixels.transpose(1, 2), alpha=-2.0).min(-1).indices
-        gap2 = ((edge - pixels.gather(1, nearest[..., None].expand(-1, -1, 2))) ** 2).sum(-1) / scale[:, None] ** 2
-        coverage = (self.edge_weight[idx] * _gm(gap2, config.silhouette_sigma)).sum(-1)
+        coverage = _coverage(self.edge[idx], self.edge_weight[idx], pixels, scale, config.silhouette_sigma)
         return outside + config.silhouette_coverage * coverage
+
+
+def _coverage(targets: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor, scale: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(b,) weighted sum over the ``targets`` (b, P, 2) px of ``rho`` of each one's distance to the
+    nearest of ``pixels`` (b, K, 2), over the person sizes ``scale`` (b,); ``weights`` (b, P)."""
+    with torch.no_grad():
+        # (b, P): the min's (sub)gradient flows to these (min's indices: 3x faster than argmin on CPU)
+        nearest = torch.baddbmm((pixels**2).sum(-1)[:, None], targets, pixels.transpose(1, 2), alpha=-2.0).min(-1).indices
+    gap2 = ((targets - pixels.gather(1, nearest[..., None].expand(-1, -1, 2))) ** 2).sum(-1) / scale[:, None] ** 2
+    return (weights * _gm(gap2, sigma)).sum(-1)
+
+
+#: the parsing term's regions: LIP classes of bare skin and shoes -> the DensePose parts
+#: (:data:`~vtonpipe.models.render.iuv.PART_NAMES`) whose projection must cover them. A bare-skin
+#: pixel shows that body part in front, whatever covers the rest of the body, so the term holds
+#: under occlusion and clothing; garments (loose, and over several parts) are left to the silhouette.
+PARSING_REGIONS: dict[tuple[int, ...], tuple[int, ...]] = {
+    (LIP.LEFT_ARM,): (4, 15, 17, 19, 21),
+    (LIP.RIGHT_ARM,): (3, 16, 18, 20, 22),
+    (LIP.LEFT_LEG,): (8, 10, 12, 14),
+    (LIP.RIGHT_LEG,): (7, 9, 11, 13),
+    (LIP.LEFT_SHOE,): (5, 12, 14),
+    (LIP.RIGHT_SHOE,): (6, 11, 13),
+    (LIP.FACE,): (23, 24),
+}
+#: pixels per region and image the parsing term samples (evenly in raster order)
+REGION_POINTS = 32
+
+
+class _PartRegions:
+    """The LIP parsings of a batch, ready for the parsing term (:meth:`loss`).
+
+    ``points`` (B, G, P, 2) px: up to ``REGION_POINTS`` pixels of each of the G
+    :data:`PARSING_REGIONS` of each parsing; ``weight`` (B, G, P): each region's share of the
+    image's labelled region pixels over its point count (0 for padding), so that the term is the
+    mean over those pixels; ``parts``: per region, the surface points (indices into
+    ``model.surface_index``) of its body parts."""
+
+    def __init__(self, parsings: Sequence[np.ndarray], model: FitModel):
+        groups = list(PARSING_REGIONS.items())
+        points = np.zeros((len(parsings), len(groups), REGION_POINTS, 2), np.float32)
+        weight = np.zeros((len(parsings), len(groups), REGION_POINTS), np.float32)
+        for b, parsing in enumerate(parsings):
+            pixels = [np.nonzero(np.isin(parsing, labels)) for labels, _ in groups]
+            total = sum(len(ys) for ys, _ in pixels)
+            for g, (ys, xs) in enumerate(pixels):
+                n = min(len(ys), REGION_POINTS)
+                pick = np.linspace(0, len(ys) - 1, n).round().astype(int)
+                points[b, g, :n] = np.stack([xs[pick], ys[pick]], 1)
+                weight[b, g, :n] = len(ys) / total / n if n else 0.0
+        t = {"dtype": model.dtype, "device": model.device}
+        self.points = torch.as_tensor(points, **t)
+        self.weight = torch.as_tensor(weight, **t)
+        self.parts = [torch.as_tensor(np.nonzero(np.isin(model.surface_part, parts))[0], device=model.device) for _, parts in groups]
+
+    def loss(self, pixels: torch.Tensor, idx: torch.Tensor, scale: torch.Tensor, config: FitConfig) -> torch.Tensor:
+        """(b,) parsing term of images ``idx`` whose surface points project to ``pixels`` (b, K, 2):
+        the mean over the region pixels of ``rho`` of their distance to the nearest projected point
+        of their region's body parts, over the person sizes ``scale`` (b,) px."""
+        return sum(
+            _coverage(self.points[idx, g], self.weight[idx, g], pixels[:, parts], scale, config.silhouette_sigma) for g, parts in enumerate(self.parts)
+        )
 
 
 class _Params(torch.nn.Module):
@@ -270,10 +328,12 @@ def fit_bodies(
     config: FitConfig = FitConfig(),
     masks: Sequence[np.ndarray] | None = None,
     people: Sequence[Hashable] | None = None,
+    parsings: Sequence[np.ndarray] | None = None,
 ) -> FitResult:
     """Fit ``model`` to the COCO-18 keypoints (B, 18, 3) (x, y px, confidence) of B images of
     ``sizes`` (W, H) as one batched problem; with ``config.silhouette_weight > 0`` also to the
-    person ``masks`` (B of uint8 (H, W), 1 on the person; required then, unused otherwise).
+    person ``masks`` (B of uint8 (H, W), 1 on the person; required then, unused otherwise), and with
+    ``config.parsing_weight > 0`` to the LIP ``parsings`` (B of uint8 (H, W) ids; likewise).
     ``people`` (B keys, optional): images with equal keys show one person and share one shape,
     fitted jointly (their losses summed; they stop together). Images whose keypoints cannot be
     fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters."""
@@ -283,6 +343,8 @@ def fit_bodies(
         raise ValueError(f"{len(people)} people keys for {n} images")
     if config.silhouette_weight > 0 and (masks is None or [m.shape[::-1] for m in masks] != [tuple(s) for s in sizes]):
         raise ValueError("silhouette_weight > 0 needs one person mask (H, W) per image, of the image's size")
+    if config.parsing_weight > 0 and (parsings is None or [p.shape[::-1] for p in parsings] != [tuple(s) for s in sizes]):
+        raise ValueError("parsing_weight > 0 needs one LIP parsing (H, W) per image, of the image's size")
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
     ok = [b for b in range(n) if problems[b] is None]
     result = FitResult(
@@ -303,25 +365,31 @@ def fit_bodies(
     person = torch.as_tensor([rows[k] for k in keys], device=model.device)  # (m,) image -> shape row
     params = _Params(model, R0, t0, len(model.fit_bones), len(rows))
 
-    def losses(idx: torch.Tensor, silhouettes: _Silhouettes | None) -> torch.Tensor:
+    def losses(idx: torch.Tensor, terms: Sequence[tuple[float, _Silhouettes | _PartRegions]]) -> torch.Tensor:
+        """``terms``: (weight, term) of the surface terms (none: keypoints and priors only)."""
         pose_fit, shape = params.pose[idx], model.shape_from_free(params.shape[person[idx]])
         pose = _full_pose(model, pose_fit)
         R, t = params.rigid(idx)
-        if silhouettes is None:
+        if not terms:
             joints = model.keypoints(pose, shape)
         else:
             joints, surface = model.keypoints_and_surface(pose, shape)
         loss = _data_term(batch.project(joints @ R.transpose(1, 2) + t[:, None], idx), batch, idx, config.sigma)
         loss = loss + _pose_prior(model, pose_fit, config) + config.shape_weight * model.shape_prior(shape)
-        if silhouettes is not None:
+        if terms:
             pixels = batch.project(surface @ R.transpose(1, 2) + t[:, None], idx)
-            loss = loss + config.silhouette_weight * silhouettes.loss(pixels, idx, batch.scale[idx], config)
+            for weight, term in terms:
+                loss = loss + weight * term.loss(pixels, idx, batch.scale[idx], config)
         return loss
 
-    steps = _descend(params, lambda idx: losses(idx, None), config.lr, config, person)
-    if config.silhouette_weight > 0:  # the silhouette stage: refine the keypoint fit
-        silhouettes = _Silhouettes([masks[b] for b in ok], model)
-        steps += _descend(params, lambda idx: losses(idx, silhouettes), SILHOUETTE_LR * config.lr, config, person)
+    steps = _descend(params, lambda idx: losses(idx, ()), config.lr, config, person)
+    terms = []
+    if config.silhouette_weight > 0:
+        terms.append((config.silhouette_weight, _Silhouettes([masks[b] for b in ok], model)))
+    if config.parsing_weight > 0:
+        terms.append((config.parsing_weight, _PartRegions([parsings[b] for b in ok], model)))
+    if terms:  # the surface stage: refine the keypoint fit
+        steps += _descend(params, lambda idx: losses(idx, terms), SILHOUETTE_LR * config.lr, config, person)
 
     m = len(ok)
     with torch.no_grad():
