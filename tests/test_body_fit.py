@@ -84,6 +84,18 @@ def bare_parsings(model, pose, shape, rotation, translation) -> list[np.ndarray]
     return out
 
 
+#: COCO-18 elbows, wrists, knees and ankles; the keypoints a torso-only problem withholds (all but the nose, neck, shoulders and hips)
+LIMBS = [3, 4, 6, 7, 9, 10, 12, 13]
+WITHHELD = [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17]
+
+
+def torso_only(keypoints: np.ndarray) -> np.ndarray:
+    """A copy of (B, 18, 3) keypoints with the ``WITHHELD`` ones undetected (confidence 0)."""
+    out = keypoints.copy()
+    out[:, WITHHELD, 2] = 0.0
+    return out
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.astype(bool) & b.astype(bool)).sum() / (a.astype(bool) | b.astype(bool)).sum())
 
@@ -304,15 +316,13 @@ def test_silhouette_term_places_limbs_whose_keypoints_are_withheld(model):
     stay near the rest pose without it."""
     truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
     masks = silhouettes(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    keypoints = truth.keypoints.copy()
-    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
-    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
+    keypoints = torso_only(truth.keypoints)
     scores = {}
     for weight in (0.0, 1.0):
         fit = fit_bodies(model, keypoints, truth.sizes, FitConfig(silhouette_weight=weight), masks)
         assert fit.failure == [None] * 3
         fitted = silhouettes(model, fit.pose, fit.shape, fit.rotation, fit.translation)
-        scores[weight] = [iou(a, b) for a, b in zip(fitted, masks)], clean_error(fit, truth)[:, limbs].mean()
+        scores[weight] = [iou(a, b) for a, b in zip(fitted, masks)], clean_error(fit, truth)[:, LIMBS].mean()
     (iou_without, limbs_without), (iou_with, limbs_with) = scores[0.0], scores[1.0]
     assert max(iou_without) < 0.7 and min(iou_with) > 0.85, scores
     assert limbs_with < 8.0 and limbs_without > 15.0, scores
@@ -368,14 +378,12 @@ def test_parsing_term_places_limbs_whose_keypoints_are_withheld(model):
     off the background); without the term they stay near the rest pose."""
     truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
     parsings = bare_parsings(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    keypoints = truth.keypoints.copy()
-    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
-    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
+    keypoints = torso_only(truth.keypoints)
     errors = {}
     for weight in (0.0, 3.0):
         fit = fit_bodies(model, keypoints, truth.sizes, FitConfig(parsing_weight=weight), parsings=parsings)
         assert fit.failure == [None] * 3
-        errors[weight] = clean_error(fit, truth)[:, limbs].mean()
+        errors[weight] = clean_error(fit, truth)[:, LIMBS].mean()
     assert errors[0.0] > 15.0 and errors[3.0] < 0.6 * errors[0.0], errors
 
 
@@ -460,8 +468,7 @@ def test_anny_fit_with_the_silhouette_term_reads_the_person_masks(tmp_path, mode
     ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
     truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
     masks = silhouettes(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    keypoints = truth.keypoints.copy()
-    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0  # nose, neck, shoulders, hips left
+    keypoints = torso_only(truth.keypoints)  # nose, neck, shoulders, hips left
     write_keypoints(tmp_path, build, {ids[0]: keypoints[0], ids[1]: keypoints[1], ids[2]: keypoints[2]})
     params = {"silhouette_weight": 1.0}
     with pytest.raises(StageError, match="person_mask"):
@@ -488,8 +495,7 @@ def test_anny_fit_with_the_parsing_term_reads_the_parsings(tmp_path, model):
     ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
     truth = synthetic_bodies(model, 3, seed=7, size=(W, H), noise_px=0.5)
     parsings = bare_parsings(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    keypoints = truth.keypoints.copy()
-    keypoints[:, [3, 4, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17], 2] = 0.0
+    keypoints = torso_only(truth.keypoints)
     write_keypoints(tmp_path, build, {ids[0]: keypoints[0], ids[1]: keypoints[1], ids[2]: keypoints[2]})
     write_rows(tmp_path, build, "parsing", {ids[0]: parsings[0], ids[1]: parsings[1], ids[3]: parsings[2]})
     result = run_stage(build, StageConfig("body", "anny-fit", {"parsing_weight": 3.0}), show_progress=False)
@@ -499,6 +505,5 @@ def test_anny_fit_with_the_parsing_term_reads_the_parsings(tmp_path, model):
     provenance = read_manifest(build / "annotations" / "body")["provenance"][0]
     assert provenance["params"]["parsing_weight"] == 3.0 and sorted(provenance["upstream"]) == ["keypoints", "parsing"]
     rows = ShardReader(build / "annotations" / "body")
-    limbs = [3, 4, 6, 7, 9, 10, 12, 13]
-    error = np.mean([np.linalg.norm(rows.get(ids[b])["joints_2d"][limbs, :2] - truth.clean[b, limbs], axis=-1).mean() for b in range(2)])
+    error = np.mean([np.linalg.norm(rows.get(ids[b])["joints_2d"][LIMBS, :2] - truth.clean[b, LIMBS], axis=-1).mean() for b in range(2)])
     assert error < 12.0, error  # about 22 px without the term
