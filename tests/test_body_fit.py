@@ -69,8 +69,8 @@ def bare_parsings(model, pose, shape, rotation, translation) -> list[np.ndarray]
     from vtonpipe.models.render.iuv import anny_charts
 
     lip = np.zeros(25, np.uint8)
-    for labels, parts in PARSING_REGIONS.items():
-        lip[list(parts)] = labels[0]
+    for label, parts in PARSING_REGIONS.items():
+        lip[list(parts)] = label
     lip[[1, 2]] = LIP.UPPER_CLOTHES
     lip[5], lip[6] = LIP.LEFT_SHOE, LIP.RIGHT_SHOE
     camera = PinholeCamera(*(float(v) for v in camera_of(W, H, 20.0)), W, H)

@@ -173,14 +173,14 @@ def _coverage(targets: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor
 #: (:data:`~vtonpipe.models.render.iuv.PART_NAMES`) whose projection must cover them. A bare-skin
 #: pixel shows that body part in front, whatever covers the rest of the body, so the term holds
 #: under occlusion and clothing; garments (loose, and over several parts) are left to the silhouette.
-PARSING_REGIONS: dict[tuple[int, ...], tuple[int, ...]] = {
-    (LIP.LEFT_ARM,): (4, 15, 17, 19, 21),
-    (LIP.RIGHT_ARM,): (3, 16, 18, 20, 22),
-    (LIP.LEFT_LEG,): (8, 10, 12, 14),
-    (LIP.RIGHT_LEG,): (7, 9, 11, 13),
-    (LIP.LEFT_SHOE,): (5, 12, 14),
-    (LIP.RIGHT_SHOE,): (6, 11, 13),
-    (LIP.FACE,): (23, 24),
+PARSING_REGIONS: dict[LIP, tuple[int, ...]] = {
+    LIP.LEFT_ARM: (4, 15, 17, 19, 21),
+    LIP.RIGHT_ARM: (3, 16, 18, 20, 22),
+    LIP.LEFT_LEG: (8, 10, 12, 14),
+    LIP.RIGHT_LEG: (7, 9, 11, 13),
+    LIP.LEFT_SHOE: (5, 12, 14),
+    LIP.RIGHT_SHOE: (6, 11, 13),
+    LIP.FACE: (23, 24),
 }
 #: pixels per region and image the parsing term samples (evenly in raster order)
 REGION_POINTS = 32
@@ -196,11 +196,10 @@ class _PartRegions:
     ``model.surface_index``) of its body parts."""
 
     def __init__(self, parsings: Sequence[np.ndarray], model: FitModel):
-        groups = list(PARSING_REGIONS.items())
-        points = np.zeros((len(parsings), len(groups), REGION_POINTS, 2), np.float32)
-        weight = np.zeros((len(parsings), len(groups), REGION_POINTS), np.float32)
+        points = np.zeros((len(parsings), len(PARSING_REGIONS), REGION_POINTS, 2), np.float32)
+        weight = np.zeros((len(parsings), len(PARSING_REGIONS), REGION_POINTS), np.float32)
         for b, parsing in enumerate(parsings):
-            pixels = [np.nonzero(np.isin(parsing, labels)) for labels, _ in groups]
+            pixels = [np.nonzero(parsing == label) for label in PARSING_REGIONS]
             total = sum(len(ys) for ys, _ in pixels)
             for g, (ys, xs) in enumerate(pixels):
                 n = min(len(ys), REGION_POINTS)
@@ -210,7 +209,7 @@ class _PartRegions:
         t = {"dtype": model.dtype, "device": model.device}
         self.points = torch.as_tensor(points, **t)
         self.weight = torch.as_tensor(weight, **t)
-        self.parts = [torch.as_tensor(np.nonzero(np.isin(model.surface_part, parts))[0], device=model.device) for _, parts in groups]
+        self.parts = [torch.as_tensor(np.nonzero(np.isin(model.surface_part, parts))[0], device=model.device) for parts in PARSING_REGIONS.values()]
 
     def loss(self, pixels: torch.Tensor, idx: torch.Tensor, scale: torch.Tensor, config: FitConfig) -> torch.Tensor:
         """(b,) parsing term of images ``idx`` whose surface points project to ``pixels`` (b, K, 2):
