@@ -340,10 +340,9 @@ def fit_bodies(
     n = len(keypoints)
     if people is not None and len(people) != n:
         raise ValueError(f"{len(people)} people keys for {n} images")
-    if config.silhouette_weight > 0 and (masks is None or [m.shape[::-1] for m in masks] != [tuple(s) for s in sizes]):
-        raise ValueError("silhouette_weight > 0 needs one person mask (H, W) per image, of the image's size")
-    if config.parsing_weight > 0 and (parsings is None or [p.shape[::-1] for p in parsings] != [tuple(s) for s in sizes]):
-        raise ValueError("parsing_weight > 0 needs one LIP parsing (H, W) per image, of the image's size")
+    for weight, maps, what in (("silhouette_weight", masks, "person mask"), ("parsing_weight", parsings, "LIP parsing")):
+        if getattr(config, weight) > 0 and (maps is None or [m.shape[::-1] for m in maps] != [tuple(s) for s in sizes]):
+            raise ValueError(f"{weight} > 0 needs one {what} (H, W) per image, of the image's size")
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
     ok = [b for b in range(n) if problems[b] is None]
     result = FitResult(
