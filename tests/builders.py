@@ -13,7 +13,7 @@ import numpy as np
 from vtonpipe.annotators import get_annotator, register_backend
 from vtonpipe.annotators.garment_mask import ClassicalGarmentMask
 from vtonpipe.annotators.parsing import parsing_record
-from vtonpipe.converters.keypoints import keypoint_bbox
+from vtonpipe.converters.keypoints import keypoint_bbox, mp33_to_coco18
 from vtonpipe.converters.masks import mask_bbox
 from vtonpipe.core import AnnotationFailure, Backend
 from vtonpipe.io import write_image
@@ -99,8 +99,11 @@ class _RowsFromFile(Backend):
 class KeypointsFromFile(_RowsFromFile):
     spec = get_annotator("keypoints")
 
-    def record(self, kp):
-        return KeypointsRecord(keypoints=kp, people=kp[None], num_people=1, score=1.0, bbox=keypoint_bbox(kp))
+    def record(self, values):
+        """``values``: COCO-18 (18, 3) keypoints, or MediaPipe's (33, 4) landmarks (x, y, z, visibility), kept as the mediapipe backend does."""
+        landmarks = values if values.shape == (33, 4) else None
+        kp = values if landmarks is None else mp33_to_coco18(landmarks[:, [0, 1, 3]])
+        return KeypointsRecord(keypoints=kp, people=kp[None], num_people=1, score=1.0, bbox=keypoint_bbox(kp), landmarks_mp33=landmarks)
 
 
 @register_backend

@@ -13,6 +13,7 @@ from builders import simple_build, write_keypoints, write_rows
 from scipy.spatial.transform import Rotation
 
 from vtonpipe.annotators import get_backend
+from vtonpipe.converters.keypoints import MP33_TO_COCO18
 from vtonpipe.converters.labels import LIP
 from vtonpipe.models.bodies.camera import PinholeCamera
 from vtonpipe.models.bodies.fitting import (
@@ -24,6 +25,7 @@ from vtonpipe.models.bodies.fitting import (
 from vtonpipe.models.bodies.fitting.optimize import (
     PARSING_REGIONS,
     _Batch,
+    _depth_term,
     _freeze,
     _Params,
     _PartRegions,
@@ -336,6 +338,70 @@ def test_silhouette_term_needs_a_mask_per_image(model):
         fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(silhouette_weight=1.0), [np.ones((W, H), np.uint8)] * 2)
 
 
+# -- the depth term --------------------------------------------------------------------------------
+def camera_joints(model, pose, shape, rotation, translation) -> np.ndarray:
+    """(B, 18, 3) camera-frame COCO-18 joints (m) of anny bodies (numpy batches)."""
+    t = {"dtype": model.dtype, "device": model.device}
+    with torch.no_grad():
+        joints = model.keypoints(torch.as_tensor(pose, **t), torch.as_tensor(shape, **t))
+    joints = joints.double().cpu().numpy()
+    return np.einsum("bij,bkj->bki", Rotation.from_rotvec(rotation).as_matrix(), joints) + translation[:, None]
+
+
+def relative_depths(joints: np.ndarray) -> np.ndarray:
+    """(B, 18) m: each joint's depth minus the hips' midpoint's."""
+    return joints[..., 2] - 0.5 * (joints[:, 8, 2] + joints[:, 11, 2])[:, None]
+
+
+def test_depth_term_is_the_gap_to_the_scaled_depths(model):
+    """Hips at 5 m, the right wrist 0.5 m nearer: its relative depth is f (-0.5) / 5 px. MediaPipe's
+    z puts it 10 px nearer than that (after ``depth_scale``), the hips at 0: over the three joints
+    with a depth, ((10 / S)^2 + 0 + 0) / 3; the elbow, detected without a depth (NaN), and the
+    undetected joints do not count."""
+    keypoints = np.zeros((1, 18, 3))
+    keypoints[0, [4, 8, 11, 3], 2] = 1.0
+    keypoints[0, [4, 8, 11, 3], :2] = [[0, 0], [100, 0], [0, 200], [50, 50]]  # S = 200 px
+    config = FitConfig(depth_weight=1.0, depth_scale=0.25, sigma=1e4)  # rho = r^2 (to 1e-7)
+    f = float(camera_of(W, H, config.fov_y_deg)[0])
+    depths = np.zeros((1, 18))
+    depths[0, 4] = (f * -0.5 / 5 - 10) / config.depth_scale
+    depths[0, 3] = np.nan
+    batch = _Batch(model, keypoints, [(W, H)], config, depths)
+    joints = torch.zeros(1, 18, 3, dtype=model.dtype)
+    joints[..., 2] = 5.0
+    joints[0, 4, 2] = 4.5
+    joints[0, 3, 2] = 3.0  # no depth: not counted
+    loss = _depth_term(joints, batch, torch.arange(1), config)
+    assert float(loss[0]) == pytest.approx((10 / 200) ** 2 / 3, rel=1e-4)
+
+
+def test_depth_term_brings_the_joints_depths_nearer_the_truth(model):
+    """Noisy 2D keypoints leave each limb's depth (which way it points, towards or away from the
+    camera) to the pose prior; the exact relative depths (scaled as MediaPipe's) decide it."""
+    truth = synthetic_bodies(model, 6, seed=3, size=(W, H), noise_px=2.0)
+    true_joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    config = FitConfig()
+    f = float(camera_of(W, H, config.fov_y_deg)[0])
+    hips = 0.5 * (true_joints[:, 8, 2] + true_joints[:, 11, 2])[:, None]
+    depths = f * relative_depths(true_joints) / hips / config.depth_scale
+    errors = {}
+    for weight in (0.0, 1.0):
+        fit = fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=weight), depths=depths)
+        assert fit.failure == [None] * 6
+        joints = camera_joints(model, fit.pose, fit.shape, fit.rotation, fit.translation)
+        errors[weight] = np.abs(relative_depths(joints) - relative_depths(true_joints)).mean()
+        assert clean_error(fit, truth).mean() < 3.0
+    assert errors[1.0] < 0.4 * errors[0.0], errors  # about 6.4 -> 1.1 cm
+
+
+def test_depth_term_needs_depths_per_image(model):
+    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
+    with pytest.raises(ValueError, match="relative depths"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=1.0))
+    with pytest.raises(ValueError, match="relative depths"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=1.0), depths=np.zeros((1, 18)))
+
+
 # -- the parsing term ------------------------------------------------------------------------------
 def test_parsing_term_is_the_mean_over_region_pixels_of_the_gap_to_their_parts(model):
     """One left-arm pixel and three face pixels (weights 1/4 each): the left arm's points 5 px
@@ -507,3 +573,33 @@ def test_anny_fit_with_the_parsing_term_reads_the_parsings(tmp_path, model):
     rows = ShardReader(build / "annotations" / "body")
     error = np.mean([np.linalg.norm(rows.get(ids[b])["joints_2d"][LIMBS, :2] - truth.clean[b, LIMBS], axis=-1).mean() for b in range(2)])
     assert error < 12.0, error  # about 22 px without the term
+
+
+def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
+    """Keypoints rows with MediaPipe's 33 landmarks (their z the exact relative depths, scaled as
+    MediaPipe's): the rows' joint depths come near the truth; a row without landmarks (another
+    keypoints backend) fails with an error naming the backend to use."""
+    build = simple_build(tmp_path, n=1)
+    ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+    truth = synthetic_bodies(model, 2, seed=3, size=(W, H), noise_px=2.0)
+    true_joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    f = float(camera_of(W, H, FitConfig.fov_y_deg)[0])
+    depths = f * relative_depths(true_joints) / (0.5 * (true_joints[:, 8, 2] + true_joints[:, 11, 2]))[:, None] / FitConfig.depth_scale
+    landmarks = np.zeros((2, 33, 4), np.float32)
+    for coco, mp in enumerate(MP33_TO_COCO18):
+        if mp is not None:
+            landmarks[:, mp] = np.concatenate([truth.keypoints[:, coco, :2], depths[:, coco, None], np.ones((2, 1))], 1)
+    write_rows(tmp_path, build, "keypoints", dict(zip(ids, landmarks)))
+    result = run_stage(build, StageConfig("body", "anny-fit", {"depth_weight": 1.0}), show_progress=False)
+    assert result.computed == 2
+    rows = ShardReader(build / "annotations" / "body")
+    for b, image_id in enumerate(ids):
+        row = rows.get(image_id)
+        joints = camera_joints(model, row["pose"][None], row["shape"][None], row["rotation"][None], row["translation"][None])
+        assert np.abs(relative_depths(joints) - relative_depths(true_joints[b : b + 1])).mean() < 0.03  # about 6 cm without the term
+    plain = simple_build(tmp_path / "plain", n=1)
+    write_keypoints(tmp_path / "plain", plain, {ids[0]: truth.keypoints[0]})
+    result = run_stage(plain, StageConfig("body", "anny-fit", {"depth_weight": 1.0}), show_progress=False)
+    assert result.failures_by_reason == {"error:ValueError": 1, "missing_upstream": 1}
+    failures = {r["item_id"]: r["message"] for r in ShardReader(BuildLayout(plain).failures("body"))}
+    assert "keypoints backend mediapipe" in failures[ids[0]]

@@ -20,6 +20,7 @@ from vtonpipe.converters.keypoints import (
     from_openpose_json,
     gaussian_heatmaps,
     keypoint_bbox,
+    mp33_depths_to_coco18,
     mp33_to_coco18,
     pose_disks,
     read_openpose_json,
@@ -75,6 +76,19 @@ def test_mp33_to_coco18_threshold_and_neck_needs_both_shoulders():
     assert mp33_to_coco18(np.stack([lm, lm])).shape == (2, 18, 3)
     with pytest.raises(ValueError, match="33, 3"):
         mp33_to_coco18(np.zeros((33, 4)))
+
+
+def test_mp33_depths_to_coco18_index_by_index():
+    lm = np.array([[i, 1000 + i, 10.0 * i - 50, 0.9] for i in range(33)], np.float32)
+    z = mp33_depths_to_coco18(lm)
+    expected = [0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7]
+    for coco, mp in enumerate(expected):
+        if mp is not None:
+            assert z[coco] == lm[mp, 2]
+    assert z[1] == 65.0  # neck: the shoulders' mean (60 and 70)
+    assert z.shape == (18,) and mp33_depths_to_coco18(np.stack([lm, lm])).shape == (2, 18)
+    with pytest.raises(ValueError, match="33, 3 or 4"):
+        mp33_depths_to_coco18(np.zeros((18, 3)))
 
 
 def test_coco18_to_body25_index_by_index():

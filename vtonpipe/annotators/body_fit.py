@@ -15,7 +15,9 @@
 All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silhouette_weight >
 0`` also read the ``person_mask`` annotation's ``mask`` (``requires`` follows the param) for the
 fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best),
-and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term. Params (see
+and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term; with
+``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (their ``z``; a row
+of another keypoints backend has none: an error naming the backend). Params (see
 :class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
 principal point at the image centre), optimiser settings, prior and silhouette weights and the
 failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from ..converters.keypoints import mp33_depths_to_coco18
 from ..core import (
     AnnotationFailure,
     Backend,
@@ -92,19 +95,25 @@ class _FitBackend(Backend):
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[BodyRecord | AnnotationFailure]:
         silhouette, parsing = self.params["silhouette_weight"] > 0, self.params["parsing_weight"] > 0
+        depth = self.params["depth_weight"] > 0
         out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
+        depths: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
         parsings: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
             try:
-                row = ctx.annotation("keypoints", item.image_id).keypoints
+                row = ctx.annotation("keypoints", item.image_id)
                 mask = ctx.annotation("person_mask", item.image_id).mask if silhouette else None
                 labels = ctx.annotation("parsing", item.image_id).parsing if parsing else None
             except AnnotationFailure as f:
                 out[i] = f
             else:
-                keypoints[i], masks[i], parsings[i] = row, mask, labels
+                keypoints[i], masks[i], parsings[i] = row.keypoints, mask, labels
+                if depth:
+                    if row.landmarks_mp33 is None:
+                        raise ValueError(f"body: depth_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none")
+                    depths[i] = mp33_depths_to_coco18(row.landmarks_mp33)
         if keypoints:
             sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
             config = FitConfig.from_params(self.params)
@@ -115,6 +124,7 @@ class _FitBackend(Backend):
                 config,
                 list(masks.values()) if silhouette else None,
                 parsings=list(parsings.values()) if parsing else None,
+                depths=np.stack(list(depths.values())) if depth else None,
             )
             for j, i in enumerate(keypoints):
                 out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else BodyRecord(**fit.record(j))

@@ -112,6 +112,19 @@ def mp33_to_coco18(landmarks: np.ndarray, min_confidence: float = 0.0) -> np.nda
     return clear_undetected(out, min_confidence)
 
 
+def mp33_depths_to_coco18(landmarks: np.ndarray) -> np.ndarray:
+    """MediaPipe Pose image landmarks ``(..., 33, >=3)`` (x, y, z, ...) -> their relative depths
+    ``(..., 18)`` in COCO-18 order: MediaPipe's ``z`` (px at the image width's scale, origin the
+    hips' midpoint, smaller = closer to the camera); the neck's is the shoulders' mean."""
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if lm.ndim < 2 or lm.shape[-2] != 33 or lm.shape[-1] < 3:
+        raise ValueError(f"expected MediaPipe landmarks (..., 33, 3 or 4), got {lm.shape}")
+    idx = [0 if i is None else i for i in MP33_TO_COCO18]
+    out = lm[..., idx, 2].copy()
+    out[..., 1] = 0.5 * (lm[..., 11, 2] + lm[..., 12, 2])
+    return out
+
+
 def coco18_to_body25(keypoints: np.ndarray) -> np.ndarray:
     """COCO-18 ``(..., 18, 3)`` -> BODY_25 ``(..., 25, 3)``.
 

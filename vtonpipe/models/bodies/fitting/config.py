@@ -35,6 +35,8 @@ class FitConfig:
     silhouette_coverage: float = 1.0  # weight of its coverage part relative to its outside part
     silhouette_sigma: float = 0.05  # Geman-McClure scale of both parts (fraction of S), and of the parsing term
     parsing_weight: float = 0.0  # > 0: add the parsing term against the LIP parsings (bare arms, legs, face and shoes covered by their body parts)
+    depth_weight: float = 0.0  # > 0: add the depth term against MediaPipe's relative joint depths (its landmarks' z)
+    depth_scale: float = 0.22  # relative depth (px at the body's distance) per px of MediaPipe's z: the least-squares slope on the seed-11 sample
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FitConfig:

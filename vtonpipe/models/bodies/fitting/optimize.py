@@ -74,13 +74,17 @@ def _torso(kp: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Batch:
     """Per-image constants of a fitting batch, as tensors."""
 
-    def __init__(self, model: FitModel, keypoints: np.ndarray, sizes: Sequence[tuple[int, int]], config: FitConfig):
+    def __init__(self, model: FitModel, keypoints: np.ndarray, sizes: Sequence[tuple[int, int]], config: FitConfig, depths: np.ndarray | None = None):
         t = {"dtype": model.dtype, "device": model.device}
         self.n = len(keypoints)
         found = keypoints[:, :, 2] > config.min_confidence
         self.found = found
         self.target = torch.as_tensor(keypoints[:, :, :2], **t)
         self.conf = torch.as_tensor(np.where(found, keypoints[:, :, 2], 0.0), **t)
+        if depths is not None:  # (B, 18) px, NaN unknown: the depth term's targets and weights
+            known = np.isfinite(depths)
+            self.depth = torch.as_tensor(np.where(known, depths, 0.0), **t)
+            self.depth_conf = torch.as_tensor(np.where(found & known, keypoints[:, :, 2], 0.0), **t)
         self.scale = torch.as_tensor([person_size(k, config.min_confidence) for k in keypoints], **t)
         cams = np.stack([camera_of(w, h, config.fov_y_deg) for w, h in sizes])
         self.f = torch.as_tensor(cams[:, 0], **t)
@@ -101,6 +105,19 @@ def _data_term(pixels: torch.Tensor, batch: _Batch, idx: torch.Tensor, sigma: fl
     r2 = ((pixels - batch.target[idx]) ** 2).sum(-1) / batch.scale[idx, None] ** 2
     w = batch.conf[idx] if weights is None else batch.conf[idx] * weights
     return (w * _gm(r2, sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
+
+
+def _depth_term(joints: torch.Tensor, batch: _Batch, idx: torch.Tensor, config: FitConfig) -> torch.Tensor:
+    """(b,) depth term of images ``idx`` whose camera-frame joints are ``joints`` (b, 18, 3) m:
+    the confidence-weighted mean over the detected joints with a depth of ``rho`` (Geman-McClure,
+    ``sigma``) of ``(d_k - depth_scale z_k) / S``, ``d_k = f (Z_k - Z_hips) / Z_hips`` the joint's
+    depth relative to the hips' midpoint in px at the body's distance, ``z_k`` MediaPipe's."""
+    z = joints[..., 2]
+    z_hips = 0.5 * (z[:, R_HIP] + z[:, L_HIP])
+    relative = batch.f[idx, None] * (z - z_hips[:, None]) / z_hips[:, None]
+    r2 = ((relative - config.depth_scale * batch.depth[idx]) / batch.scale[idx, None]) ** 2
+    w = batch.depth_conf[idx]
+    return (w * _gm(r2, config.sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
 
 
 #: mask contour points per image of the silhouette term's coverage part
@@ -328,11 +345,14 @@ def fit_bodies(
     masks: Sequence[np.ndarray] | None = None,
     people: Sequence[Hashable] | None = None,
     parsings: Sequence[np.ndarray] | None = None,
+    depths: np.ndarray | None = None,
 ) -> FitResult:
     """Fit ``model`` to the COCO-18 keypoints (B, 18, 3) (x, y px, confidence) of B images of
     ``sizes`` (W, H) as one batched problem; with ``config.silhouette_weight > 0`` also to the
     person ``masks`` (B of uint8 (H, W), 1 on the person; required then, unused otherwise), and with
-    ``config.parsing_weight > 0`` to the LIP ``parsings`` (B of uint8 (H, W) ids; likewise).
+    ``config.parsing_weight > 0`` to the LIP ``parsings`` (B of uint8 (H, W) ids; likewise), and
+    with ``config.depth_weight > 0`` to the joints' relative ``depths`` (B, 18) (MediaPipe's ``z``
+    in COCO-18 order, :func:`~vtonpipe.converters.keypoints.mp33_depths_to_coco18`; NaN unknown).
     ``people`` (B keys, optional): images with equal keys show one person and share one shape,
     fitted jointly (their losses summed; they stop together). Images whose keypoints cannot be
     fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters."""
@@ -343,6 +363,8 @@ def fit_bodies(
     for weight, maps, what in (("silhouette_weight", masks, "person mask"), ("parsing_weight", parsings, "LIP parsing")):
         if getattr(config, weight) > 0 and (maps is None or [m.shape[::-1] for m in maps] != [tuple(s) for s in sizes]):
             raise ValueError(f"{weight} > 0 needs one {what} (H, W) per image, of the image's size")
+    if config.depth_weight > 0 and (depths is None or np.shape(depths) != (n, 18)):
+        raise ValueError(f"depth_weight > 0 needs the joints' relative depths (B, 18) = ({n}, 18), got {None if depths is None else np.shape(depths)}")
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
     ok = [b for b in range(n) if problems[b] is None]
     result = FitResult(
@@ -356,7 +378,7 @@ def fit_bodies(
     if not ok:
         return result
     kp = keypoints[ok]
-    batch = _Batch(model, kp, [sizes[b] for b in ok], config)
+    batch = _Batch(model, kp, [sizes[b] for b in ok], config, np.asarray(depths, np.float64)[ok] if config.depth_weight > 0 else None)
     R0, t0 = _rigid_stage(model, batch, kp, config)
     keys = list(range(len(ok))) if people is None else [people[b] for b in ok]
     rows = {k: i for i, k in enumerate(dict.fromkeys(keys))}
@@ -372,7 +394,10 @@ def fit_bodies(
             joints = model.keypoints(pose, shape)
         else:
             joints, surface = model.keypoints_and_surface(pose, shape)
-        loss = _data_term(batch.project(joints @ R.transpose(1, 2) + t[:, None], idx), batch, idx, config.sigma)
+        joints = joints @ R.transpose(1, 2) + t[:, None]
+        loss = _data_term(batch.project(joints, idx), batch, idx, config.sigma)
+        if config.depth_weight > 0:
+            loss = loss + config.depth_weight * _depth_term(joints, batch, idx, config)
         loss = loss + _pose_prior(model, pose_fit, config) + config.shape_weight * model.shape_prior(shape)
         if terms:
             pixels = batch.project(surface @ R.transpose(1, 2) + t[:, None], idx)
