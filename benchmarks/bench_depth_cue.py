@@ -23,7 +23,7 @@ import torch
 
 from vtonpipe.converters.keypoints import COCO18_NAMES, mp33_depths_to_coco18
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
-from vtonpipe.models.bodies.posed import _anny
+from vtonpipe.models.bodies.anny import AnnyBody
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.store import ShardReader
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     ctx = AnnotationContext(args.build)
     bodies, keypoints = ShardReader(args.build / "annotations" / "body"), ShardReader(args.build / "annotations" / "keypoints")
-    anny = _anny()
+    anny = AnnyBody()
 
     def joints(pose, shape, rotation, translation):
         fields = [torch.as_tensor(np.asarray(v, np.float32))[None] for v in (pose, shape, rotation, translation)]

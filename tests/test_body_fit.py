@@ -353,6 +353,15 @@ def relative_depths(joints: np.ndarray) -> np.ndarray:
     return joints[..., 2] - 0.5 * (joints[:, 8, 2] + joints[:, 11, 2])[:, None]
 
 
+def exact_depths(model, truth) -> tuple[np.ndarray, np.ndarray]:
+    """The true bodies' camera-frame joints (B, 18, 3) m and their relative depths (B, 18) as
+    MediaPipe's ``z`` would be with no error (px at the body's distance over ``depth_scale``)."""
+    joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
+    f = float(camera_of(W, H, FitConfig.fov_y_deg)[0])
+    hips = 0.5 * (joints[:, 8, 2] + joints[:, 11, 2])[:, None]
+    return joints, f * relative_depths(joints) / hips / FitConfig.depth_scale
+
+
 def test_depth_term_is_the_gap_to_the_scaled_depths(model):
     """Hips at 5 m, the right wrist 0.5 m nearer: its relative depth is f (-0.5) / 5 px. MediaPipe's
     z puts it 10 px nearer than that (after ``depth_scale``), the hips at 0: over the three joints
@@ -379,11 +388,7 @@ def test_depth_term_brings_the_joints_depths_nearer_the_truth(model):
     """Noisy 2D keypoints leave each limb's depth (which way it points, towards or away from the
     camera) to the pose prior; the exact relative depths (scaled as MediaPipe's) decide it."""
     truth = synthetic_bodies(model, 6, seed=3, size=(W, H), noise_px=2.0)
-    true_joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    config = FitConfig()
-    f = float(camera_of(W, H, config.fov_y_deg)[0])
-    hips = 0.5 * (true_joints[:, 8, 2] + true_joints[:, 11, 2])[:, None]
-    depths = f * relative_depths(true_joints) / hips / config.depth_scale
+    true_joints, depths = exact_depths(model, truth)
     errors = {}
     for weight in (0.0, 1.0):
         fit = fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=weight), depths=depths)
@@ -582,9 +587,7 @@ def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
     build = simple_build(tmp_path, n=1)
     ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
     truth = synthetic_bodies(model, 2, seed=3, size=(W, H), noise_px=2.0)
-    true_joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
-    f = float(camera_of(W, H, FitConfig.fov_y_deg)[0])
-    depths = f * relative_depths(true_joints) / (0.5 * (true_joints[:, 8, 2] + true_joints[:, 11, 2]))[:, None] / FitConfig.depth_scale
+    true_joints, depths = exact_depths(model, truth)
     landmarks = np.zeros((2, 33, 4), np.float32)
     for coco, mp in enumerate(MP33_TO_COCO18):
         if mp is not None:
