@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from vtonpipe.converters.keypoints import (
+    BLAZEPOSE_TO_COCO18_OFFSETS,
     BODY25_NAMES,
     COCO18_NAMES,
     COCO18_SKELETON,
     MP33_NAMES,
     MP33_TO_COCO18,
     OPENPOSE_COLOURS,
+    blazepose_to_coco_joints,
     body25_to_coco18,
     clear_outside,
     coco18_to_body25,
@@ -25,6 +27,7 @@ from vtonpipe.converters.keypoints import (
     pose_disks,
     read_openpose_json,
     to_openpose_json,
+    torso_frame,
     write_openpose_json,
 )
 
@@ -89,6 +92,63 @@ def test_mp33_depths_to_coco18_index_by_index():
     assert z.shape == (18,) and mp33_depths_to_coco18(np.stack([lm, lm])).shape == (2, 18)
     with pytest.raises(ValueError, match="33, 3 or 4"):
         mp33_depths_to_coco18(np.zeros((18, 3)))
+
+
+def standing_pose() -> np.ndarray:
+    """An upright COCO-18 pose: neck (100, 50), hips (90, 150) and (110, 150) (torso 100 px),
+    ankles (92, 240) right and (108, 240) left, nose (100, 30); the rest undetected."""
+    kp = np.zeros((18, 3), np.float32)
+    for j, (x, y) in {0: (100, 30), 1: (100, 50), 8: (90, 150), 11: (110, 150), 10: (92, 240), 13: (108, 240)}.items():
+        kp[j] = (x, y, 0.9)
+    return kp
+
+
+def test_torso_frame():
+    hips, up, across, torso = torso_frame(standing_pose())
+    np.testing.assert_allclose(hips, [100, 150])
+    np.testing.assert_allclose(up, [0, -1])
+    np.testing.assert_allclose(across, [1, 0])
+    assert torso == 100
+    no_hip = standing_pose()
+    no_hip[8] = 0
+    assert torso_frame(no_hip) is None
+
+
+def test_blazepose_to_coco_joints_hand_checked():
+    """Offsets (up, outward) in torso lengths: the ankles' (-0.04, 0.01) move each 4 px down and
+    1 px away from the body's axis; the nose's (-0.02, 0) 2 px down; undetected points stay 0."""
+    offsets = np.zeros((18, 2), np.float32)
+    offsets[10] = offsets[13] = (-0.04, 0.01)
+    offsets[0] = (-0.02, 0.0)
+    out = blazepose_to_coco_joints(standing_pose(), offsets)
+    np.testing.assert_allclose(out[10], [91, 244, 0.9], rtol=1e-6)  # right ankle, on the image's left
+    np.testing.assert_allclose(out[13], [109, 244, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(out[0], [100, 32, 0.9], rtol=1e-6)
+    np.testing.assert_array_equal(out[[1, 8, 11]], standing_pose()[[1, 8, 11]])
+    np.testing.assert_array_equal(out[2], 0)
+    # the frame turns with the body: the pose rotated 90 degrees gives the rotated result
+    turn = np.array([[0, -1], [1, 0]], np.float32)
+    lying = standing_pose()
+    lying[:, :2] = lying[:, :2] @ turn.T
+    lying[standing_pose()[:, 2] == 0] = 0
+    moved = blazepose_to_coco_joints(lying, offsets)
+    np.testing.assert_allclose(moved[[0, 10, 13], :2], out[[0, 10, 13], :2] @ turn.T, atol=1e-4)
+    # without the neck nothing moves
+    headless = standing_pose()
+    headless[1] = 0
+    np.testing.assert_array_equal(blazepose_to_coco_joints(headless, offsets), headless)
+    with pytest.raises(ValueError, match="18, 3"):
+        blazepose_to_coco_joints(np.zeros((25, 3)))
+
+
+def test_blazepose_offsets_table():
+    """The shipped table: (18, 2), nothing on the axis moves sideways, every point at most 5 % of
+    a torso length, and the ankles are the farthest (BlazePose's sit highest)."""
+    t = BLAZEPOSE_TO_COCO18_OFFSETS
+    assert t.shape == (18, 2) and t.dtype == np.float32
+    assert t[0, 1] == t[1, 1] == 0
+    assert np.abs(t).max() <= 0.05
+    assert set(np.argsort(t[:, 0])[:2]) == {10, 13}
 
 
 def test_coco18_to_body25_index_by_index():

@@ -12,7 +12,7 @@ from builders import garment_image, make_build, person_image, write_mpv_tree
 from PIL import Image
 
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
-from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS
+from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS, blazepose_to_coco_joints, clear_outside, mp33_to_coco18
 from vtonpipe.core import ImageItem
 from vtonpipe.models.nets import mediapipe as mediapipe_models
 from vtonpipe.pipeline.config import StageConfig
@@ -174,6 +174,23 @@ def test_num_people_counts_several_people(sample_people):
     records = backend.annotate([item(i) for i in images], ctx=None)
     assert [r.num_people for r in records] == [1, 1, 2, 2]
     assert all(r.people.shape == (1, 18, 3) for r in records)  # keypoints of the main person only
+
+
+def test_coco_offsets_move_a_whole_body_to_cocos_joints(sample_people):
+    """On a whole-body render the points are MediaPipe's landmarks moved by
+    ``blazepose_to_coco_joints`` (the ankles 3-4 px down at this size); with ``coco_offsets``
+    off they are the landmarks themselves."""
+    moved, raw = MediaPipeKeypoints(), MediaPipeKeypoints(params={"coco_offsets": False})
+    for backend in (moved, raw):
+        backend.ensure_setup()
+    image = sample_people[0]
+    (a,), (b,) = moved.annotate([item(image)], ctx=None), raw.annotate([item(image)], ctx=None)
+    np.testing.assert_array_equal(a.landmarks_mp33, b.landmarks_mp33)
+    mediapipe_points = clear_outside(mp33_to_coco18(b.landmarks_mp33[:, [0, 1, 3]], 0.5), image.shape[:2])
+    np.testing.assert_array_equal(b.keypoints, mediapipe_points)
+    np.testing.assert_allclose(a.keypoints, clear_outside(blazepose_to_coco_joints(mediapipe_points), image.shape[:2]), atol=1e-4)
+    for ankle in (10, 13):
+        assert 2.5 < a.keypoints[ankle, 1] - b.keypoints[ankle, 1] < 5
 
 
 def test_keypoints_drawing(build, stage):

@@ -125,6 +125,75 @@ def mp33_depths_to_coco18(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Where each COCO-18 joint lies relative to MediaPipe's (BlazePose's) landmark of the same name:
+#: ``(up, outward)`` in torso lengths (the neck to the hips' midpoint), ``up`` along the hips ->
+#: neck axis, ``outward`` away from that axis (0 for the nose and neck, which are on it). COCO's
+#: joints are those of anny's COCO keypoint regressor (the sample's ground truth and the body
+#: fit's model keypoints). BlazePose's ankles sit about 4 % of a torso length above them, its
+#: knees and ears about 2 % (and its knees 2 % inside them). The mean over the 400 person photos
+#: of five samples (seeds 13-17); ``benchmarks/bench_keypoint_offsets.py`` measures them and their
+#: effect on samples it did not see.
+BLAZEPOSE_TO_COCO18_OFFSETS = np.array(
+    [
+        [-0.014, +0.000],  # nose
+        [-0.008, +0.000],  # neck
+        [-0.007, -0.002],  # right_shoulder
+        [-0.012, +0.003],  # right_elbow
+        [-0.008, -0.005],  # right_wrist
+        [-0.009, -0.005],  # left_shoulder
+        [-0.010, +0.003],  # left_elbow
+        [-0.007, -0.000],  # left_wrist
+        [-0.009, -0.004],  # right_hip
+        [-0.018, +0.024],  # right_knee
+        [-0.043, +0.009],  # right_ankle
+        [-0.012, -0.010],  # left_hip
+        [-0.018, +0.015],  # left_knee
+        [-0.040, +0.002],  # left_ankle
+        [-0.013, +0.002],  # right_eye
+        [-0.012, +0.007],  # left_eye
+        [-0.025, +0.014],  # right_ear
+        [-0.026, +0.021],  # left_ear
+    ],
+    np.float32,
+)
+
+
+def torso_frame(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """The body's frame in the image from COCO-18 ``(18, 3)`` points: (the hips' midpoint (2,),
+    ``up`` (2,) the unit vector from it to the neck, ``across`` (2,) ``up`` turned 90 degrees,
+    the torso length in px); None without the neck or either hip, or for a torso under 1e-3 px."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    neck, rhip, lhip = (kp[int(j)] for j in (COCO18.NECK, COCO18.RIGHT_HIP, COCO18.LEFT_HIP))
+    if min(neck[2], rhip[2], lhip[2]) <= 0:
+        return None
+    hips = (rhip[:2] + lhip[:2]) / 2
+    torso = float(np.linalg.norm(neck[:2] - hips))
+    if torso < 1e-3:
+        return None
+    up = (neck[:2] - hips) / torso
+    return hips, up, np.array([-up[1], up[0]], np.float32), torso
+
+
+def blazepose_to_coco_joints(keypoints: np.ndarray, offsets: np.ndarray = BLAZEPOSE_TO_COCO18_OFFSETS) -> np.ndarray:
+    """COCO-18 points ``(18, 3)`` mapped from MediaPipe's landmarks (:func:`mp33_to_coco18`) moved
+    to COCO's joint definitions: each detected point shifted by ``offsets`` ``(18, 2)`` (up,
+    outward; torso lengths) in the body's :func:`torso_frame`, outward being away from the
+    hips -> neck axis on the point's side of it. Without a frame (no neck or hip) the points are
+    returned unchanged; confidences are kept."""
+    kp = np.array(keypoints, dtype=np.float32)
+    if kp.shape != (18, 3):
+        raise ValueError(f"expected COCO-18 keypoints (18, 3), got {kp.shape}")
+    frame = torso_frame(kp)
+    if frame is None:
+        return kp
+    hips, up, across, torso = frame
+    side = np.sign((kp[:, :2] - hips) @ across)
+    shift = torso * (offsets[:, :1] * up + (side * offsets[:, 1])[:, None] * across)
+    found = kp[:, 2] > 0
+    kp[found, :2] += shift[found]
+    return kp
+
+
 def coco18_to_body25(keypoints: np.ndarray) -> np.ndarray:
     """COCO-18 ``(..., 18, 3)`` -> BODY_25 ``(..., 25, 3)``.
 

@@ -1,0 +1,101 @@
+"""MediaPipe's landmarks against COCO's joints: the per-joint offsets, and the keypoint error with them.
+
+    python benchmarks/bench_keypoint_offsets.py --calibrate DIR [DIR ...] --evaluate DIR [DIR ...]
+
+Each ``DIR`` is a build of a ``vtonpipe sample`` dataset whose ``keypoints`` stage ran the
+``mediapipe`` backend. From every person photo's raw landmarks (``landmarks_mp33``: MediaPipe's
+points as detected, whatever the stage's ``coco_offsets``), mapped to COCO-18 at the stage's
+``min_visibility``, and the photo's true COCO-18 points: the mean offset of each joint from
+MediaPipe's point in the body's frame (up along the hips -> neck axis, outward from it; torso
+lengths) over the ``--calibrate`` builds, printed as the table
+``vtonpipe.converters.keypoints.BLAZEPOSE_TO_COCO18_OFFSETS`` holds; then, on each ``--evaluate``
+build (and per view), the mean px error of the detected points against the truth as MediaPipe
+gives them, moved by the offsets just measured, and moved by the shipped table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from vtonpipe.converters.keypoints import (
+    BLAZEPOSE_TO_COCO18_OFFSETS,
+    COCO18,
+    COCO18_NAMES,
+    blazepose_to_coco_joints,
+    clear_outside,
+    mp33_to_coco18,
+    torso_frame,
+)
+from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
+from vtonpipe.pipeline.context import AnnotationContext
+
+
+def photos(build: Path) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(MediaPipe's COCO-18 points, true COCO-18 points, view) of each person photo with a row."""
+    ctx = AnnotationContext(build)
+    reader = ctx.reader("keypoints")
+    params = next(p["params"] for p in reader.manifest["provenance"] if p["backend"] == "mediapipe")
+    out = []
+    for image_id, image in sorted(ctx.images.items()):
+        truth = image_truth_path(ctx.dataset_root, image["path"])
+        if image["kind"] != "person" or image_id not in reader or not truth.exists():
+            continue
+        row, gt = reader.record(image_id), read_truth(truth)
+        lm = np.asarray(row.landmarks_mp33, np.float32)
+        kp = clear_outside(mp33_to_coco18(lm[:, [0, 1, 3]], params["min_visibility"]), gt["person_mask"].shape)
+        out.append((kp, np.asarray(gt["coco18"], np.float32), view_of(image["path"]) or "other"))
+    return out
+
+
+def measure_offsets(data: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarray:
+    """(18, 2) mean (up, outward) offset of the true joints from MediaPipe's, torso lengths."""
+    rows = []
+    for kp, gt, _ in data:
+        frame = torso_frame(kp)
+        if frame is None:
+            continue
+        hips, up, across, torso = frame
+        side = np.sign((kp[:, :2] - hips) @ across)
+        d = (gt[:, :2] - kp[:, :2]) / torso
+        both = (kp[:, 2] > 0) & (gt[:, 2] > 0)
+        rows.append(np.where(both[:, None], np.stack([d @ up, side * (d @ across)], 1), np.nan))
+    offsets = np.nanmean(np.stack(rows), axis=0)
+    offsets[[COCO18.NOSE, COCO18.NECK], 1] = 0.0  # on the axis: no outward
+    return offsets
+
+
+def errors(data: list[tuple[np.ndarray, np.ndarray, str]], offsets: np.ndarray | None) -> dict[str, float]:
+    """Mean px error of the detected points on the truth's visible ones, per view and for all."""
+    per: dict[str, list[float]] = {}
+    for kp, gt, view in data:
+        moved = kp if offsets is None else blazepose_to_coco_joints(kp, offsets)
+        both = (kp[:, 2] > 0) & (gt[:, 2] > 0)
+        e = list(np.linalg.norm(moved[both, :2] - gt[both, :2], axis=1))
+        per.setdefault("all", []).extend(e)
+        per.setdefault(view, []).extend(e)
+    return {k: float(np.mean(v)) for k, v in per.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calibrate", type=Path, nargs="+", required=True)
+    parser.add_argument("--evaluate", type=Path, nargs="+", default=[])
+    args = parser.parse_args()
+    calibration = [p for build in args.calibrate for p in photos(build)]
+    offsets = measure_offsets(calibration)
+    print(f"offsets from {len(calibration)} photos of {', '.join(b.name for b in args.calibrate)} (up, outward; torso lengths):")
+    print("[\n" + "".join(f"    [{u:+.3f}, {o:+.3f}],  # {n}\n" for (u, o), n in zip(offsets, COCO18_NAMES)) + "]")
+    print(f"largest difference from the shipped table: {np.abs(offsets - BLAZEPOSE_TO_COCO18_OFFSETS).max():.4f}")
+    print(f"\n{'build':12s} {'photos':>6s}  {'view':6s} {'MediaPipe px':>12s} {'measured':>9s} {'shipped':>8s}")
+    for build in args.evaluate:
+        data = photos(build)
+        raw, measured, shipped = errors(data, None), errors(data, offsets), errors(data, BLAZEPOSE_TO_COCO18_OFFSETS)
+        for view in ["all"] + sorted(k for k in raw if k != "all"):
+            print(f"{build.name:12s} {len(data):6d}  {view:6s} {raw[view]:12.3f} {measured[view]:9.3f} {shipped[view]:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
