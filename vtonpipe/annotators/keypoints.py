@@ -9,8 +9,9 @@ Backends:
   (default on), moved from BlazePose's landmark definitions to COCO's joints
   (:func:`~vtonpipe.converters.keypoints.blazepose_to_coco_joints`: its ankles sit 4 % of a
   torso length above COCO's, for one; keypoint error 2.44 -> 1.98 px on the harder sample,
-  ``benchmarks/bench_keypoint_offsets.py``); confidence is MediaPipe's visibility. Points with visibility below ``min_visibility`` (default 0.5, the threshold
-  MediaPipe's own drawing uses) or outside the image are reported undetected (0, 0, 0); the raw
+  ``benchmarks/bench_keypoint_offsets.py``); confidence is MediaPipe's visibility. Points with
+  visibility below ``min_visibility`` (default 0.5, the threshold MediaPipe's own drawing uses)
+  or outside the image are reported undetected (0, 0, 0); the raw
   landmarks are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
   ``people`` holds that one and ``num_people`` is counted by models that see several
   (:class:`~vtonpipe.models.mediapipe_models.PeopleCounter`: MediaPipe's full-range face
@@ -116,7 +117,7 @@ class MediaPipeKeypoints(Backend):
     version = "4"
     requirements = Requirements(packages=("mediapipe",))
     default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5, "retry_detection_confidence": 0.2, "coco_offsets": True}
-    doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18; visibility as confidence; people counted from faces and silhouettes."
+    doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18 and moved to COCO's joints; visibility as confidence; people counted from faces and silhouettes."
 
     def setup(self) -> None:
         p = self.params
