@@ -25,11 +25,10 @@ from vtonpipe.converters.keypoints import (
     COCO18,
     COCO18_NAMES,
     blazepose_to_coco_joints,
-    clear_outside,
-    mp33_to_coco18,
     torso_frame,
 )
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
+from vtonpipe.models.nets.mediapipe import PoseResult, pose_coco18
 from vtonpipe.pipeline.context import AnnotationContext
 
 
@@ -44,8 +43,8 @@ def photos(build: Path) -> list[tuple[np.ndarray, np.ndarray, str]]:
         if image["kind"] != "person" or image_id not in reader or not truth.exists():
             continue
         row, gt = reader.record(image_id), read_truth(truth)
-        lm = np.asarray(row.landmarks_mp33, np.float32)
-        kp = clear_outside(mp33_to_coco18(lm[:, [0, 1, 3]], params["min_visibility"]), gt["person_mask"].shape)
+        pose = PoseResult(np.asarray(row.landmarks_mp33, np.float32), None)
+        kp = pose_coco18(pose, gt["person_mask"].shape, params["min_visibility"])
         out.append((kp, np.asarray(gt["coco18"], np.float32), view_of(image["path"]) or "other"))
     return out
 

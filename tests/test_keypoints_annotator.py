@@ -12,7 +12,7 @@ from builders import garment_image, make_build, person_image, write_mpv_tree
 from PIL import Image
 
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
-from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS, blazepose_to_coco_joints, clear_outside, mp33_to_coco18
+from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS, blazepose_to_coco_joints, clear_outside
 from vtonpipe.core import ImageItem
 from vtonpipe.models.nets import mediapipe as mediapipe_models
 from vtonpipe.pipeline.config import StageConfig
@@ -186,7 +186,7 @@ def test_coco_offsets_move_a_whole_body_to_cocos_joints(sample_people):
     image = sample_people[0]
     (a,), (b,) = moved.annotate([item(image)], ctx=None), raw.annotate([item(image)], ctx=None)
     np.testing.assert_array_equal(a.landmarks_mp33, b.landmarks_mp33)
-    mediapipe_points = clear_outside(mp33_to_coco18(b.landmarks_mp33[:, [0, 1, 3]], 0.5), image.shape[:2])
+    mediapipe_points = mediapipe_models.pose_coco18(mediapipe_models.PoseResult(b.landmarks_mp33, None), image.shape[:2], 0.5)
     np.testing.assert_array_equal(b.keypoints, mediapipe_points)
     np.testing.assert_allclose(a.keypoints, clear_outside(blazepose_to_coco_joints(mediapipe_points), image.shape[:2]), atol=1e-4)
     for ankle in (10, 13):
