@@ -13,6 +13,7 @@ from builders import (
     garment_image,
     make_build,
     person_image,
+    write_rows,
     write_smpl_model,
 )
 from scipy.spatial.transform import Rotation
@@ -28,6 +29,7 @@ from vtonpipe.models.render.flow import (
     HIDDEN,
     VISIBLE,
     correspondence_ground_truth,
+    snap_flow_to_mask,
 )
 from vtonpipe.models.render.iuv import part_id, smpl_charts
 from vtonpipe.models.render.raster import rasterize
@@ -218,6 +220,57 @@ def test_stage_writes_flow_rows_and_records_failures(tmp_path, body):
     run_stage(build, StageConfig("body", "test-known"), retry_failed=True, show_progress=False)
     later = run_stage(build, StageConfig("smpl_flow"), show_progress=False)
     assert (later.computed, later.skipped, later.failures_by_reason) == (1, 2, {"model_mismatch": 1})  # the mixed pair still failed
+
+
+def test_snapping_a_flow_to_the_person_mask():
+    """Hand-checked: a 4-pixel-high body two columns wide (flow (3, -1) visible, then (5, 2)
+    hidden), the person mask one column to its right."""
+    flow = np.zeros((6, 8, 2), np.float32)
+    visibility = np.full((6, 8), BACKGROUND, np.uint8)
+    flow[1:5, 2], visibility[1:5, 2] = (3.0, -1.0), VISIBLE
+    flow[1:5, 3], visibility[1:5, 3] = (5.0, 2.0), HIDDEN
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:5, 3:6] = 1
+    out_flow, out_vis = snap_flow_to_mask(flow, visibility, mask, 1)
+    assert (out_vis[:, 2] == BACKGROUND).all() and (out_flow[:, 2] == 0).all()  # the body outside the mask is dropped
+    np.testing.assert_array_equal(out_flow[1:5, 4], np.tile([5.0, 2.0], (4, 1)))  # 1 px off: the nearest body pixel's flow
+    assert (out_vis[1:5, 4] == HIDDEN).all()  # ... and visibility
+    assert (out_vis[:, 5] == BACKGROUND).all() and (out_flow[:, 5] == 0).all()  # 2 px off: left alone at radius 1
+    np.testing.assert_array_equal(out_flow[1:5, 3], flow[1:5, 3])
+    wider_flow, wider_vis = snap_flow_to_mask(flow, visibility, mask, 2)
+    np.testing.assert_array_equal(wider_flow[1:5, 5], np.tile([5.0, 2.0], (4, 1)))
+    assert (wider_vis[1:5, 5] == HIDDEN).all()
+    assert (visibility[1:5, 4] == BACKGROUND).all()  # the inputs are not modified
+    same = snap_flow_to_mask(flow, visibility, mask, 0)
+    assert same[0] is flow and same[1] is visibility
+
+
+def test_snapping_reads_the_target_s_person_mask(tmp_path, body):
+    """With ``snap_to_mask_px`` the stage reads the target image's person_mask row: a pair whose
+    target has none fails ``missing_upstream``; the other one is the unsnapped flow fitted to the mask."""
+    build = _build(tmp_path, 2)
+    pairs = _pairs(build)
+    KNOWN_BODIES.clear()
+    for k, pair in enumerate(pairs):
+        KNOWN_BODIES[pair["source_image_id"]] = anny_row(body, ARM_ACROSS, azimuth_deg=15.0)
+        KNOWN_BODIES[pair["target_image_id"]] = anny_row(body, azimuth_deg=-10.0 * k)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    target = pairs[0]["target_image_id"]
+    flow, visibility = pair_flow(mesh(KNOWN_BODIES[pairs[0]["source_image_id"]]), mesh(KNOWN_BODIES[target]))
+    mask = np.roll(visibility != BACKGROUND, 1, axis=1).astype(np.uint8)  # the person one pixel to the right
+    write_rows(tmp_path, build, "person_mask", {target: mask})  # the other pair's target has no mask row
+    res = run_stage(build, StageConfig("smpl_flow", "render", {"snap_to_mask_px": 1}), show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    row = next(iter(ShardReader(build / "annotations" / "smpl_flow")))
+    assert row["pair_id"] == pairs[0]["pair_id"]
+    expected_flow, expected_vis = snap_flow_to_mask(flow, visibility, mask, 1)
+    np.testing.assert_array_equal(row["visibility"] != BACKGROUND, mask > 0)  # the flow now covers the mask
+    assert (row["visibility"] == expected_vis).mean() > 0.999
+    np.testing.assert_allclose(row["flow"], expected_flow, atol=1e-3)
+    # a new mask row (from another file: a new row key) recomputes that pair
+    (tmp_path / "again").mkdir()
+    write_rows(tmp_path / "again", build, "person_mask", {target: (visibility != BACKGROUND).astype(np.uint8)})
+    assert run_stage(build, StageConfig("smpl_flow", "render", {"snap_to_mask_px": 1}), show_progress=False).computed == 1
 
 
 def test_correspondence_ground_truth_warps_like_bilinear_sampling(body):

@@ -15,6 +15,7 @@ import torch
 from ..bodies.camera import PinholeCamera
 from .binned import BinnedMesh
 from .raster import Raster
+from .snap import snap_sources
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
 
@@ -78,6 +79,28 @@ def body_flow(
 
     visibility = np.full((h, w), BACKGROUND, np.uint8)
     visibility[hit] = np.where(visible, VISIBLE, HIDDEN)
+    return flow, visibility
+
+
+def snap_flow_to_mask(flow: np.ndarray, visibility: np.ndarray, mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """A pair's flow (H, W, 2) float32 and visibility (H, W) uint8 (:func:`body_flow`) fitted to
+    the target's observed person ``mask`` (H, W) {0, 1}, as
+    :func:`~vtonpipe.models.render.iuv.snap_to_mask` fits an IUV render: no body outside the mask
+    (background, zero flow), and mask pixels off the body within ``radius`` px of it (a fit a
+    pixel too thin or too far to one side) take their nearest body pixel's flow and visibility.
+    0: unchanged."""
+    if radius <= 0:
+        return flow, visibility
+    body = visibility != BACKGROUND
+    if not body.any():
+        return flow, visibility
+    fill, iy, ix = snap_sources(body, mask, radius)
+    flow, visibility = flow.copy(), visibility.copy()
+    flow[fill] = flow[iy[fill], ix[fill]]
+    visibility[fill] = visibility[iy[fill], ix[fill]]
+    outside = ~np.asarray(mask).astype(bool)
+    flow[outside] = 0.0
+    visibility[outside] = BACKGROUND
     return flow, visibility
 
 

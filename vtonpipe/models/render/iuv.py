@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .raster import Raster
+from .snap import snap_sources
 
 PART_NAMES = (
     "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
@@ -317,15 +318,11 @@ def snap_to_mask(iuv: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
     pixel too thin or too far to one side) take their nearest body pixel's I, U, V. 0: unchanged."""
     if radius <= 0:
         return iuv
-    from scipy import ndimage
-
-    mask = np.asarray(mask).astype(bool)
     body = iuv[..., 0] > 0
     if not body.any():
         return iuv
-    distance, (iy, ix) = ndimage.distance_transform_edt(~body, return_indices=True)
+    fill, iy, ix = snap_sources(body, mask, radius)
     out = iuv.copy()
-    fill = mask & ~body & (distance <= radius)
     out[fill] = iuv[iy[fill], ix[fill]]
-    out[~mask] = 0
+    out[~np.asarray(mask).astype(bool)] = 0
     return out
