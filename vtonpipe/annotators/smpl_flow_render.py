@@ -18,7 +18,7 @@ render does (:func:`~vtonpipe.models.render.flow.snap_flow_to_mask`): no body ou
 mask pixels up to that many px off the target body take its nearest pixel's flow and visibility.
 On the harder seed-12 sample (pixels visible in both photos) flow EPE 3.42 -> 3.02 px, visibility IoU
 of the hidden state 0.740 -> 0.753, of the visible state 0.809 -> 0.817 at 2 px (1 px: 3.10, 0.760,
-0.824): a sixth of the EPE was on person pixels the fitted target body misses, which had no flow.
+0.824): a fifth of the EPE was on person pixels the fitted target body misses, which had no flow.
 
 Params: ``raster`` as in :mod:`vtonpipe.annotators.densepose_render` (``auto``: ``torch`` on CUDA,
 ``binned`` otherwise) rasterises the target; visibility is exact whatever the rasteriser: the
@@ -76,7 +76,7 @@ class RenderSmplFlow(Backend):
     spec = SMPL_FLOW_SPEC
     name = "render"
     version = "3"
-    requirements = Requirements(packages=("torch", "anny", "numba"))
+    requirements = Requirements(packages=("torch", "anny", "numba", "scipy"))
     default_params = {"raster": "auto", "snap_to_mask_px": 0}
     doc = "Target -> source flow and 3-state visibility between the pair's two fitted bodies."
 
