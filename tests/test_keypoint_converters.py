@@ -12,6 +12,7 @@ from vtonpipe.converters.keypoints import (
     BODY25_NAMES,
     COCO18_NAMES,
     COCO18_SKELETON,
+    MP33_MIRROR,
     MP33_NAMES,
     MP33_TO_COCO18,
     OPENPOSE_COLOURS,
@@ -51,6 +52,13 @@ def test_layout_names():
         if mp is not None:
             assert COCO18_NAMES[coco] == MP33_NAMES[mp]
     assert len(COCO18_SKELETON) == 17 and len(OPENPOSE_COLOURS) == 18
+
+
+def test_mp33_mirror_swaps_left_and_right():
+    assert MP33_MIRROR[0] == 0 and MP33_MIRROR[11] == 12 and MP33_MIRROR[1] == 4 and MP33_MIRROR[31] == 32  # nose; shoulders; eye inner; foot index
+    for i, j in enumerate(MP33_MIRROR):
+        assert MP33_MIRROR[j] == i
+        assert MP33_NAMES[j] == MP33_NAMES[i].replace("left", "#").replace("right", "left").replace("#", "right")
 
 
 def test_mp33_to_coco18_index_by_index():

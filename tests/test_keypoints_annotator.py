@@ -101,7 +101,7 @@ def test_mediapipe_keypoints_follow_the_pixel_convention():
     h, w = img.shape[:2]
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
         lms = pose.process(img).pose_landmarks.landmark
-    backend = MediaPipeKeypoints()
+    backend = MediaPipeKeypoints(params={"mirror_average": False})  # one pass, as MediaPipe gives it
     backend.ensure_setup()
     (rec,) = backend.annotate([item(img)], ctx=None)
     raw = rec.landmarks_mp33
@@ -223,6 +223,64 @@ class ScriptedPose:
             return mediapipe_models.PoseResult(np.stack([t * w, t * h, np.zeros(33), np.ones(33)], 1).astype(np.float32), mask)
 
         return landmarker
+
+
+def test_unmirror_landmarks_hand_checked():
+    """The mirrored image's left shoulder (11) at x = 3 of a 20-px-wide image is the person's right
+    shoulder (12) at x = 20 - 1 - 3 = 16 in the image; y, z and visibility unchanged."""
+    lm = np.zeros((33, 4), np.float32)
+    lm[11] = (3.0, 5.0, -2.0, 0.9)
+    lm[0] = (9.5, 1.0, 0.0, 1.0)  # the image's centre column stays put
+    out = mediapipe_models.unmirror_landmarks(lm, 20)
+    np.testing.assert_allclose(out[12], (16.0, 5.0, -2.0, 0.9))
+    np.testing.assert_allclose(out[0], (9.5, 1.0, 0.0, 1.0))
+    np.testing.assert_allclose(mediapipe_models.unmirror_landmarks(out, 20), lm)
+
+
+def pose_of(landmarks):
+    return mediapipe_models.PoseResult(np.asarray(landmarks, np.float32), None)
+
+
+@pytest.mark.parametrize("case", ["same person", "another person", "nobody mirrored", "nobody"])
+def test_mirror_averaged(case):
+    """The image's landmarks averaged with the mirrored image's (unmirrored) for one pose; the
+    image's own when the mirrored copy finds nobody or someone else; None when it finds nobody."""
+    rng = np.random.default_rng(0)
+    w = 40
+    own = np.concatenate([rng.uniform(5, 35, (33, 2)), rng.uniform(-1, 1, (33, 1)), rng.uniform(0.5, 1, (33, 1))], 1)
+    noise = np.concatenate([rng.normal(0, 0.5, (33, 2)), np.zeros((33, 2))], 1)
+    seen = {"same person": own + noise, "another person": own + (12.0, 0.0, 0.0, 0.0), "nobody mirrored": None}.get(case)
+    image = np.zeros((30, w, 3), np.uint8)
+    image[:, 0] = 255  # tells the mirrored copy apart
+
+    def detect(img):
+        if img[0, 0, 0] == 255:
+            return None if case == "nobody" else pose_of(own)
+        return None if seen is None else pose_of(mediapipe_models.unmirror_landmarks(seen, w))  # what the mirrored photo shows
+
+    res = mediapipe_models.mirror_averaged(detect, image)
+    if case == "nobody":
+        assert res is None
+    elif case == "same person":
+        np.testing.assert_allclose(res.landmarks[:, :3], (own + seen)[:, :3] / 2, atol=1e-5)
+        np.testing.assert_allclose(res.landmarks[:, 3], np.minimum(own, seen)[:, 3], atol=1e-6)
+    else:
+        np.testing.assert_allclose(res.landmarks, own, atol=1e-6)
+
+
+def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image(sample_people):
+    """The stage's ``landmarks_mp33`` with ``mirror_average`` on: the mean of MediaPipe's landmarks
+    of the photo and of its mirror image (unmirrored), about a pixel from either."""
+    averaged, single = MediaPipeKeypoints(), MediaPipeKeypoints(params={"mirror_average": False})
+    for backend in (averaged, single):
+        backend.ensure_setup()
+    image = sample_people[0]
+    (a,), (b,), (m,) = (backend.annotate([item(i)], ctx=None) for backend, i in ((averaged, image), (single, image), (single, np.ascontiguousarray(image[:, ::-1]))))
+    unmirrored = mediapipe_models.unmirror_landmarks(m.landmarks_mp33, image.shape[1])
+    np.testing.assert_allclose(a.landmarks_mp33[:, :3], (b.landmarks_mp33[:, :3] + unmirrored[:, :3]) / 2, atol=1e-4)
+    np.testing.assert_allclose(a.landmarks_mp33[:, 3], np.minimum(b.landmarks_mp33[:, 3], unmirrored[:, 3]), atol=1e-6)
+    gap = np.linalg.norm(a.landmarks_mp33[:, :2] - b.landmarks_mp33[:, :2], axis=1)
+    assert 0 < np.median(gap) < 3
 
 
 @pytest.mark.parametrize(

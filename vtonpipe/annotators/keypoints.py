@@ -9,10 +9,13 @@ Backends:
   (default on), moved from BlazePose's landmark definitions to COCO's joints
   (:func:`~vtonpipe.converters.keypoints.blazepose_to_coco_joints`: its ankles sit 4 % of a
   torso length above COCO's, for one; keypoint error 2.44 -> 1.98 px on the harder sample,
-  ``benchmarks/bench_keypoint_offsets.py``); confidence is MediaPipe's visibility. Points with
+  ``benchmarks/bench_keypoint_offsets.py``); with ``mirror_average`` (default on) the landmarks
+  are the mean of the photo's and its mirror image's, unmirrored
+  (:func:`~vtonpipe.models.nets.mediapipe.mirror_averaged`: 1.99 -> 1.84 px there, twice the
+  time); confidence is MediaPipe's visibility. Points with
   visibility below ``min_visibility`` (default 0.5, the threshold MediaPipe's own drawing uses)
-  or outside the image are reported undetected (0, 0, 0); the raw
-  landmarks are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
+  or outside the image are reported undetected (0, 0, 0); the landmarks (averaged, before the
+  offsets) are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
   ``people`` holds that one and ``num_people`` is counted by models that see several
   (:class:`~vtonpipe.models.mediapipe_models.PeopleCounter`: MediaPipe's full-range face
   detector and Selfie Segmentation on square tiles; a person counts by a face or a person-size
@@ -52,7 +55,7 @@ from ..core import (
     Requirements,
     WeightFile,
 )
-from ..models.nets.mediapipe import MainPersonPose, PeopleCounter, PoseResult, pose_coco18
+from ..models.nets.mediapipe import MainPersonPose, PeopleCounter, PoseResult, mirror_averaged, pose_coco18
 from ..models.nets.openpose import (
     CaffePoseNet,
     PoseNet,
@@ -114,9 +117,15 @@ def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | 
 class MediaPipeKeypoints(Backend):
     spec = SPEC
     name = "mediapipe"
-    version = "4"
+    version = "5"
     requirements = Requirements(packages=("mediapipe",))
-    default_params = {"min_visibility": 0.5, "min_detection_confidence": 0.5, "retry_detection_confidence": 0.2, "coco_offsets": True}
+    default_params = {
+        "min_visibility": 0.5,
+        "min_detection_confidence": 0.5,
+        "retry_detection_confidence": 0.2,
+        "coco_offsets": True,
+        "mirror_average": True,
+    }
     doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18 and moved to COCO's joints; visibility as confidence; people counted from faces and silhouettes."
 
     def setup(self) -> None:
@@ -134,7 +143,7 @@ class MediaPipeKeypoints(Backend):
         return clear_outside(blazepose_to_coco_joints(kp), size) if self.params["coco_offsets"] else kp
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
-        res = self.detect(item.image)
+        res = mirror_averaged(self.detect, item.image) if self.params["mirror_average"] else self.detect(item.image)
         if res is None:
             raise AnnotationFailure("no_person", "MediaPipe Pose found no person (also not at the retry confidence, on tiles or framed)")
         kp = self.coco18(res, item.image.shape[:2])

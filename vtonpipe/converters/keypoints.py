@@ -48,6 +48,11 @@ MP33_NAMES = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 
+#: the landmark each MediaPipe landmark becomes in the mirrored image (left <-> right; the nose is its own)
+MP33_MIRROR: tuple[int, ...] = tuple(
+    MP33_NAMES.index(n.replace("left", "#").replace("right", "left").replace("#", "right")) for n in MP33_NAMES
+)
+
 #: MediaPipe landmark of each COCO-18 point; ``None`` for the neck (midpoint of 11 and 12)
 MP33_TO_COCO18: tuple[int | None, ...] = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
 #: BODY_25 index of each COCO-18 point (MidHip is inserted at 8, the feet are 19..24)
@@ -109,6 +114,16 @@ def mp33_to_coco18(landmarks: np.ndarray, min_confidence: float = 0.0) -> np.nda
     idx = [0 if i is None else i for i in MP33_TO_COCO18]
     out = lm[..., idx, :]
     out[..., 1, :] = _midpoint(lm[..., 11, :], lm[..., 12, :])
+    return clear_undetected(out, min_confidence)
+
+
+def mp33_points(landmarks: np.ndarray, names: Sequence[str], min_confidence: float = 0.0) -> np.ndarray:
+    """MediaPipe Pose landmarks ``(33, 4)`` (x, y, z, visibility) -> ``(len(names), 3)`` (x, y,
+    visibility) of the :data:`MP33_NAMES` ``names``; those below ``min_confidence`` (0, 0, 0)."""
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if lm.shape != (33, 4):
+        raise ValueError(f"expected MediaPipe landmarks (33, 4), got {lm.shape}")
+    out = lm[[MP33_NAMES.index(n) for n in names]][:, [0, 1, 3]]
     return clear_undetected(out, min_confidence)
 
 
