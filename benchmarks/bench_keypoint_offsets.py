@@ -1,4 +1,4 @@
-"""MediaPipe's landmarks against COCO's joints: the per-joint offsets, and the keypoint error with them.
+"""MediaPipe's landmarks against COCO's joints: the per-joint offsets, the keypoint error with them, and the body fit's per-joint weights.
 
     python benchmarks/bench_keypoint_offsets.py --calibrate DIR [DIR ...] --evaluate DIR [DIR ...]
 
@@ -10,7 +10,10 @@ MediaPipe's point in the body's frame (up along the hips -> neck axis, outward f
 lengths) over the ``--calibrate`` builds, printed as the table
 ``vtonpipe.converters.keypoints.BLAZEPOSE_TO_COCO18_OFFSETS`` holds; then, on each ``--evaluate``
 build (and per view), the mean px error of the detected points against the truth as MediaPipe
-gives them, moved by the offsets just measured, and moved by the shipped table.
+gives them, moved by the offsets just measured, and moved by the shipped table. Last, the
+``body`` stage's ``keypoint_weights`` for these keypoints (params.yaml): each joint's inverse
+squared mean px error over the ``--calibrate`` photos (shipped offsets applied; a joint and its
+mirror twin averaged first), scaled to mean 1.
 """
 
 from __future__ import annotations
@@ -78,6 +81,25 @@ def errors(data: list[tuple[np.ndarray, np.ndarray, str]], offsets: np.ndarray |
     return {k: float(np.mean(v)) for k, v in per.items()}
 
 
+#: COCO-18 joints and their mirror twins (right, left)
+_TWINS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
+
+
+def keypoint_weights(data: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarray:
+    """(18,) inverse squared mean px error per joint of the detected points (moved by the shipped
+    offsets) on the truth's visible ones, twins averaged, scaled to mean 1."""
+    err = np.full((len(data), 18), np.nan)
+    for i, (kp, gt, _) in enumerate(data):
+        moved = blazepose_to_coco_joints(kp)
+        both = (kp[:, 2] > 0) & (gt[:, 2] > 0)
+        err[i, both] = np.linalg.norm(moved[both, :2] - gt[both, :2], axis=1)
+    mean = np.nanmean(err, axis=0)
+    for right, left in _TWINS:
+        mean[[right, left]] = mean[[right, left]].mean()
+    weights = 1.0 / mean**2
+    return weights / weights.mean()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibrate", type=Path, nargs="+", required=True)
@@ -94,6 +116,8 @@ def main() -> None:
         raw, measured, shipped = errors(data, None), errors(data, offsets), errors(data, BLAZEPOSE_TO_COCO18_OFFSETS)
         for view in ["all"] + sorted(k for k in raw if k != "all"):
             print(f"{build.name:12s} {len(data):6d}  {view:6s} {raw[view]:12.3f} {measured[view]:9.3f} {shipped[view]:8.3f}")
+    weights = keypoint_weights(calibration)
+    print(f"\nbody keypoint_weights from {len(calibration)} photos (COCO-18 order): [{', '.join(f'{w:.2f}' for w in weights)}]")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silh
 fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best),
 and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term; with
 ``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (their ``z``; a row
-of another keypoints backend has none: an error naming the backend). Params (see
+of another keypoints backend has none: an error naming the backend), and with ``landmark_weight >
+0`` (anny-fit) the landmark term their hands' and feet's points. Params (see
 :class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
 principal point at the image centre), optimiser settings, prior and silhouette weights and the
 failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..converters.keypoints import mp33_depths_to_coco18
+from ..converters.keypoints import clear_outside, mp33_depths_to_coco18, mp33_points
 from ..core import (
     AnnotationFailure,
     Backend,
@@ -49,6 +50,7 @@ from ..core import (
 )
 from ..models.bodies.anny import AnnyBody
 from ..models.bodies.fitting import (
+    MP33_FIT_LANDMARKS,
     AnnyFitModel,
     FitConfig,
     FitModel,
@@ -80,6 +82,9 @@ FRANKMOCAP_SMPL = WeightFile(
     "neutral SMPL model of FrankMocap",
 )
 HMR_INPUT_HALF = 112.0  # half of the regressor's 224 px input crop
+#: the landmark term reads MediaPipe's hand and foot landmarks seen at least this well (the
+#: keypoints stage's default ``min_visibility``, MediaPipe's own drawing threshold)
+LANDMARK_MIN_VISIBILITY = 0.5
 
 
 class _FitBackend(Backend):
@@ -95,10 +100,11 @@ class _FitBackend(Backend):
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[BodyRecord | AnnotationFailure]:
         silhouette, parsing = self.params["silhouette_weight"] > 0, self.params["parsing_weight"] > 0
-        depth = self.params["depth_weight"] > 0
+        depth, landmark = self.params["depth_weight"] > 0, self.params["landmark_weight"] > 0
         out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
         depths: dict[int, np.ndarray] = {}
+        landmarks: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
         parsings: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
@@ -110,10 +116,15 @@ class _FitBackend(Backend):
                 out[i] = f
             else:
                 keypoints[i], masks[i], parsings[i] = row.keypoints, mask, labels
+                if (depth or landmark) and row.landmarks_mp33 is None:
+                    raise ValueError(
+                        f"body: depth_weight or landmark_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none"
+                    )
                 if depth:
-                    if row.landmarks_mp33 is None:
-                        raise ValueError(f"body: depth_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none")
                     depths[i] = mp33_depths_to_coco18(row.landmarks_mp33)
+                if landmark:
+                    seen = mp33_points(row.landmarks_mp33, MP33_FIT_LANDMARKS, LANDMARK_MIN_VISIBILITY)
+                    landmarks[i] = clear_outside(seen, item.image.shape[:2])
         if keypoints:
             sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
             config = FitConfig.from_params(self.params)
@@ -125,6 +136,7 @@ class _FitBackend(Backend):
                 list(masks.values()) if silhouette else None,
                 parsings=list(parsings.values()) if parsing else None,
                 depths=np.stack(list(depths.values())) if depth else None,
+                landmarks=np.stack(list(landmarks.values())) if landmark else None,
             )
             for j, i in enumerate(keypoints):
                 out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else BodyRecord(**fit.record(j))
@@ -134,7 +146,7 @@ class _FitBackend(Backend):
 @register_backend
 class AnnyFit(_FitBackend):
     name = "anny-fit"
-    version = "2"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding)
+    version = "3"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding); 3: the landmark vertices among the surface points
     requirements = Requirements(packages=("torch", "anny"))
     default_params = asdict(FitConfig())
     doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing; optional silhouette term)."

@@ -11,6 +11,8 @@ Adam problem with early stopping per image.
 
 from .config import FitConfig, camera_of, focal_length, keypoint_problem, person_size
 from .models import (
+    ANNY_MP33_VERTICES,
+    MP33_FIT_LANDMARKS,
     SURFACE_SPACING,
     AnnyFitModel,
     FitModel,
@@ -28,7 +30,9 @@ from .optimize import (
 )
 
 __all__ = [
+    "ANNY_MP33_VERTICES",
     "EDGE_POINTS",
+    "MP33_FIT_LANDMARKS",
     "SILHOUETTE_LR",
     "SURFACE_SPACING",
     "TORSO_AND_FACE",

@@ -32,11 +32,21 @@ class FitConfig:
     min_confidence: float = 0.05  # a keypoint counts as detected above this
     max_residual: float = 0.05  # fit_failed above this mean error (fraction of S)
     silhouette_weight: float = 0.0  # > 0: add the silhouette term against the person masks (0: keypoints only)
+    off_mask: float = 0.01  # with the silhouette term, keypoints farther than this (fraction of S) outside the person mask are dropped (not the person's); < 0 keeps them
     silhouette_coverage: float = 1.0  # weight of its coverage part relative to its outside part
     silhouette_sigma: float = 0.05  # Geman-McClure scale of both parts (fraction of S), and of the parsing term
     parsing_weight: float = 0.0  # > 0: add the parsing term against the LIP parsings (bare arms, legs, face and shoes covered by their body parts)
     depth_weight: float = 0.0  # > 0: add the depth term against MediaPipe's relative joint depths (its landmarks' z)
     depth_scale: float = 0.22  # relative depth (px at the body's distance) per px of MediaPipe's z: the least-squares slope on the seed-11 sample
+    landmark_weight: float = 0.0  # > 0: add the landmark term against MediaPipe's hand and foot landmarks (MP33_FIT_LANDMARKS; anny only)
+    keypoint_weights: tuple[float, ...] | None = None  # 18 relative weights of the COCO-18 keypoints in the keypoint term (times their confidence); None: equal
+
+    def __post_init__(self):
+        if self.keypoint_weights is not None:
+            weights = tuple(float(w) for w in self.keypoint_weights)
+            if len(weights) != len(COCO18) or min(weights) < 0 or max(weights) <= 0:
+                raise ValueError(f"keypoint_weights: 18 non-negative weights (COCO-18 order), not all 0; got {self.keypoint_weights}")
+            object.__setattr__(self, "keypoint_weights", weights)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FitConfig:

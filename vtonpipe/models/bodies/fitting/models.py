@@ -57,6 +57,9 @@ class FitModel(ABC):
     dtype: torch.dtype
     surface_index: np.ndarray  # (K,) vertices the silhouette and parsing terms project (:func:`spread_vertices`)
     surface_part: np.ndarray  # (K,) int32 DensePose part (1..24) of each of them (the parsing term's)
+    #: (10,) positions in ``surface_index`` of the vertices :data:`MP33_FIT_LANDMARKS` mark (the
+    #: landmark term's); None: the model marks none
+    landmark_points: np.ndarray | None = None
 
     @abstractmethod
     def shape_from_free(self, free: torch.Tensor) -> torch.Tensor:
@@ -80,6 +83,18 @@ class FitModel(ABC):
 
 
 #: spacing (m) of the surface points of the silhouette term: about 1900 of anny's 13718 vertices
+#: MediaPipe Pose landmarks the anny fit reads beyond COCO-18: hands (their orientation turns the
+#: arm about its axis) and feet (the leg's)
+MP33_FIT_LANDMARKS = ("left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+#: the anny vertex each of them marks: the vertex of that hand or foot nearest MediaPipe's landmark
+#: over the 120 person photos of a harder sample (seed 11), 3.1-3.4 px from it on hands and
+#: 1.7-1.9 px on feet there, 3.1-4.0 and 2.1-2.2 px on the seed-12 sample it did not see
+#: (``benchmarks/bench_landmark_vertices.py``)
+ANNY_MP33_VERTICES = {
+    "left_pinky": 9835, "right_pinky": 3169, "left_index": 9803, "right_index": 3151, "left_thumb": 9840, "right_thumb": 3630,
+    "left_heel": 12432, "right_heel": 6355, "left_foot_index": 11606, "right_foot_index": 5831,
+}  # fmt: skip
+
 SURFACE_SPACING = 0.03
 
 
@@ -230,7 +245,9 @@ class AnnyFitModel(FitModel):
         self._eye4 = torch.zeros(4, 4, **t)
         self._eye4[3, 3] = 1.0
         # surface points: rest positions and blend shapes of the subset, dense skinning weights (K, J)
-        self.surface_index = spread_vertices(template, SURFACE_SPACING)
+        spread = spread_vertices(template, SURFACE_SPACING)
+        self.surface_index = np.concatenate([spread, [ANNY_MP33_VERTICES[n] for n in MP33_FIT_LANDMARKS]])
+        self.landmark_points = np.arange(len(spread), len(self.surface_index))
         surface_skin = self.body.dense_skin_weights()[self.surface_index]  # (K, 104)
         # the skeletons each forward poses: the bones that move a keypoint (or a surface point) and their ancestors
         keypoint_bones = (np.abs(moments).sum((0, 2)) > 0) | (np.abs(moment_dirs).sum((0, 1, 3)) > 0) | full_skeleton
