@@ -1,4 +1,4 @@
-"""MediaPipe's landmarks against COCO's joints: the per-joint offsets, the keypoint error with them, and the body fit's per-joint weights.
+"""MediaPipe's landmarks against the sample's truth: COCO-18 offsets, the keypoint error with them, the body fit's per-joint weights and its landmark vertices.
 
     python benchmarks/bench_keypoint_offsets.py --calibrate DIR [DIR ...] --evaluate DIR [DIR ...]
 
@@ -13,13 +13,21 @@ build (and per view), the mean px error of the detected points against the truth
 gives them, moved by the offsets just measured, and moved by the shipped table. Last, the
 ``body`` stage's ``keypoint_weights`` for these keypoints (params.yaml): each joint's inverse
 squared mean px error over the ``--calibrate`` photos (shipped offsets applied; a joint and its
-mirror twin averaged first), scaled to mean 1.
+mirror twin averaged first), scaled to mean 1. Then the landmark term's vertices: for every
+MediaPipe landmark the body fit reads beyond COCO-18
+(:data:`vtonpipe.models.bodies.fitting.MP33_FIT_LANDMARKS`: pinky, index and thumb of each hand,
+heel and toes of each foot), over the ``--calibrate`` photos where MediaPipe sees it (visibility
+>= 0.5), the vertex of the true body's hand or foot (DensePose part of that side) whose
+projection is nearest the landmark in the truncated-square sense (gaps capped at 10 px, so
+mirrored or lost detections count as misses, not as pulls): the table ``ANNY_MP33_VERTICES``
+holds, with each landmark's mean px gap on every build as calibrated and as shipped.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -27,11 +35,16 @@ from vtonpipe.converters.keypoints import (
     BLAZEPOSE_TO_COCO18_OFFSETS,
     COCO18,
     COCO18_NAMES,
+    MP33_NAMES,
     blazepose_to_coco_joints,
     torso_frame,
 )
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
+from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.fitting import ANNY_MP33_VERTICES, MP33_FIT_LANDMARKS
+from vtonpipe.models.bodies.posed import posed_meshes
 from vtonpipe.models.nets.mediapipe import PoseResult, pose_coco18
+from vtonpipe.models.render.iuv import anny_charts, vertex_parts
 from vtonpipe.pipeline.context import AnnotationContext
 
 
@@ -100,6 +113,59 @@ def keypoint_weights(data: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarr
     return weights / weights.mean()
 
 
+CAP_PX = 10.0
+#: DensePose part of each landmark's hand or foot (3 right hand, 4 left hand, 5 left foot, 6 right foot)
+PART = {"left_pinky": 4, "left_index": 4, "left_thumb": 4, "right_pinky": 3, "right_index": 3, "right_thumb": 3,
+        "left_heel": 5, "left_foot_index": 5, "right_heel": 6, "right_foot_index": 6}  # fmt: skip
+
+
+def mesh_photos(build: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(MediaPipe landmarks (33, 4), the true body's projected vertices (V, 2)) per person photo."""
+    ctx = AnnotationContext(build)
+    reader = ctx.reader("keypoints")
+    rows, bodies, sizes = [], [], []
+    for image_id, image in sorted(ctx.images.items()):
+        truth = image_truth_path(ctx.dataset_root, image["path"])
+        if image["kind"] != "person" or image_id not in reader or not truth.exists():
+            continue
+        gt = read_truth(truth)
+        h, w = gt["person_mask"].shape
+        rows.append(np.asarray(reader.record(image_id).landmarks_mp33, np.float32))
+        bodies.append(SimpleNamespace(model="anny", pose=gt["body_pose"], shape=gt["phenotype"], rotation=gt["body_rotation"], translation=gt["body_translation"], camera=gt["camera"]))
+        sizes.append((w, h))
+    meshes = posed_meshes(bodies, sizes)
+    return [(lm, mesh.project()) for lm, mesh in zip(rows, meshes)]
+
+
+def calibrate_vertices(data: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+    """Landmark name -> the vertex of its part with the least mean truncated squared px gap."""
+    faces = AnnyBody().faces
+    part = vertex_parts(faces, anny_charts().face_part, int(faces.max()) + 1)
+    out = {}
+    for name in MP33_FIT_LANDMARKS:
+        lm = MP33_NAMES.index(name)
+        candidates = np.nonzero(part == PART[name])[0]
+        cost, n = np.zeros(len(candidates)), 0
+        for landmarks, pixels in data:
+            if landmarks[lm, 3] < 0.5:
+                continue
+            gap2 = ((pixels[candidates] - landmarks[lm, :2]) ** 2).sum(-1)
+            cost += np.minimum(gap2, CAP_PX**2)
+            n += 1
+        out[name] = int(candidates[np.argmin(cost)])
+    return out
+
+
+def vertex_gaps(data: list[tuple[np.ndarray, np.ndarray]], vertices: dict[str, int]) -> dict[str, float]:
+    """Mean px distance of each seen landmark from its vertex's projection."""
+    out = {}
+    for name, v in vertices.items():
+        lm = MP33_NAMES.index(name)
+        d = [np.linalg.norm(pixels[v] - landmarks[lm, :2]) for landmarks, pixels in data if landmarks[lm, 3] >= 0.5]
+        out[name] = float(np.mean(d)) if d else float("nan")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibrate", type=Path, nargs="+", required=True)
@@ -118,6 +184,12 @@ def main() -> None:
             print(f"{build.name:12s} {len(data):6d}  {view:6s} {raw[view]:12.3f} {measured[view]:9.3f} {shipped[view]:8.3f}")
     weights = keypoint_weights(calibration)
     print(f"\nbody keypoint_weights from {len(calibration)} photos (COCO-18 order): [{', '.join(f'{w:.2f}' for w in weights)}]")
+    meshes = {build: mesh_photos(build) for build in [*args.calibrate, *args.evaluate]}
+    vertices = calibrate_vertices([p for build in args.calibrate for p in meshes[build]])
+    print("\nANNY_MP33_VERTICES:\n{\n" + "".join(f'    "{n}": {v},\n' for n, v in vertices.items()) + "}")
+    for build, data in meshes.items():
+        measured, shipped = vertex_gaps(data, vertices), vertex_gaps(data, ANNY_MP33_VERTICES)
+        print(f"{build.name}: mean px gap, calibrated / shipped: " + ", ".join(f"{n} {measured[n]:.2f} / {shipped[n]:.2f}" for n in vertices))
 
 
 if __name__ == "__main__":

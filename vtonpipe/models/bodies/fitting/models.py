@@ -82,19 +82,19 @@ class FitModel(ABC):
         return self.shape_from_free(torch.zeros(1, self.num_shape, dtype=self.dtype, device=self.device))
 
 
-#: spacing (m) of the surface points of the silhouette term: about 1900 of anny's 13718 vertices
 #: MediaPipe Pose landmarks the anny fit reads beyond COCO-18: hands (their orientation turns the
 #: arm about its axis) and feet (the leg's)
 MP33_FIT_LANDMARKS = ("left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
 #: the anny vertex each of them marks: the vertex of that hand or foot nearest MediaPipe's landmark
 #: over the 120 person photos of a harder sample (seed 11), 3.1-3.4 px from it on hands and
 #: 1.7-1.9 px on feet there, 3.1-4.0 and 2.1-2.2 px on the seed-12 sample it did not see
-#: (``benchmarks/bench_landmark_vertices.py``)
+#: (``benchmarks/bench_keypoint_offsets.py``)
 ANNY_MP33_VERTICES = {
     "left_pinky": 9835, "right_pinky": 3169, "left_index": 9803, "right_index": 3151, "left_thumb": 9840, "right_thumb": 3630,
     "left_heel": 12432, "right_heel": 6355, "left_foot_index": 11606, "right_foot_index": 5831,
 }  # fmt: skip
 
+#: spacing (m) of the surface points of the silhouette term: about 1900 of anny's 13718 vertices
 SURFACE_SPACING = 0.03
 
 
