@@ -41,7 +41,8 @@ def test_model_is_built_into_the_project_cache(body):
 
     assert anny_cache_dir() == cache_dir() / "anny" and warp_cache_dir() == cache_dir() / "warp"
     assert list(anny_cache_dir().rglob("build_compact_model_data_*.safetensors"))
-    body(pose={"head": (0.1, 0.0, 0.0)})  # skinning compiles or loads warp's kernels
+    pose = torch.zeros(104, 3, dtype=body.dtype, requires_grad=True)  # with a gradient anny skins with warp (without, vtonpipe's CPU skinning)
+    body(pose=pose).sum().backward()  # compiles or loads warp's kernels, on a fresh machine too
     AnnyBody(dtype=torch.float64)()  # a second model must not move warp's cache
     base = Path(os.environ["WARP_CACHE_PATH"]).resolve()  # set to warp_cache_dir() unless the user set it
     kernels = Path(warp.config.kernel_cache_dir)
