@@ -11,8 +11,8 @@ Backends:
   torso length above COCO's, for one; keypoint error 2.44 -> 1.98 px on the harder sample,
   ``benchmarks/bench_keypoint_offsets.py``); with ``mirror_average`` (default on) the landmarks
   are the mean of the photo's and its mirror image's, unmirrored
-  (:func:`~vtonpipe.models.nets.mediapipe.mirror_averaged`: 1.99 -> 1.84 px there, twice the
-  time); confidence is MediaPipe's visibility. Points with
+  (:func:`~vtonpipe.models.nets.mediapipe.mirror_averaged`: 1.99 -> 1.84 px there, the stage
+  about 1.6x slower); confidence is MediaPipe's visibility. Points with
   visibility below ``min_visibility`` (default 0.5, the threshold MediaPipe's own drawing uses)
   or outside the image are reported undetected (0, 0, 0); the landmarks (averaged, before the
   offsets) are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so

@@ -102,10 +102,14 @@ def _gm(r2: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma**2 * r2 / (sigma**2 + r2)
 
 
+def _weighted_rho(r2: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(b,) the ``w``-weighted mean over the last axis of Geman-McClure of ``r2`` (b, P); 0 where all ``w`` are 0."""
+    return (w * _gm(r2, sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
+
+
 def _data_term(pixels: torch.Tensor, batch: _Batch, idx: torch.Tensor, sigma: float, weights: torch.Tensor | None = None) -> torch.Tensor:
     r2 = ((pixels - batch.target[idx]) ** 2).sum(-1) / batch.scale[idx, None] ** 2
-    w = batch.weight[idx] if weights is None else batch.weight[idx] * weights
-    return (w * _gm(r2, sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
+    return _weighted_rho(r2, batch.weight[idx] if weights is None else batch.weight[idx] * weights, sigma)
 
 
 def _depth_term(joints: torch.Tensor, batch: _Batch, idx: torch.Tensor, config: FitConfig) -> torch.Tensor:
@@ -117,8 +121,7 @@ def _depth_term(joints: torch.Tensor, batch: _Batch, idx: torch.Tensor, config: 
     z_hips = 0.5 * (z[:, R_HIP] + z[:, L_HIP])
     relative = batch.f[idx, None] * (z - z_hips[:, None]) / z_hips[:, None]
     r2 = ((relative - config.depth_scale * batch.depth[idx]) / batch.scale[idx, None]) ** 2
-    w = batch.depth_conf[idx]
-    return (w * _gm(r2, config.sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
+    return _weighted_rho(r2, batch.depth_conf[idx], config.sigma)
 
 
 #: mask contour points per image of the silhouette term's coverage part
@@ -256,8 +259,7 @@ class _Landmarks:
         the confidence-weighted mean ``rho`` (Geman-McClure, ``sigma``) of each landmark's px gap to
         its vertex's projection over the person sizes ``scale`` (b,); 0 for an image with none seen."""
         r2 = ((pixels[:, self.points] - self.target[idx]) ** 2).sum(-1) / scale[:, None] ** 2
-        w = self.conf[idx]
-        return (w * _gm(r2, config.sigma)).sum(-1) / w.sum(-1).clamp_min(1e-9)
+        return _weighted_rho(r2, self.conf[idx], config.sigma)
 
 
 class _Params(torch.nn.Module):
