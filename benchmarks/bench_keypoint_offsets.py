@@ -31,12 +31,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from vtonpipe.annotators.body_fit import LANDMARK_MIN_VISIBILITY
 from vtonpipe.converters.keypoints import (
     BLAZEPOSE_TO_COCO18_OFFSETS,
     COCO18,
     COCO18_NAMES,
     MP33_NAMES,
     blazepose_to_coco_joints,
+    mirror_order,
     torso_frame,
 )
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
@@ -94,10 +96,6 @@ def errors(data: list[tuple[np.ndarray, np.ndarray, str]], offsets: np.ndarray |
     return {k: float(np.mean(v)) for k, v in per.items()}
 
 
-#: COCO-18 joints and their mirror twins (right, left)
-_TWINS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
-
-
 def keypoint_weights(data: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarray:
     """(18,) inverse squared mean px error per joint of the detected points (moved by the shipped
     offsets) on the truth's visible ones, twins averaged, scaled to mean 1."""
@@ -107,8 +105,7 @@ def keypoint_weights(data: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarr
         both = (kp[:, 2] > 0) & (gt[:, 2] > 0)
         err[i, both] = np.linalg.norm(moved[both, :2] - gt[both, :2], axis=1)
     mean = np.nanmean(err, axis=0)
-    for right, left in _TWINS:
-        mean[[right, left]] = mean[[right, left]].mean()
+    mean = 0.5 * (mean + mean[list(mirror_order(COCO18_NAMES))])
     weights = 1.0 / mean**2
     return weights / weights.mean()
 
@@ -145,13 +142,10 @@ def calibrate_vertices(data: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, i
     for name in MP33_FIT_LANDMARKS:
         lm = MP33_NAMES.index(name)
         candidates = np.nonzero(part == PART[name])[0]
-        cost, n = np.zeros(len(candidates)), 0
+        cost = np.zeros(len(candidates))
         for landmarks, pixels in data:
-            if landmarks[lm, 3] < 0.5:
-                continue
-            gap2 = ((pixels[candidates] - landmarks[lm, :2]) ** 2).sum(-1)
-            cost += np.minimum(gap2, CAP_PX**2)
-            n += 1
+            if landmarks[lm, 3] >= LANDMARK_MIN_VISIBILITY:
+                cost += np.minimum(((pixels[candidates] - landmarks[lm, :2]) ** 2).sum(-1), CAP_PX**2)
         out[name] = int(candidates[np.argmin(cost)])
     return out
 
@@ -161,7 +155,7 @@ def vertex_gaps(data: list[tuple[np.ndarray, np.ndarray]], vertices: dict[str, i
     out = {}
     for name, v in vertices.items():
         lm = MP33_NAMES.index(name)
-        d = [np.linalg.norm(pixels[v] - landmarks[lm, :2]) for landmarks, pixels in data if landmarks[lm, 3] >= 0.5]
+        d = [np.linalg.norm(pixels[v] - landmarks[lm, :2]) for landmarks, pixels in data if landmarks[lm, 3] >= LANDMARK_MIN_VISIBILITY]
         out[name] = float(np.mean(d)) if d else float("nan")
     return out
 

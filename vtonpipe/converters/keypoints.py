@@ -48,10 +48,16 @@ MP33_NAMES = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 
+
+
+def mirror_order(names: Sequence[str]) -> tuple[int, ...]:
+    """For each of the point ``names``, the index of the point it becomes in the mirrored image:
+    its ``left``/``right`` twin, or itself (the nose, the neck)."""
+    return tuple(names.index(n.replace("left", "#").replace("right", "left").replace("#", "right")) for n in names)
+
+
 #: the landmark each MediaPipe landmark becomes in the mirrored image (left <-> right; the nose is its own)
-MP33_MIRROR: tuple[int, ...] = tuple(
-    MP33_NAMES.index(n.replace("left", "#").replace("right", "left").replace("#", "right")) for n in MP33_NAMES
-)
+MP33_MIRROR = mirror_order(MP33_NAMES)
 
 #: MediaPipe landmark of each COCO-18 point; ``None`` for the neck (midpoint of 11 and 12)
 MP33_TO_COCO18: tuple[int | None, ...] = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)

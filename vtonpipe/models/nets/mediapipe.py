@@ -88,7 +88,8 @@ def mirror_averaged(detect, image: np.ndarray) -> PoseResult | None:
     counts as seen when both saw it). The image's own result alone when
     the mirrored copy finds no one, or a pose whose median landmark lies more than
     :data:`SAME_POSE_MAX_GAP` person sizes (the larger side of the landmarks' box) away: another
-    person, not noise; None when the image's own finds no one."""
+    person, not noise; None when the image's own finds no one. The segmentation, if any, is the
+    image's own."""
     res = detect(image)
     if res is None:
         return None
@@ -99,10 +100,9 @@ def mirror_averaged(detect, image: np.ndarray) -> PoseResult | None:
     size = max(float(np.ptp(res.landmarks[:, 0])), float(np.ptp(res.landmarks[:, 1])), 1.0)
     if np.median(np.linalg.norm(other[:, :2] - res.landmarks[:, :2], axis=1)) > SAME_POSE_MAX_GAP * size:
         return res
-    segmentation = None if res.segmentation is None else 0.5 * (res.segmentation + np.ascontiguousarray(mirrored.segmentation[:, ::-1]))
     landmarks = 0.5 * (res.landmarks + other)
     landmarks[:, 3] = np.minimum(res.landmarks[:, 3], other[:, 3])
-    return PoseResult(landmarks, segmentation)
+    return PoseResult(landmarks, res.segmentation)
 
 
 class MainPersonPose:
