@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from vtonpipe.training.metrics import gaussian_window, l1, label_miou, mask_iou, psnr, ssim
+from vtonpipe.models.ssim import gaussian_window
+from vtonpipe.training.metrics import l1, label_miou, mask_iou, psnr, ssim
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

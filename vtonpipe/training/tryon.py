@@ -20,12 +20,11 @@ from torch import nn
 
 from ..models.tryon.agnostic import FACE, agnostic_person, label_mask, remove_garment
 from ..models.tryon.common import Phase, compose
-from ..models.tryon.perceptual import PerceptualLoss, default_vgg19_path, perceptual_loss
+from ..models.tryon.perceptual import PerceptualKind, PerceptualLoss, default_vgg19_path, perceptual_loss
 from . import metrics
 from .task import Task
 from .warped import SMPL_FLOW, WarpSource
 
-PerceptualKind = Literal["auto", "vgg19", "pyramid_l1"]
 AgnosticKind = Literal["hrviton", "garment_region"]
 
 #: settings every try-on task has: (name, type, default)
@@ -35,6 +34,7 @@ SHARED_FIELDS: tuple[tuple[str, Any, Any], ...] = (
     ("d_lr", float, 2e-4),  # discriminators'
     ("betas", tuple[float, float], (0.5, 0.999)),  # Adam betas (pix2pix / SPG-VTON)
     ("perceptual", PerceptualKind, "auto"),  # VGG-19 when its weights are present, else the named stand-in
+    ("lr_decay", tuple[int, int], (0, 0)),  # (first, last) step: both rates fall linearly to 0 between them; (0, 0) keeps them constant
 )
 
 
@@ -178,6 +178,21 @@ class TryonTask(Task):
         d = [p for name in self.groups.discriminators for p in modules[name].parameters()]
         return {"generator": torch.optim.Adam(g, lr=self.config.lr, betas=betas), "discriminator": torch.optim.Adam(d, lr=self.config.d_lr, betas=betas)}
 
+    def schedulers(self, optimizers):
+        """With ``lr_decay = (first, last)``: both groups' rates constant to step ``first``, then
+        linearly down to 0 at step ``last`` (pix2pixHD's schedule; SAL-VTON: "decays linearly
+        after 50 epochs"); stepped once per optimiser step, so ``--resume`` continues it."""
+        first, last = self.config.lr_decay
+        if (first, last) == (0, 0):
+            return {}
+        if not 0 <= first < last:
+            raise ValueError(f"lr_decay must be (first, last) steps with 0 <= first < last, or (0, 0) for none; got {self.config.lr_decay}")
+
+        def factor(step: int) -> float:
+            return min(1.0, max(0.0, (last - step) / (last - first)))
+
+        return {group: torch.optim.lr_scheduler.LambdaLR(opt, factor) for group, opt in optimizers.items()}
+
     def gan_step(self, control, d_loss: torch.Tensor, g_loss_fn) -> torch.Tensor:
         """Back-propagate and step the discriminators on ``d_loss``, then the generators on
         ``g_loss_fn()`` (called after the discriminator step, so that it sees the updated
@@ -209,6 +224,7 @@ class TryonTask(Task):
         if p.name == "vgg19":
             notes.append(f"perceptual loss: VGG-19 layers {', '.join(p.vgg.layers)}")
         else:
-            why = "perceptual: pyramid_l1 was set" if self.config.perceptual == "pyramid_l1" else f"VGG-19 weights not found at {default_vgg19_path()}"
-            notes.append(f"perceptual loss: pyramid_l1 (mean L1 over a 4-level average-pooled image pyramid) stands in for the VGG-19 perceptual loss ({why})")
+            why = f"perceptual: {p.name} was set" if self.config.perceptual == p.name else f"VGG-19 weights not found at {default_vgg19_path()}"
+            what = {"pyramid_l1": "mean L1 over a 4-level average-pooled image pyramid", "ssim": "1 - mean SSIM, 11 px Gaussian window"}[p.name]
+            notes.append(f"perceptual loss: {p.name} ({what}) stands in for the VGG-19 perceptual loss ({why})")
         return notes

@@ -9,15 +9,17 @@ https://download.pytorch.org/models/vgg19-dcbb9e9d.pth. Its full sha256 is not p
 file name carries the first 8 hex digits of it (torch.hub's convention, ``dcbb9e9d``), and
 loading a file of that name checks them.
 
-Without the file, :func:`perceptual_loss` ``kind="pyramid_l1"`` (or ``"auto"`` when the file is
-absent, with a logged warning) gives a stand-in: the mean L1 distance over an average-pooled
-image pyramid. Every model's loss dict names the one used (``perceptual_vgg19`` or
-``perceptual_pyramid_l1``); nothing falls back silently.
+Without the file, :func:`perceptual_loss` gives a named stand-in: ``kind="pyramid_l1"`` (or
+``"auto"`` when the file is absent, with a logged warning) the mean L1 distance over an
+average-pooled image pyramid, ``kind="ssim"`` one minus the mean SSIM (Wang et al.'s structural
+similarity, :func:`vtonpipe.models.ssim.ssim_map`). Every model's loss dict names the one used
+(``perceptual_vgg19``, ``perceptual_pyramid_l1`` or ``perceptual_ssim``); nothing falls back silently.
 """
 
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
@@ -26,11 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import weights_dir
+from ..ssim import ssim_map
 
 if TYPE_CHECKING:
     from ...core.weights import WeightFile
 
 log = logging.getLogger(__name__)
+
+PerceptualKind = Literal["auto", "vgg19", "pyramid_l1", "ssim"]
+#: the stand-ins for the VGG-19 loss when its weights are not supplied
+STAND_INS = ("pyramid_l1", "ssim")
 
 #: torchvision's VGG configuration "E" (VGG-19): conv widths, "M" max-pooling.
 VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -179,19 +186,30 @@ class PerceptualLoss(nn.Module):
     (``distance="l1"``) or squared (``"mse"``, Johnson et al.'s feature reconstruction loss)
     difference; the target's features are computed without gradients. ``name`` is ``"vgg19"``.
 
-    Without (``vgg=None``): the stand-in, ``name = "pyramid_l1"``: mean over ``pyramid_levels``
-    levels (the image, then 2x2 average-pooled repeatedly) of the mean absolute difference
-    (``distance`` and ``layer_weights`` do not apply).
+    Without (``vgg=None``): the ``stand_in`` (``distance`` and ``layer_weights`` do not apply):
+    ``"pyramid_l1"``, the mean over ``pyramid_levels`` levels (the image, then 2x2 average-pooled
+    repeatedly) of the mean absolute difference; ``"ssim"``, ``1 - mean SSIM`` (11 px Gaussian
+    window of sigma 1.5, the evaluation's; ``pred`` clamped to [0, 1]). ``name`` is the stand-in's.
 
     ``pred``, ``target``: (B, 3, H, W) in [0, 1]. Returns a scalar.
     """
 
-    def __init__(self, vgg: VGG19Features | None, layer_weights: Sequence[float] | None = None, *, distance: Literal["l1", "mse"] = "l1", pyramid_levels: int = 4):
+    def __init__(
+        self,
+        vgg: VGG19Features | None,
+        layer_weights: Sequence[float] | None = None,
+        *,
+        distance: Literal["l1", "mse"] = "l1",
+        pyramid_levels: int = 4,
+        stand_in: Literal["pyramid_l1", "ssim"] = "pyramid_l1",
+    ):
         super().__init__()
         if distance not in ("l1", "mse"):
             raise ValueError(f"distance must be l1 or mse, not {distance!r}")
+        if stand_in not in STAND_INS:
+            raise ValueError(f"stand-in must be one of {', '.join(STAND_INS)}, not {stand_in!r}")
         self.vgg = vgg
-        self.name = "vgg19" if vgg is not None else "pyramid_l1"
+        self.name = "vgg19" if vgg is not None else stand_in
         if vgg is not None:
             weights = tuple(layer_weights) if layer_weights is not None else (1.0,) * len(vgg.layers)
             if len(weights) != len(vgg.layers):
@@ -201,6 +219,8 @@ class PerceptualLoss(nn.Module):
         self.pyramid_levels = pyramid_levels
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.name == "ssim":
+            return 1 - ssim_map(pred.clamp(0, 1), target).mean()
         if self.vgg is None:
             total = pred.new_zeros(())
             for level in range(self.pyramid_levels):
@@ -218,7 +238,7 @@ class PerceptualLoss(nn.Module):
 
 
 def perceptual_loss(
-    kind: Literal["auto", "vgg19", "pyramid_l1"] = "auto",
+    kind: PerceptualKind = "auto",
     *,
     layers: Sequence[str] = HRVITON_LAYERS,
     layer_weights: Sequence[float] | None = HRVITON_LAYER_WEIGHTS,
@@ -229,12 +249,14 @@ def perceptual_loss(
 
     ``kind="vgg19"``: VGG-19 on ``layers`` from ``weights_path`` (default
     :func:`default_vgg19_path`); an absent file raises (see :func:`load_vgg19_features`).
-    ``"pyramid_l1"``: the stand-in. ``"auto"``: VGG-19 when the file exists, else the stand-in
-    with a warning naming the missing file. The result's ``name`` says which one it is.
+    ``"pyramid_l1"``, ``"ssim"``: that stand-in. ``"auto"``: VGG-19 when the file exists, else
+    ``pyramid_l1`` with a warning naming the missing file. The result's ``name`` says which one it is.
     """
-    if kind not in ("auto", "vgg19", "pyramid_l1"):
-        raise ValueError(f"perceptual loss kind must be auto, vgg19 or pyramid_l1, not {kind!r}")
+    if kind not in typing.get_args(PerceptualKind):
+        raise ValueError(f"perceptual loss kind must be {', '.join(typing.get_args(PerceptualKind))}, not {kind!r}")
     path = Path(weights_path).expanduser() if weights_path is not None else default_vgg19_path()
+    if kind == "ssim":
+        return PerceptualLoss(None, stand_in="ssim")
     if kind == "pyramid_l1" or (kind == "auto" and not path.is_file()):
         if kind == "auto":
             log.warning("VGG-19 weights not found at %s: using the stand-in perceptual loss (pyramid_l1)", path)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -58,7 +57,7 @@ from .discriminators import (
     adversarial_g_loss,
     multiscale_patch_discriminator,
 )
-from .perceptual import PerceptualLoss, perceptual_loss
+from .perceptual import PerceptualKind, PerceptualLoss, perceptual_loss
 
 NUM_POSE = 18
 PARSING_IN = NUM_LIP + 1 + NUM_POSE
@@ -323,7 +322,7 @@ def make_discriminators(cfg: TreeBlockConfig = TreeBlockConfig()) -> nn.ModuleDi
 
 
 # -- losses ----------------------------------------------------------------------------------------
-def make_perceptual(kind: Literal["auto", "vgg19", "pyramid_l1"] = "auto", weights_path: str | Path | None = None) -> PerceptualLoss:
+def make_perceptual(kind: PerceptualKind = "auto", weights_path: str | Path | None = None) -> PerceptualLoss:
     """The paper's feature loss: VGG-19 ``conv1_2`` with squared error (:func:`perceptual_loss`;
     ``kind`` and ``weights_path`` as there)."""
     return perceptual_loss(kind, layers=("conv1_2",), layer_weights=(1.0,), distance="mse", weights_path=weights_path)
