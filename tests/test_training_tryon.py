@@ -165,3 +165,32 @@ def test_a_tryon_config_is_the_models_fields_plus_the_shared_settings():
     assert cfg.hidden == 4 and cfg.num_warped == 1 and cfg.betas == (0.9, 0.99) and cfg.perceptual == "auto"
     with pytest.raises(ConfigError, match="perceptual"):
         resolve(cls, {"perceptual": "vgg16"})
+    assert resolve(cls, {"perceptual": "ssim"}).perceptual == "ssim"
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_lr_decay_is_linear_between_its_steps_and_resumes():
+    from vtonpipe.training.config import resolve
+
+    task_cls = get_task("tryon", "gcl")
+    task = task_cls(resolve(task_cls.Config, {"lr": 1e-3, "d_lr": 4e-4, "lr_decay": [2, 6], "perceptual": "pyramid_l1"}))
+    opts = task.optimizers(task.build())
+    scheds = task.schedulers(opts)
+    rates = []
+    for _ in range(8):
+        rates.append(opts["generator"].param_groups[0]["lr"])
+        for s in scheds.values():
+            s.step()
+    # constant to step 2, then 1e-3 * (6 - step) / 4: 0.75e-3 at 3, 0.25e-3 at 5, 0 from 6 on
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-3, 0.75e-3, 0.5e-3, 0.25e-3, 0.0, 0.0])
+    assert opts["discriminator"].param_groups[0]["lr"] == 0.0
+    # a resumed run's schedulers continue from the saved step
+    fresh = task.optimizers(task.build())
+    again = task.schedulers(fresh)
+    for group, s in again.items():
+        s.load_state_dict(scheds[group].state_dict())
+    assert again["generator"].get_last_lr() == [0.0]
+    assert task_cls(resolve(task_cls.Config, {"perceptual": "pyramid_l1"})).schedulers(opts) == {}
+    bad = task_cls(resolve(task_cls.Config, {"lr_decay": [5, 5], "perceptual": "pyramid_l1"}))
+    with pytest.raises(ValueError, match="lr_decay"):
+        bad.schedulers(opts)

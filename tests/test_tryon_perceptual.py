@@ -12,6 +12,7 @@ from vtonpipe.models.tryon.perceptual import (
     IMAGENET_STD,
     VGG19_FILE,
     VGG19_LAYER_INDEX,
+    PerceptualLoss,
     VGG19Features,
     default_vgg19_path,
     load_vgg19_features,
@@ -109,7 +110,7 @@ def test_a_file_with_the_torchvision_name_must_have_its_hash_prefix(tmp_path):
 
 def test_perceptual_loss_kinds_name_the_loss_used(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("VTONPIPE_WEIGHTS", str(tmp_path / "weights"))
-    assert perceptual_loss("pyramid_l1").name == "pyramid_l1"
+    assert perceptual_loss("pyramid_l1").name == "pyramid_l1" and perceptual_loss("ssim").name == "ssim"
     with caplog.at_level(logging.WARNING):
         auto = perceptual_loss("auto")
     assert auto.name == "pyramid_l1" and "pyramid_l1" in caplog.text and VGG19_FILE in caplog.text
@@ -144,3 +145,23 @@ def test_pyramid_stand_in_hand_values():
     target = torch.tensor([[[[1.0, -1.0], [0.0, 0.0]]]])
     # level 0: mean |0 - target| = 0.5; level 1: the 2x2 average is 0 -> 0; mean over levels 0.25
     assert loss(torch.zeros(1, 1, 2, 2), target).item() == pytest.approx(0.25)
+
+
+def test_ssim_stand_in_hand_values():
+    loss = perceptual_loss("ssim")
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    # two flat images: no variance, SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1)
+    a, b, c1 = 0.2, 0.6, 0.01**2
+    flat = loss(torch.full((1, 3, 12, 12), a), torch.full((1, 3, 12, 12), b))
+    assert flat.item() == pytest.approx(1 - (2 * a * b + c1) / (a * a + b * b + c1), rel=1e-4)
+    # out-of-range predictions are clamped to [0, 1] first: 1.5 scores as 1.0
+    assert loss(torch.full((1, 3, 12, 12), 1.5), torch.full((1, 3, 12, 12), b)).item() == pytest.approx(
+        loss(torch.ones(1, 3, 12, 12), torch.full((1, 3, 12, 12), b)).item()
+    )
+    pred = torch.rand(1, 3, 16, 16, requires_grad=True)
+    value = loss(pred, x[:1])
+    value.backward()
+    assert 0 < value.item() < 2 and pred.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="stand-in"):
+        PerceptualLoss(None, stand_in="lpips")
