@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.tryon.agnostic import FACE, agnostic_person, label_mask, remove_garment
 from ..models.tryon.common import Phase, compose
-from ..models.tryon.perceptual import PerceptualKind, PerceptualLoss, default_vgg19_path, perceptual_loss
+from ..models.tryon.perceptual import STAND_INS, PerceptualKind, PerceptualLoss, default_vgg19_path, perceptual_loss
 from . import metrics
 from .task import Task
 from .warped import SMPL_FLOW, WarpSource
@@ -225,6 +225,5 @@ class TryonTask(Task):
             notes.append(f"perceptual loss: VGG-19 layers {', '.join(p.vgg.layers)}")
         else:
             why = f"perceptual: {p.name} was set" if self.config.perceptual == p.name else f"VGG-19 weights not found at {default_vgg19_path()}"
-            what = {"pyramid_l1": "mean L1 over a 4-level average-pooled image pyramid", "ssim": "1 - mean SSIM, 11 px Gaussian window"}[p.name]
-            notes.append(f"perceptual loss: {p.name} ({what}) stands in for the VGG-19 perceptual loss ({why})")
+            notes.append(f"perceptual loss: {p.name} ({STAND_INS[p.name]}) stands in for the VGG-19 perceptual loss ({why})")
         return notes

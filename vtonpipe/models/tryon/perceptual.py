@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PerceptualKind = Literal["auto", "vgg19", "pyramid_l1", "ssim"]
-#: the stand-ins for the VGG-19 loss when its weights are not supplied
-STAND_INS = ("pyramid_l1", "ssim")
+#: the stand-ins for the VGG-19 loss when its weights are not supplied, with what each one computes
+STAND_INS = {"pyramid_l1": "mean L1 over a 4-level average-pooled image pyramid", "ssim": "1 - mean SSIM, 11 px Gaussian window"}
 
 #: torchvision's VGG configuration "E" (VGG-19): conv widths, "M" max-pooling.
 VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
