@@ -12,7 +12,7 @@ from builders import garment_image, make_build, person_image, write_mpv_tree
 from PIL import Image
 
 from vtonpipe.annotators.keypoints import MediaPipeKeypoints
-from vtonpipe.converters.keypoints import COCO18_NAMES, OPENPOSE_COLOURS, blazepose_to_coco_joints, clear_outside
+from vtonpipe.converters.keypoints import COCO18_NAMES, MP33_MIRROR, MP33_NAMES, OPENPOSE_COLOURS, blazepose_to_coco_joints, clear_outside
 from vtonpipe.core import ImageItem
 from vtonpipe.models.nets import mediapipe as mediapipe_models
 from vtonpipe.pipeline.config import StageConfig
@@ -266,6 +266,54 @@ def test_mirror_averaged(case):
         np.testing.assert_allclose(res.landmarks[:, 3], np.minimum(own, seen)[:, 3], atol=1e-6)
     else:
         np.testing.assert_allclose(res.landmarks, own, atol=1e-6)
+
+
+def standing_front_view(w: float = 40.0) -> np.ndarray:
+    """(33, 4) landmarks of a person facing the camera in a ``w``-px-wide image: their left on the
+    image's right, each left/right twin 10 px apart about x = w / 2, rows 2 px apart."""
+    lm = np.zeros((33, 4), np.float32)
+    lm[:, 1] = 2.0 * np.arange(33)
+    lm[:, 3] = 1.0
+    for i, twin in enumerate(MP33_MIRROR):
+        lm[i, 0] = w / 2 + (0 if twin == i else 5.0 if "left" in MP33_NAMES[i] else -5.0)
+        lm[i, 1] = 2.0 * min(i, twin)
+    return lm
+
+
+def swap_legs(lm: np.ndarray) -> np.ndarray:
+    out = lm.copy()
+    for left, right in mediapipe_models.MP33_LEG_TWINS:
+        out[[left, right]] = lm[[right, left]]
+    return out
+
+
+@pytest.mark.parametrize("wrong", ["mirrored copy", "photo"])
+def test_mirror_averaged_keeps_the_legs_named_like_the_shoulders(wrong):
+    """When one pass names the legs the other way round (hips crossed against the shoulders), the
+    legs are the other pass's, not the mean (which would put both legs on the midline); the rest is
+    still averaged."""
+    w = 40
+    right = standing_front_view(w)
+    noise = np.zeros((33, 4), np.float32)
+    noise[:, 0] = 0.4
+    crossed = swap_legs(right + noise)
+    own, seen = (right, crossed) if wrong == "mirrored copy" else (crossed, right + noise)
+    assert mediapipe_models.legs_disagree(own, seen)
+    assert mediapipe_models.hips_follow_shoulders(right) == pytest.approx(1.0)
+    assert mediapipe_models.hips_follow_shoulders(crossed) == pytest.approx(-1.0)
+    image = np.zeros((80, w, 3), np.uint8)
+    image[:, 0] = 255
+
+    def detect(img):
+        return pose_of(own) if img[0, 0, 0] == 255 else pose_of(mediapipe_models.unmirror_landmarks(seen, w))
+
+    res = mediapipe_models.mirror_averaged(detect, image)
+    legs = [i for twins in mediapipe_models.MP33_LEG_TWINS for i in twins]
+    upper = [i for i in range(33) if i not in legs]
+    kept = own if wrong == "mirrored copy" else seen
+    np.testing.assert_allclose(res.landmarks[legs], kept[legs], atol=1e-5)
+    np.testing.assert_allclose(res.landmarks[upper, :3], (own + seen)[upper, :3] / 2, atol=1e-5)
+    assert not mediapipe_models.legs_disagree(right, right + noise)
 
 
 def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image(sample_people):

@@ -12,7 +12,8 @@ Backends:
   ``benchmarks/bench_keypoint_offsets.py``); with ``mirror_average`` (default on) the landmarks
   are the mean of the photo's and its mirror image's, unmirrored
   (:func:`~vtonpipe.models.nets.mediapipe.mirror_averaged`: 1.99 -> 1.84 px there, the stage
-  about 1.6x slower); confidence is MediaPipe's visibility. Points with
+  about 1.6x slower; where the two passes name the legs the other way round, the legs of the pass
+  whose hips follow its shoulders: 1.84 -> 1.79 px); confidence is MediaPipe's visibility. Points with
   visibility below ``min_visibility`` (default 0.5, the threshold MediaPipe's own drawing uses)
   or outside the image are reported undetected (0, 0, 0); the landmarks (averaged, before the
   offsets) are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
@@ -117,7 +118,7 @@ def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | 
 class MediaPipeKeypoints(Backend):
     spec = SPEC
     name = "mediapipe"
-    version = "5"
+    version = "6"
     requirements = Requirements(packages=("mediapipe",))
     default_params = {
         "min_visibility": 0.5,

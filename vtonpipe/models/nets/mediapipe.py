@@ -78,6 +78,27 @@ def unmirror_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
 
 #: the median landmark gap (over the 33, in person sizes) past which two poses are not one person's
 SAME_POSE_MAX_GAP = 0.1
+#: MediaPipe's leg landmarks as (left, right) twins: hip, knee, ankle, heel, foot index
+MP33_LEG_TWINS = ((23, 24), (25, 26), (27, 28), (29, 30), (31, 32))
+MP33_SHOULDERS = (11, 12)  # (left, right)
+
+
+def legs_disagree(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two landmark sets (33, >= 2) of one person name the legs the other way round: their
+    leg landmarks lie nearer each other with left and right swapped than as named."""
+    left, right = (list(side) for side in zip(*MP33_LEG_TWINS))
+    same = np.linalg.norm(a[left, :2] - b[left, :2], axis=1).sum() + np.linalg.norm(a[right, :2] - b[right, :2], axis=1).sum()
+    swapped = np.linalg.norm(a[left, :2] - b[right, :2], axis=1).sum() + np.linalg.norm(a[right, :2] - b[left, :2], axis=1).sum()
+    return bool(swapped < same)
+
+
+def hips_follow_shoulders(landmarks: np.ndarray) -> float:
+    """Cosine between the left -> right hip and the left -> right shoulder vectors (image plane):
+    near 1 when the hips are named the way the shoulders are, as a body's always are; -1 when the
+    legs are named the other way round (a back view read as a front view below the waist)."""
+    (lh, rh), (ls, rs) = MP33_LEG_TWINS[0], MP33_SHOULDERS
+    hips, shoulders = landmarks[rh, :2] - landmarks[lh, :2], landmarks[rs, :2] - landmarks[ls, :2]
+    return float(hips @ shoulders / (np.linalg.norm(hips) * np.linalg.norm(shoulders) + 1e-9))
 
 
 def mirror_averaged(detect, image: np.ndarray) -> PoseResult | None:
@@ -85,11 +106,14 @@ def mirror_averaged(detect, image: np.ndarray) -> PoseResult | None:
     image, unmirrored (:func:`unmirror_landmarks`): x, y and z are means of the two, which averages
     out the part of the landmark noise that does not follow the mirror (harder sample: COCO-18 error
     1.99 -> 1.84 px, README "Harder cases"); the visibility is the smaller of the two (a point
-    counts as seen when both saw it). The image's own result alone when
-    the mirrored copy finds no one, or a pose whose median landmark lies more than
-    :data:`SAME_POSE_MAX_GAP` person sizes (the larger side of the landmarks' box) away: another
-    person, not noise; None when the image's own finds no one. The segmentation, if any, is the
-    image's own."""
+    counts as seen when both saw it). When the two name the legs the other way round
+    (:func:`legs_disagree`: a back view read as a front view below the waist by one of them), their
+    mean would put both legs between the true ones; the legs are then the landmarks of the one
+    whose hips are named the way its shoulders are (:func:`hips_follow_shoulders`), not averaged.
+    The image's own result alone when the mirrored copy finds no one, or a pose whose median
+    landmark lies more than :data:`SAME_POSE_MAX_GAP` person sizes (the larger side of the
+    landmarks' box) away: another person, not noise; None when the image's own finds no one. The
+    segmentation, if any, is the image's own."""
     res = detect(image)
     if res is None:
         return None
@@ -102,6 +126,10 @@ def mirror_averaged(detect, image: np.ndarray) -> PoseResult | None:
         return res
     landmarks = 0.5 * (res.landmarks + other)
     landmarks[:, 3] = np.minimum(res.landmarks[:, 3], other[:, 3])
+    if legs_disagree(res.landmarks, other):
+        legs = [i for twins in MP33_LEG_TWINS for i in twins]
+        kept = res.landmarks if hips_follow_shoulders(res.landmarks) >= hips_follow_shoulders(other) else other
+        landmarks[legs] = kept[legs]
     return PoseResult(landmarks, res.segmentation)
 
 
