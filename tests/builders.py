@@ -100,9 +100,10 @@ class KeypointsFromFile(_RowsFromFile):
     spec = get_annotator("keypoints")
 
     def record(self, values):
-        """``values``: COCO-18 (18, 3) keypoints, or MediaPipe's (33, 4) landmarks (x, y, z, visibility), kept as the mediapipe backend does."""
+        """``values``: COCO-18 (18, 3) keypoints, or MediaPipe's (33, 4) landmarks (x, y, z, visibility), kept as the mediapipe backend does
+        (points below its default ``min_visibility`` 0.5 undetected)."""
         landmarks = values if values.shape == (33, 4) else None
-        kp = values if landmarks is None else mp33_to_coco18(landmarks[:, [0, 1, 3]])
+        kp = values if landmarks is None else mp33_to_coco18(landmarks[:, [0, 1, 3]], 0.5)
         return KeypointsRecord(keypoints=kp, people=kp[None], num_people=1, score=1.0, bbox=keypoint_bbox(kp), landmarks_mp33=landmarks)
 
 

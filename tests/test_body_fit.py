@@ -494,6 +494,55 @@ def test_landmark_term_needs_landmarks_per_image(model):
         fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(landmark_weight=1.0), landmarks=np.zeros((2, 9, 3)))
 
 
+# -- the hidden joints -----------------------------------------------------------------------------
+def test_hidden_joints_enter_the_keypoint_term_at_their_weight(model):
+    """A guessed wrist (keypoint undetected) is a target at confidence ``hidden_weight`` times its
+    keypoint weight; the detected points keep theirs, and the confidences, person size and joint
+    flags are the detected points' alone (a guess where a keypoint was detected is ignored)."""
+    truth = synthetic_bodies(model, 1, seed=2, size=(W, H))
+    kp = truth.keypoints.copy()
+    kp[0, 4] = 0.0
+    hidden = np.zeros((1, 18, 3))
+    hidden[0, 4] = (50.0, 60.0, 1.0)
+    hidden[0, 7] = (1.0, 2.0, 1.0)  # the left wrist is detected: not a target
+    weights = tuple(float(w) for w in np.linspace(0.5, 2.0, 18))
+    config = FitConfig(hidden_weight=0.3, keypoint_weights=weights)
+    batch, plain = _Batch(model, kp, [(W, H)], config, hidden=hidden), _Batch(model, kp, [(W, H)], config)
+    assert batch.target[0, 4].tolist() == [50.0, 60.0] and batch.target[0, 7].tolist() == kp[0, 7, :2].tolist()
+    assert float(batch.weight[0, 4]) == pytest.approx(0.3 * weights[4])
+    np.testing.assert_allclose(np.delete(batch.weight.numpy(), 4, 1), np.delete(plain.weight.numpy(), 4, 1))
+    assert float(batch.conf[0, 4]) == 0.0 and not batch.found[0, 4]
+    assert float(batch.scale[0]) == float(plain.scale[0])
+
+
+def test_hidden_joints_bring_unseen_forearms_to_their_guesses(model):
+    """With both elbows and wrists undetected (a back view's arms in front of the body) the
+    forearms are the prior's; guesses 2 px off the true joints bring the fitted joints near them."""
+    truth = synthetic_bodies(model, 4, seed=7, size=(W, H), noise_px=0.5)
+    arms = [3, 4, 6, 7]
+    kp = truth.keypoints.copy()
+    kp[:, arms] = 0.0
+    rng = np.random.default_rng(0)
+    hidden = np.zeros((4, 18, 3))
+    hidden[:, arms, :2] = truth.clean[:, arms] + rng.normal(0.0, 2.0, (4, 4, 2))
+    hidden[:, arms, 2] = 1.0
+    errors = {}
+    for weight in (0.0, 0.3):
+        fit = fit_bodies(model, kp, truth.sizes, FitConfig(hidden_weight=weight), hidden=hidden if weight else None)
+        assert fit.failure == [None] * 4
+        assert not fit.joints_2d[:, arms, 2].any()  # still reported undetected
+        errors[weight] = clean_error(fit, truth)[:, arms].mean()
+    assert errors[0.3] < 5.0 < errors[0.0], errors
+
+
+def test_hidden_joints_need_guesses_per_image(model):
+    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
+    with pytest.raises(ValueError, match="undetected joints"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(hidden_weight=0.3))
+    with pytest.raises(ValueError, match="undetected joints"):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(hidden_weight=0.3), hidden=np.zeros((1, 18, 3)))
+
+
 def test_parsing_term_is_the_mean_over_region_pixels_of_the_gap_to_their_parts(model):
     """One left-arm pixel and three face pixels (weights 1/4 each): the left arm's points 5 px
     from its pixel, the head's on the middle face pixel: (25 + 1 + 0 + 1) / 4. The right arm's
@@ -664,6 +713,30 @@ def test_anny_fit_with_the_parsing_term_reads_the_parsings(tmp_path, model):
     rows = ShardReader(build / "annotations" / "body")
     error = np.mean([np.linalg.norm(rows.get(ids[b])["joints_2d"][LIMBS, :2] - truth.clean[b, LIMBS], axis=-1).mean() for b in range(2)])
     assert error < 12.0, error  # about 22 px without the term
+
+
+def test_anny_fit_with_hidden_weight_reads_mediapipes_unseen_joints(tmp_path, model):
+    """Keypoints rows whose wrists MediaPipe saw at visibility 0.1 (undetected in ``keypoints``,
+    kept in ``landmarks_mp33``: a back view's hands in front of the body): with ``hidden_weight``
+    the fitted wrists come to those guesses, without it the forearms are the prior's; the rows
+    still flag the wrists undetected."""
+    build = simple_build(tmp_path, n=1)
+    ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
+    truth = synthetic_bodies(model, 2, seed=7, size=(W, H), noise_px=0.5)
+    arms = [4, 7]
+    landmarks = np.zeros((2, 33, 4), np.float32)
+    for coco, mp in enumerate(MP33_TO_COCO18):
+        if mp is not None:
+            landmarks[:, mp] = np.concatenate([truth.keypoints[:, coco, :2], np.zeros((2, 1)), np.full((2, 1), 0.1 if coco in arms else 1.0)], 1)
+    write_rows(tmp_path, build, "keypoints", dict(zip(ids, landmarks)))
+    errors = {}
+    for weight in (0.0, 0.3):
+        result = run_stage(build, StageConfig("body", "anny-fit", {"hidden_weight": weight}), show_progress=False)
+        assert result.computed == 2
+        rows = ShardReader(build / "annotations" / "body")
+        assert not any(rows.get(i)["joints_2d"][arms, 2].any() for i in ids)
+        errors[weight] = np.mean([np.linalg.norm(rows.get(i)["joints_2d"][arms, :2] - truth.clean[b, arms], axis=-1).mean() for b, i in enumerate(ids)])
+    assert errors[0.3] < 5.0 < errors[0.0], errors
 
 
 def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):

@@ -24,6 +24,7 @@ from vtonpipe.converters.keypoints import (
     gaussian_heatmaps,
     keypoint_bbox,
     mp33_depths_to_coco18,
+    mp33_hidden_joints,
     mp33_to_coco18,
     pose_disks,
     read_openpose_json,
@@ -147,6 +148,33 @@ def test_blazepose_to_coco_joints_hand_checked():
     np.testing.assert_array_equal(blazepose_to_coco_joints(headless, offsets), headless)
     with pytest.raises(ValueError, match="18, 3"):
         blazepose_to_coco_joints(np.zeros((25, 3)))
+
+
+def test_mp33_hidden_joints_keeps_unseen_limb_joints_moved_to_coco():
+    """A standing person's 33 landmarks, all at visibility 0.1 but the shoulders and hips (0.9):
+    the keypoints row has those alone, so the guesses are the wrists and ankles (not the elbows,
+    knees or face), each at its landmark moved by the COCO offsets, confidence 1; a detected
+    wrist is not guessed, nor a landmark outside the image."""
+    lm = np.zeros((33, 4), np.float32)
+    lm[:, 3] = 0.1
+    for mp, (x, y) in {11: (110, 60), 12: (90, 60), 23: (105, 140), 24: (95, 140), 13: (115, 100), 14: (85, 100),
+                       15: (118, 135), 16: (82, 135), 25: (106, 190), 26: (94, 190), 27: (106, 240), 28: (94, 240), 0: (100, 30)}.items():
+        lm[mp, :2] = (x, y)
+    lm[[11, 12, 23, 24], 3] = 0.9
+    keypoints = mp33_to_coco18(lm[:, [0, 1, 3]], 0.5)
+    guess = mp33_hidden_joints(lm, keypoints, (256, 192))
+    limbs = [4, 7, 10, 13]
+    moved = blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]]))
+    np.testing.assert_allclose(guess[limbs, :2], moved[limbs, :2])
+    np.testing.assert_array_equal(guess[limbs, 2], 1.0)
+    np.testing.assert_array_equal(np.delete(guess, limbs, 0), 0.0)  # the seen torso, the unseen elbows, knees and face
+    assert guess[10, 1] > 240  # the right ankle moved down, to COCO's ankle
+    keypoints[4] = (82, 135, 0.9)  # the right wrist detected after all
+    lm[27, :2] = (106, 300)  # the left ankle's landmark below the image
+    again = mp33_hidden_joints(lm, keypoints, (256, 192))
+    np.testing.assert_array_equal(again[[4, 13]], 0.0)
+    with pytest.raises(ValueError, match="33, 4"):
+        mp33_hidden_joints(lm[:, :3], keypoints, (256, 192))
 
 
 def test_blazepose_offsets_table():

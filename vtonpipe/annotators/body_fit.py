@@ -18,7 +18,10 @@ fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default,
 and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term; with
 ``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (their ``z``; a row
 of another keypoints backend has none: an error naming the backend), and with ``landmark_weight >
-0`` (anny-fit) the landmark term their hands' and feet's points. Params (see
+0`` (anny-fit) the landmark term their hands' and feet's points; with ``hidden_weight > 0`` the
+keypoint term also takes MediaPipe's guesses of the wrists and ankles the keypoints row leaves unseen
+(:func:`~vtonpipe.converters.keypoints.mp33_hidden_joints`: on back views with the hands in front
+of the body the wrists are 5-7 px off there, where a fit without them puts them 23 px off). Params (see
 :class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
 principal point at the image centre), optimiser settings, prior and silhouette weights and the
 failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
@@ -39,7 +42,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..converters.keypoints import clear_outside, mp33_depths_to_coco18, mp33_points
+from ..converters.keypoints import clear_outside, mp33_depths_to_coco18, mp33_hidden_joints, mp33_points
 from ..core import (
     AnnotationFailure,
     Backend,
@@ -100,11 +103,12 @@ class _FitBackend(Backend):
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[BodyRecord | AnnotationFailure]:
         silhouette, parsing = self.params["silhouette_weight"] > 0, self.params["parsing_weight"] > 0
-        depth, landmark = self.params["depth_weight"] > 0, self.params["landmark_weight"] > 0
+        depth, landmark, hide = (self.params[k] > 0 for k in ("depth_weight", "landmark_weight", "hidden_weight"))
         out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
         depths: dict[int, np.ndarray] = {}
         landmarks: dict[int, np.ndarray] = {}
+        hidden: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
         parsings: dict[int, np.ndarray | None] = {}
         for i, item in enumerate(items):
@@ -116,15 +120,17 @@ class _FitBackend(Backend):
                 out[i] = f
             else:
                 keypoints[i], masks[i], parsings[i] = row.keypoints, mask, labels
-                if (depth or landmark) and row.landmarks_mp33 is None:
+                if (depth or landmark or hide) and row.landmarks_mp33 is None:
                     raise ValueError(
-                        f"body: depth_weight or landmark_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none"
+                        f"body: depth_weight, landmark_weight or hidden_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none"
                     )
                 if depth:
                     depths[i] = mp33_depths_to_coco18(row.landmarks_mp33)
                 if landmark:
                     seen = mp33_points(row.landmarks_mp33, MP33_FIT_LANDMARKS, LANDMARK_MIN_VISIBILITY)
                     landmarks[i] = clear_outside(seen, item.image.shape[:2])
+                if hide:
+                    hidden[i] = mp33_hidden_joints(row.landmarks_mp33, row.keypoints, item.image.shape[:2])
         if keypoints:
             sizes = [(items[i].image.shape[1], items[i].image.shape[0]) for i in keypoints]
             config = FitConfig.from_params(self.params)
@@ -137,6 +143,7 @@ class _FitBackend(Backend):
                 parsings=list(parsings.values()) if parsing else None,
                 depths=np.stack(list(depths.values())) if depth else None,
                 landmarks=np.stack(list(landmarks.values())) if landmark else None,
+                hidden=np.stack(list(hidden.values())) if hide else None,
             )
             for j, i in enumerate(keypoints):
                 out[i] = AnnotationFailure(*fit.failure[j]) if fit.failure[j] else BodyRecord(**fit.record(j))

@@ -39,6 +39,7 @@ class FitConfig:
     depth_weight: float = 0.0  # > 0: add the depth term against MediaPipe's relative joint depths (its landmarks' z)
     depth_scale: float = 0.22  # relative depth (px at the body's distance) per px of MediaPipe's z: the least-squares slope on the seed-11 sample
     landmark_weight: float = 0.0  # > 0: add the landmark term against MediaPipe's hand and foot landmarks (MP33_FIT_LANDMARKS; anny only)
+    hidden_weight: float = 0.0  # > 0: add MediaPipe's guesses of the wrists and ankles it reports unseen (behind the body) to the keypoint term at this confidence
     keypoint_weights: tuple[float, ...] | None = None  # 18 relative weights of the COCO-18 keypoints in the keypoint term (times their confidence); None: equal
 
     def __post_init__(self):

@@ -74,14 +74,26 @@ def _torso(kp: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Batch:
     """Per-image constants of a fitting batch, as tensors."""
 
-    def __init__(self, model: FitModel, keypoints: np.ndarray, sizes: Sequence[tuple[int, int]], config: FitConfig, depths: np.ndarray | None = None):
+    def __init__(
+        self, model: FitModel, keypoints: np.ndarray, sizes: Sequence[tuple[int, int]], config: FitConfig, depths: np.ndarray | None = None, hidden: np.ndarray | None = None
+    ):
+        """``hidden`` (B, 18, 3): guesses of undetected joints (confidence > 0 where guessed), in
+        the keypoint term at ``config.hidden_weight``; the detected keypoints alone set the
+        confidences, the person sizes and the residual."""
         t = {"dtype": model.dtype, "device": model.device}
         self.n = len(keypoints)
         found = keypoints[:, :, 2] > config.min_confidence
         self.found = found
-        self.target = torch.as_tensor(keypoints[:, :, :2], **t)
         self.conf = torch.as_tensor(np.where(found, keypoints[:, :, 2], 0.0), **t)
-        self.weight = self.conf if config.keypoint_weights is None else self.conf * torch.as_tensor(config.keypoint_weights, **t)
+        target, weight = keypoints[:, :, :2], np.where(found, keypoints[:, :, 2], 0.0)
+        if hidden is not None:
+            guessed = ~found & (hidden[:, :, 2] > 0)
+            target = np.where(guessed[..., None], hidden[:, :, :2], target)
+            weight = np.where(guessed, config.hidden_weight, weight)
+        self.target = torch.as_tensor(target, **t)
+        self.weight = torch.as_tensor(weight, **t)
+        if config.keypoint_weights is not None:
+            self.weight = self.weight * torch.as_tensor(config.keypoint_weights, **t)
         if depths is not None:  # (B, 18) px, NaN unknown: the depth term's targets and weights
             known = np.isfinite(depths)
             self.depth = torch.as_tensor(np.where(known, depths, 0.0), **t)
@@ -362,11 +374,12 @@ def _rigid_stage(model: FitModel, batch: _Batch, keypoints: np.ndarray, config: 
     return R[pick].double(), t[pick].double()
 
 
-def drop_off_mask(keypoints: np.ndarray, masks: Sequence[np.ndarray], config: FitConfig) -> np.ndarray:
+def drop_off_mask(keypoints: np.ndarray, masks: Sequence[np.ndarray], config: FitConfig, sizes_px: Sequence[float] | None = None) -> np.ndarray:
     """Copy of the (B, 18, 3) ``keypoints`` with those farther than ``config.off_mask`` person sizes
     outside their image's person mask set undetected (0, 0, 0): a joint off the silhouette is
     another thing's (harder samples: 0.2-0.9 % of the detected points lie more than 1 px off it,
-    15-40 px from the true joint on average, against 1.8-2.6 px for the rest)."""
+    15-40 px from the true joint on average, against 1.8-2.6 px for the rest). ``sizes_px`` (B,):
+    the person sizes (default: :func:`person_size` of the points themselves)."""
     out = keypoints.copy()
     for b, (kp, mask) in enumerate(zip(keypoints, masks)):
         found = kp[:, 2] > config.min_confidence
@@ -376,7 +389,8 @@ def drop_off_mask(keypoints: np.ndarray, masks: Sequence[np.ndarray], config: Fi
         outside = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         x = np.clip(np.round(kp[:, 0]).astype(int), 0, w - 1)
         y = np.clip(np.round(kp[:, 1]).astype(int), 0, h - 1)
-        off = found & (outside[y, x] > config.off_mask * person_size(kp, config.min_confidence))
+        size = person_size(kp, config.min_confidence) if sizes_px is None else sizes_px[b]
+        off = found & (outside[y, x] > config.off_mask * size)
         out[b, off] = 0.0
     return out
 
@@ -391,6 +405,7 @@ def fit_bodies(
     parsings: Sequence[np.ndarray] | None = None,
     depths: np.ndarray | None = None,
     landmarks: np.ndarray | None = None,
+    hidden: np.ndarray | None = None,
 ) -> FitResult:
     """Fit ``model`` to the COCO-18 keypoints (B, 18, 3) (x, y px, confidence) of B images of
     ``sizes`` (W, H) as one batched problem; with ``config.silhouette_weight > 0`` also to the
@@ -399,7 +414,10 @@ def fit_bodies(
     with ``config.depth_weight > 0`` to the joints' relative ``depths`` (B, 18) (MediaPipe's ``z``
     in COCO-18 order, :func:`~vtonpipe.converters.keypoints.mp33_depths_to_coco18`; NaN unknown),
     and with ``config.landmark_weight > 0`` to MediaPipe's hand and foot ``landmarks`` (B, 10, 3)
-    (x, y px, confidence; :data:`~.models.MP33_FIT_LANDMARKS` order, 0 confidence unseen).
+    (x, y px, confidence; :data:`~.models.MP33_FIT_LANDMARKS` order, 0 confidence unseen), and
+    with ``config.hidden_weight > 0`` to the ``hidden`` (B, 18, 3) guesses of joints the keypoints
+    leave undetected (:func:`~vtonpipe.converters.keypoints.mp33_hidden_joints`; confidence > 0
+    where guessed).
     ``people`` (B keys, optional): images with equal keys show one person and share one shape,
     fitted jointly (their losses summed; they stop together). Images whose keypoints cannot be
     fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters."""
@@ -414,7 +432,12 @@ def fit_bodies(
         raise ValueError(f"depth_weight > 0 needs the joints' relative depths (B, 18) = ({n}, 18), got {None if depths is None else np.shape(depths)}")
     if config.landmark_weight > 0 and (landmarks is None or np.shape(landmarks) != (n, len(MP33_FIT_LANDMARKS), 3)):
         raise ValueError(f"landmark_weight > 0 needs MediaPipe's hand and foot landmarks (B, 10, 3) = ({n}, 10, 3), got {None if landmarks is None else np.shape(landmarks)}")
+    if config.hidden_weight > 0 and (hidden is None or np.shape(hidden) != (n, 18, 3)):
+        raise ValueError(f"hidden_weight > 0 needs the guesses of the undetected joints (B, 18, 3) = ({n}, 18, 3), got {None if hidden is None else np.shape(hidden)}")
+    hidden = np.asarray(hidden, np.float64) if config.hidden_weight > 0 else None
     if config.silhouette_weight > 0 and config.off_mask >= 0:
+        if hidden is not None:
+            hidden = drop_off_mask(hidden, masks, config, [person_size(k, config.min_confidence) for k in keypoints])
         keypoints = drop_off_mask(keypoints, masks, config)
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
     ok = [b for b in range(n) if problems[b] is None]
@@ -429,7 +452,7 @@ def fit_bodies(
     if not ok:
         return result
     kp = keypoints[ok]
-    batch = _Batch(model, kp, [sizes[b] for b in ok], config, np.asarray(depths, np.float64)[ok] if config.depth_weight > 0 else None)
+    batch = _Batch(model, kp, [sizes[b] for b in ok], config, np.asarray(depths, np.float64)[ok] if config.depth_weight > 0 else None, None if hidden is None else hidden[ok])
     R0, t0 = _rigid_stage(model, batch, kp, config)
     keys = list(range(len(ok))) if people is None else [people[b] for b in ok]
     rows = {k: i for i, k in enumerate(dict.fromkeys(keys))}
