@@ -437,12 +437,20 @@ def test_depth_term_brings_the_joints_depths_nearer_the_truth(model):
     assert errors[1.0] < 0.4 * errors[0.0], errors  # about 6.4 -> 1.1 cm
 
 
-def test_depth_term_needs_depths_per_image(model):
+@pytest.mark.parametrize(
+    "weight, argument, wrong_shape, message",
+    [
+        ("depth_weight", "depths", (1, 18), "relative depths"),
+        ("landmark_weight", "landmarks", (2, 9, 3), "hand and foot landmarks"),
+        ("hidden_weight", "hidden", (1, 18, 3), "undetected joints"),
+    ],
+)
+def test_each_term_needs_its_input_per_image(model, weight, argument, wrong_shape, message):
     truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
-    with pytest.raises(ValueError, match="relative depths"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=1.0))
-    with pytest.raises(ValueError, match="relative depths"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(depth_weight=1.0), depths=np.zeros((1, 18)))
+    with pytest.raises(ValueError, match=message):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(**{weight: 0.3}))
+    with pytest.raises(ValueError, match=message):
+        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(**{weight: 0.3}), **{argument: np.zeros(wrong_shape)})
 
 
 # -- the parsing term ------------------------------------------------------------------------------
@@ -486,14 +494,6 @@ def test_landmark_term_turns_hands_and_feet_onto_their_landmarks(model):
     assert gaps[1.0] < 0.6 * gaps[0.0], gaps
 
 
-def test_landmark_term_needs_landmarks_per_image(model):
-    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
-    with pytest.raises(ValueError, match="hand and foot landmarks"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(landmark_weight=1.0))
-    with pytest.raises(ValueError, match="hand and foot landmarks"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(landmark_weight=1.0), landmarks=np.zeros((2, 9, 3)))
-
-
 # -- the hidden joints -----------------------------------------------------------------------------
 def test_hidden_joints_enter_the_keypoint_term_at_their_weight(model):
     """A guessed wrist (keypoint undetected) is a target at confidence ``hidden_weight`` times its
@@ -533,14 +533,6 @@ def test_hidden_joints_bring_unseen_forearms_to_their_guesses(model):
         assert not fit.joints_2d[:, arms, 2].any()  # still reported undetected
         errors[weight] = clean_error(fit, truth)[:, arms].mean()
     assert errors[0.3] < 5.0 < errors[0.0], errors
-
-
-def test_hidden_joints_need_guesses_per_image(model):
-    truth = synthetic_bodies(model, 2, seed=1, size=(W, H))
-    with pytest.raises(ValueError, match="undetected joints"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(hidden_weight=0.3))
-    with pytest.raises(ValueError, match="undetected joints"):
-        fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(hidden_weight=0.3), hidden=np.zeros((1, 18, 3)))
 
 
 def test_parsing_term_is_the_mean_over_region_pixels_of_the_gap_to_their_parts(model):
