@@ -84,8 +84,9 @@ class _Batch:
         self.n = len(keypoints)
         found = keypoints[:, :, 2] > config.min_confidence
         self.found = found
-        self.conf = torch.as_tensor(np.where(found, keypoints[:, :, 2], 0.0), **t)
-        target, weight = keypoints[:, :, :2], np.where(found, keypoints[:, :, 2], 0.0)
+        conf = np.where(found, keypoints[:, :, 2], 0.0)
+        self.conf = torch.as_tensor(conf, **t)
+        target, weight = keypoints[:, :, :2], conf
         if hidden is not None:
             guessed = ~found & (hidden[:, :, 2] > 0)
             target = np.where(guessed[..., None], hidden[:, :, :2], target)
@@ -436,9 +437,10 @@ def fit_bodies(
         raise ValueError(f"hidden_weight > 0 needs the guesses of the undetected joints (B, 18, 3) = ({n}, 18, 3), got {None if hidden is None else np.shape(hidden)}")
     hidden = np.asarray(hidden, np.float64) if config.hidden_weight > 0 else None
     if config.silhouette_weight > 0 and config.off_mask >= 0:
+        people_px = [person_size(k, config.min_confidence) for k in keypoints]
         if hidden is not None:
-            hidden = drop_off_mask(hidden, masks, config, [person_size(k, config.min_confidence) for k in keypoints])
-        keypoints = drop_off_mask(keypoints, masks, config)
+            hidden = drop_off_mask(hidden, masks, config, people_px)
+        keypoints = drop_off_mask(keypoints, masks, config, people_px)
     problems = [keypoint_problem(k, config.min_keypoints, config.min_confidence) for k in keypoints]
     ok = [b for b in range(n) if problems[b] is None]
     result = FitResult(
