@@ -153,7 +153,7 @@ class _FitBackend(Backend):
 @register_backend
 class AnnyFit(_FitBackend):
     name = "anny-fit"
-    version = "3"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding); 3: the landmark vertices among the surface points
+    version = "4"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding); 3: the landmark vertices among the surface points; 4: the hinge prior lets elbows and knees straighten
     requirements = Requirements(packages=("torch", "anny"))
     default_params = asdict(FitConfig())
     doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing; optional silhouette term)."

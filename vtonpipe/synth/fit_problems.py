@@ -52,13 +52,15 @@ def synthetic_bodies(
     back: bool = False,
     fov_y_deg: float = FitConfig.fov_y_deg,
     max_yaw_deg: float = 40.0,
+    pose: np.ndarray | None = None,
 ) -> SyntheticBodies:
-    """``n`` random bodies (random pose, shape, turned up to ``max_yaw_deg`` about the vertical,
-    seen from the back when ``back``) framed so their keypoints span 80 % of the image height of
-    a ``size`` (W, H) image, with Gaussian noise of ``noise_px`` on the keypoints."""
+    """``n`` random bodies (random pose unless ``pose`` (n, num_bones, 3) is given, random shape,
+    turned up to ``max_yaw_deg`` about the vertical, seen from the back when ``back``) framed so
+    their keypoints span 80 % of the image height of a ``size`` (W, H) image, with Gaussian noise
+    of ``noise_px`` on the keypoints."""
     rng = np.random.default_rng(seed)
     width, height = size
-    pose = random_fit_pose(model, rng, n)
+    pose = random_fit_pose(model, rng, n) if pose is None else np.asarray(pose, np.float64)
     free = rng.normal(0.0, 0.8, (n, model.num_shape))
     t = {"dtype": model.dtype, "device": model.device}
     with torch.no_grad():

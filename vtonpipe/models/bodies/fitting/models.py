@@ -193,6 +193,10 @@ class AnnyFitModel(FitModel):
         "upperleg01.L": 0.1, "upperleg01.R": 0.1, "lowerleg01.L": 0.1, "lowerleg01.R": 0.1,
     }  # fmt: skip
     ELBOW_REST_ANGLE = 0.73  # rad: the upper arm's angle from the vertical in the reference pose
+    #: hinge flexion (rad) of a straight limb, below which the hinge prior penalises hyperextension: the
+    #: reference pose's elbows are bent by about 40 degrees and its knees by about 9 (bone heads), flexion
+    #: -0.65 and -0.1 straighten them (5 and 3 degrees left)
+    ELBOW_STRAIGHT, KNEE_STRAIGHT = -0.65, -0.1
 
     def __init__(self, body: AnnyBody | None = None, full_skeleton: bool = False):
         """``full_skeleton``: pose all 104 bones and sum all 18 x 104 (keypoint, bone) moments in every
@@ -216,10 +220,10 @@ class AnnyFitModel(FitModel):
         self.bone_weights = tuple(self.BONE_WEIGHTS.values())
         c, s = math.cos(self.ELBOW_REST_ANGLE), math.sin(self.ELBOW_REST_ANGLE)
         self.hinges = (
-            Hinge(index["lowerarm01.L"], (-c, 0.0, -s), -0.2),
-            Hinge(index["lowerarm01.R"], (-c, 0.0, s), -0.2),
-            Hinge(index["lowerleg01.L"], (1.0, 0.0, 0.0), -0.05),
-            Hinge(index["lowerleg01.R"], (1.0, 0.0, 0.0), -0.05),
+            Hinge(index["lowerarm01.L"], (-c, 0.0, -s), self.ELBOW_STRAIGHT),
+            Hinge(index["lowerarm01.R"], (-c, 0.0, s), self.ELBOW_STRAIGHT),
+            Hinge(index["lowerleg01.L"], (1.0, 0.0, 0.0), self.KNEE_STRAIGHT),
+            Hinge(index["lowerleg01.R"], (1.0, 0.0, 0.0), self.KNEE_STRAIGHT),
         )
 
         # OpenPose regressor rows (18, V): anny's COCO rows, the neck as the shoulders' midpoint
