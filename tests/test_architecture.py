@@ -7,6 +7,7 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 import yaml
 
 from vtonpipe.config import load_params
@@ -154,6 +155,10 @@ def test_a_backend_with_params_dependent_upstreams_changes_the_dag():
     params = load_params(REPO / "params.yaml")
     params["annotators"]["parsing"]["params"] = {"body_parts": "densepose"}
     params["annotators"]["body"]["params"]["parsing_weight"] = 0.0  # else body -> parsing -> densepose -> body is a cycle
+    with pytest.raises(KeyError, match="cycle: parsing -> densepose -> parsing"):  # densepose's parsing_hands reads parsing
+        render_dag(params, REPO)
+    assert "data/sample/annotations/parsing" in yaml.safe_load(render_dag(load_params(REPO / "params.yaml"), REPO))["stages"]["densepose"]["deps"]
+    params["annotators"]["densepose"]["params"]["parsing_hands"] = False
     stages = yaml.safe_load(render_dag(params, REPO))["stages"]
     assert "data/sample/annotations/densepose" in stages["parsing"]["deps"]
     names = list(stages)

@@ -26,6 +26,7 @@ from vtonpipe.models.bodies.camera import PinholeCamera, frame_body
 from vtonpipe.models.bodies.posed import posed_mesh
 from vtonpipe.models.render.iuv import (
     anny_charts,
+    hands_behind,
     iuv_from_raster,
     part_id,
     smpl_charts,
@@ -181,7 +182,7 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
         cols, lines = np.nonzero((expected[..., 0] > 0).any(0))[0], np.nonzero((expected[..., 0] > 0).any(1))[0]
         np.testing.assert_array_equal(row["bbox"], [cols[0] - 0.5, lines[0] - 0.5, cols[-1] + 0.5, lines[-1] + 0.5])
         assert (row["score"], row["num_people"], row["backend"]) == (1.0, 1, "render")
-        assert json.loads(row["params"]) == {"raster": "auto", "snap_to_mask_px": 0}
+        assert json.loads(row["params"]) == {"raster": "auto", "snap_to_mask_px": 0, "parsing_hands": False}
     assert accuracy.result() == {"part_accuracy": 1.0, "uv_error": 0.0, "false_body_rate": 0.0}
 
     # a body 1 cm off, as a fitter might give, no longer scores perfectly
@@ -228,3 +229,30 @@ def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
     (tmp_path / "again").mkdir()
     write_rows(tmp_path / "again", build, "person_mask", {ids[0]: (exact[..., 0] > 0).astype(np.uint8)})
     assert run_stage(build, snapped, show_progress=False).computed == 1
+
+
+def test_hands_the_parsing_calls_clothing_show_the_body_behind_them(tmp_path, body):
+    import math
+
+    c, s = math.cos(0.73), math.sin(0.73)  # the left elbow bent 90 degrees past rest, the upper arm across: the left hand in front of the belly
+    row = anny_row(body, {"lowerarm01.L": tuple(1.6 * np.array([-c, 0.0, -s])), "upperarm01.L": (0.0, 0.0, -0.6)})
+    mesh = posed_mesh(BodyRecord(**row), W, H)
+    full, behind = render_iuv(mesh), render_iuv(mesh, without_hands=True)
+    left, right = full[..., 0] == part_id("left_hand"), full[..., 0] == part_id("right_hand")
+    assert left.sum() > 100 and right.sum() > 20 and not np.isin(behind[..., 0], [3, 4]).any()
+    assert (behind[left, 0] == part_id("torso_front")).mean() > 0.9
+    build = _build(tmp_path, 1)
+    ids = _person_ids(build)
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({i: row for i in ids})
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    parsing = np.where(full[..., 0] > 0, 5, 0).astype(np.uint8)  # upper-clothes over the body (the left hand too) ...
+    parsing[right] = 15  # ... but the right hand bare: right-arm
+    write_rows(tmp_path, build, "parsing", {ids[0]: parsing})  # ids[1] has no parsing row
+    res = run_stage(build, StageConfig("densepose", "render", {"parsing_hands": True}), show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    out = next(iter(ShardReader(build / "annotations" / "densepose")))["iuv"]
+    np.testing.assert_array_equal(out[left], behind[left])  # the hidden hand: the torso behind it
+    np.testing.assert_array_equal(out[~left], full[~left])  # the bare right hand and the rest: as rendered
+    with pytest.raises(ValueError, match="must share"):
+        hands_behind(full, behind[1:], parsing)

@@ -474,10 +474,19 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     of the code it runs, params = its params.yaml sections."""
     from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .io import write_bytes_atomic
+
+    write_bytes_atomic(out, _render_dag(ctx, dataset).encode())
+    click.echo(out)
+
+
+def _render_dag(ctx: click.Context, dataset: str) -> str:
+    """dvc.yaml's text for ``dataset``; a dependency cycle in params.yaml's backends is a clear error."""
     from .training.dag import render_dag
 
-    write_bytes_atomic(out, render_dag(_params(ctx), Path.cwd(), dataset).encode())
-    click.echo(out)
+    try:
+        return render_dag(_params(ctx), Path.cwd(), dataset)
+    except KeyError as e:
+        fail(str(e.args[0] if e.args else e))
 
 
 @dag.command("check")
@@ -487,10 +496,9 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
 def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
     """Print whether FILE equals what `dag write` would write; writes nothing, exits 1 if stale."""
     from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
-    from .training.dag import render_dag
 
     current = Path(path).read_text() if Path(path).exists() else ""
-    if current != render_dag(_params(ctx), Path.cwd(), dataset):
+    if current != _render_dag(ctx, dataset):
         fail(f"{path} is stale: run `vtonpipe dag write`")
     click.echo(f"{path} is current")
 

@@ -312,6 +312,25 @@ def smpl_charts() -> SmplCharts:
     )
 
 
+#: DensePose parts of the hands (right, left)
+HAND_PARTS = (3, 4)
+#: LIP labels of clothing (upper-clothes, dress, coat, pants, jumpsuits, scarf, skirt): no bare hand shows there
+LIP_CLOTHING = (5, 6, 7, 9, 10, 11, 12)
+
+
+def hands_behind(iuv: np.ndarray, iuv_without_hands: np.ndarray, parsing: np.ndarray) -> np.ndarray:
+    """``iuv`` (H, W, 3) uint8 with the hands the LIP ``parsing`` (H, W) contradicts taken away:
+    hands are bare skin, so a hand pixel (I in :data:`HAND_PARTS`) the parsing calls clothing
+    (:data:`LIP_CLOTHING`: a hand the fit put in front of the body that the photo shows behind
+    it) takes ``iuv_without_hands``' pixel, the same body rendered without its hands."""
+    if iuv.shape != iuv_without_hands.shape or iuv.shape[:2] != np.shape(parsing):
+        raise ValueError(f"iuv {iuv.shape}, iuv without hands {iuv_without_hands.shape} and parsing {np.shape(parsing)} must share (H, W)")
+    hidden = np.isin(iuv[..., 0], HAND_PARTS) & np.isin(parsing, LIP_CLOTHING)
+    out = iuv.copy()
+    out[hidden] = iuv_without_hands[hidden]
+    return out
+
+
 def snap_to_mask(iuv: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
     """A rendered body's IUV (H, W, 3) uint8 fitted to the observed person ``mask`` (H, W) {0, 1}:
     no body outside the mask, and mask pixels off the body but within ``radius`` px of it (a fit a
