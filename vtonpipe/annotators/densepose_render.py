@@ -25,8 +25,8 @@ its hands there (:func:`~vtonpipe.models.render.iuv.hands_behind`). On the harde
 DensePose then (``body_parts: keypoints``; else a dependency cycle, an error of ``dag write``).
 
 The row key covers the image and its ``body`` row (:func:`body_input_sha256`; with snapping its
-``person_mask`` row too, with ``parsing_hands`` its ``parsing`` row): a refitted body re-renders, and an image whose body was missing is
-rendered once the body exists.
+``person_mask`` row too, with ``parsing_hands`` its ``parsing`` row): a refitted body
+re-renders, and an image whose body was missing is rendered once the body exists.
 
 ``raster``: ``binned`` (exact CPU ray casting from the camera centre, compiled with numba:
 :mod:`vtonpipe.models.render.binned`), ``embree`` (Embree ray casting), ``torch`` (z-buffer on the
