@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
@@ -106,6 +107,12 @@ def test_errors_are_clear(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "unknown annotator" in res.output
     res = runner.invoke(main, ["sample", "--out", "s", "--size", "12x8"])
     assert res.exit_code == 1 and "too small" in res.output
+    params = Path(__file__).resolve().parents[1].joinpath("params.yaml").read_text()  # the parser reading densepose, which reads parsing
+    (tmp_path / "cycle.yaml").write_text(params.replace("params: {body_parts: keypoints}", "params: {body_parts: densepose}").replace("parsing_weight: 1.0", "parsing_weight: 0.0"))
+    for command in (["dag", "write", "--out", "dvc.yaml"], ["dag", "check"]):
+        res = runner.invoke(main, ["--params", "cycle.yaml", *command])
+        assert res.exit_code == 1 and "annotator dependency cycle: parsing -> densepose -> parsing" in res.output, res.output
+    assert not (tmp_path / "dvc.yaml").exists()
 
 
 def test_verify_flags_a_corrupted_shard(tmp_path, monkeypatch):

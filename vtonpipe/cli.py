@@ -472,7 +472,6 @@ def dag() -> None:
 def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
     """Write OUT (dvc.yaml): one stage per command, deps = the outputs it reads + the source files
     of the code it runs, params = its params.yaml sections."""
-    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .io import write_bytes_atomic
 
     write_bytes_atomic(out, _render_dag(ctx, dataset).encode())
@@ -481,6 +480,7 @@ def dag_write(ctx: click.Context, dataset: str, out: str) -> None:
 
 def _render_dag(ctx: click.Context, dataset: str) -> str:
     """dvc.yaml's text for ``dataset``; a dependency cycle in params.yaml's backends is a clear error."""
+    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
     from .training.dag import render_dag
 
     try:
@@ -495,8 +495,6 @@ def _render_dag(ctx: click.Context, dataset: str) -> str:
 @click.pass_context
 def dag_check(ctx: click.Context, dataset: str, path: str) -> None:
     """Print whether FILE equals what `dag write` would write; writes nothing, exits 1 if stale."""
-    from .exporters import imported  # noqa: F401  (registers the `imported` backends params.yaml may select)
-
     current = Path(path).read_text() if Path(path).exists() else ""
     if current != _render_dag(ctx, dataset):
         fail(f"{path} is stale: run `vtonpipe dag write`")
