@@ -101,10 +101,12 @@ def body_input_sha256(ctx: Context, image_ids: Sequence[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def with_mask_sha256(ctx: Context, key: str, image_id: str) -> str:
-    """``key`` extended by the key of ``image_id``'s ``person_mask`` row (a result snapped to the
-    mask changes with it; an image without a mask row hashes as such, so it is retried once the mask exists)."""
-    return hashlib.sha256(f"{key}/{ctx.annotation_key('person_mask', image_id) or 'no-mask'}".encode()).hexdigest()
+def with_row_sha256(ctx: Context, key: str, annotator: str, image_id: str) -> str:
+    """``key`` extended by the key of ``image_id``'s ``annotator`` row (``person_mask``, ``parsing``:
+    a result that reads it changes with it; an image without that row hashes as such, ``no-mask``
+    / ``no-parsing``, so it is retried once the row exists)."""
+    missing = "no-" + annotator.removeprefix("person_")
+    return hashlib.sha256(f"{key}/{ctx.annotation_key(annotator, image_id) or missing}".encode()).hexdigest()
 
 
 @register_backend
@@ -126,9 +128,9 @@ class RenderDensePose(Backend):
     def input_sha256(self, item_id: str, ctx: Context) -> str:
         key = body_input_sha256(ctx, [item_id])
         if self.params["snap_to_mask_px"] > 0:
-            key = with_mask_sha256(ctx, key, item_id)
+            key = with_row_sha256(ctx, key, "person_mask", item_id)
         if self.params["parsing_hands"]:
-            key = hashlib.sha256(f"{key}/{ctx.annotation_key('parsing', item_id) or 'no-parsing'}".encode()).hexdigest()
+            key = with_row_sha256(ctx, key, "parsing", item_id)
         return key
 
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[DenseposeRecord | AnnotationFailure]:

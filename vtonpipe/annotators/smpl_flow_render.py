@@ -59,7 +59,7 @@ from ..models.render.binned import BinnedMesh
 from ..models.render.flow import BACKGROUND, VISIBLE, body_flow, refine_flow_photometric, snap_flow_to_mask
 from ..models.render.raster import Raster
 from ..schemas.smpl_flow import SmplFlowRecord
-from .densepose_render import body_input_sha256, raster_backend, render, with_mask_sha256
+from .densepose_render import body_input_sha256, raster_backend, render, with_row_sha256
 from .registry import register_backend
 from .smpl_flow import SPEC as SMPL_FLOW_SPEC
 
@@ -97,7 +97,7 @@ class RenderSmplFlow(Backend):
         pair = ctx.pair(item_id)
         key = body_input_sha256(ctx, [pair["source_image_id"], pair["target_image_id"]])
         if self.params["snap_to_mask_px"] > 0:
-            key = with_mask_sha256(ctx, key, pair["target_image_id"])
+            key = with_row_sha256(ctx, key, "person_mask", pair["target_image_id"])
         return key
 
     def annotate(self, items: Sequence[PairItem], ctx: Context) -> list[SmplFlowRecord | AnnotationFailure]:
