@@ -256,3 +256,13 @@ def test_hands_the_parsing_calls_clothing_show_the_body_behind_them(tmp_path, bo
     np.testing.assert_array_equal(out[~left], full[~left])  # the bare right hand and the rest: as rendered
     with pytest.raises(ValueError, match="must share"):
         hands_behind(full, behind[1:], parsing)
+
+
+def test_hands_on_trousers_or_a_skirt_stay_in_front():
+    """Only upper-body clothing hides a hand: one hanging beside the thigh is parsed as trousers more often than it hides behind them."""
+    iuv = np.zeros((1, 5, 3), np.uint8)
+    iuv[0, :, 0] = [3, 4, 4, 3, 2]  # hands, then the torso
+    iuv[..., 1:] = 7
+    without = np.full_like(iuv, 9)
+    out = hands_behind(iuv, without, np.array([[5, 9, 12, 6, 5]], np.uint8))  # upper-clothes, pants, skirt, dress; the torso on upper-clothes
+    np.testing.assert_array_equal(out[0, :, 0], [9, 4, 4, 9, 2])

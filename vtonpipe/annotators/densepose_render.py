@@ -113,7 +113,7 @@ def with_row_sha256(ctx: Context, key: str, annotator: str, image_id: str) -> st
 class RenderDensePose(Backend):
     spec = DENSEPOSE_SPEC
     name = "render"
-    version = "2"
+    version = "3"  # 3: parsing_hands hides hands on upper-body clothing only (not pants or skirt)
     requirements = Requirements(packages=("torch", "anny", "numba", "scipy"))
     default_params = {"raster": "auto", "snap_to_mask_px": 0, "parsing_hands": False}
     doc = "IUV rendered from the fitted body (anny charts for anny, DensePose's SMPL charts for SMPL)."

@@ -314,14 +314,15 @@ def smpl_charts() -> SmplCharts:
 
 #: DensePose parts of the hands (right, left)
 HAND_PARTS = (3, 4)
-#: LIP labels of clothing (upper-clothes, dress, coat, pants, jumpsuits, scarf, skirt): no bare hand shows there
-LIP_CLOTHING = (5, 6, 7, 9, 10, 11, 12)
+#: LIP labels of upper-body clothing (upper-clothes, dress, coat, jumpsuits, scarf): no bare hand shows there. Pants
+#: and skirt are left out: a hand hanging beside the thigh is parsed as trousers more often than it hides behind them
+LIP_CLOTHING = (5, 6, 7, 10, 11)
 
 
 def hands_behind(iuv: np.ndarray, iuv_without_hands: np.ndarray, parsing: np.ndarray) -> np.ndarray:
     """``iuv`` (H, W, 3) uint8 with the hands the LIP ``parsing`` (H, W) contradicts taken away:
-    hands are bare skin, so a hand pixel (I in :data:`HAND_PARTS`) the parsing calls clothing
-    (:data:`LIP_CLOTHING`: a hand the fit put in front of the body that the photo shows behind
+    hands are bare skin, so a hand pixel (I in :data:`HAND_PARTS`) the parsing calls upper-body
+    clothing (:data:`LIP_CLOTHING`: a hand the fit put in front of the body that the photo shows behind
     it) takes ``iuv_without_hands``' pixel, the same body rendered without its hands."""
     if iuv.shape != iuv_without_hands.shape or iuv.shape[:2] != np.shape(parsing):
         raise ValueError(f"iuv {iuv.shape}, iuv without hands {iuv_without_hands.shape} and parsing {np.shape(parsing)} must share (H, W)")
