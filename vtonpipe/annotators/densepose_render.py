@@ -18,10 +18,11 @@ sample part accuracy 0.862 -> 0.882 and background called body 0.0118 -> 0.0107 
 (2 px: 0.886, 0.0133; 3 px: 0.888, 0.0147).
 
 ``parsing_hands`` (params.yaml: true) also reads the ``parsing`` row: hands are bare skin, so a
-rendered hand pixel the LIP parsing calls clothing (a hand the fit put in front of the body that
-the photo shows behind it: hands on the hips or behind the back) shows the body rendered without
-its hands there (:func:`~vtonpipe.models.render.iuv.hands_behind`). On the harder seed-12 sample
-(stop 35) part accuracy 0.911 -> 0.916 at 1 px, 0.914 -> 0.919 at 2 px. The parser must not read
+rendered hand pixel the LIP parsing calls upper-body clothing (a hand the fit put in front of the
+body that the photo shows behind it: hands on the hips or behind the back) shows the body rendered
+without its hands there (:func:`~vtonpipe.models.render.iuv.hands_behind`). On the harder seed-12
+sample (stop 35) part accuracy 0.911 -> 0.916 at 1 px, 0.914 -> 0.919 at 2 px; leaving hands on
+pants and skirts in front (version 3, stop 36) 0.9188 -> 0.9191. The parser must not read
 DensePose then (``body_parts: keypoints``; else a dependency cycle, an error of ``dag write``).
 
 The row key covers the image and its ``body`` row (:func:`body_input_sha256`; with snapping its
