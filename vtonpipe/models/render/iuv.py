@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...converters.labels import LIP
 from .raster import Raster
 from .snap import snap_sources
 
@@ -312,11 +313,11 @@ def smpl_charts() -> SmplCharts:
     )
 
 
-#: DensePose parts of the hands (right, left)
-HAND_PARTS = (3, 4)
-#: LIP labels of upper-body clothing (upper-clothes, dress, coat, jumpsuits, scarf): no bare hand shows there. Pants
-#: and skirt are left out: a hand hanging beside the thigh is parsed as trousers more often than it hides behind them
-LIP_CLOTHING = (5, 6, 7, 10, 11)
+#: DensePose parts of the hands (right, left: 3, 4)
+HAND_PARTS = (part_id("right_hand"), part_id("left_hand"))
+#: LIP labels of upper-body clothing (5, 6, 7, 10, 11): no bare hand shows there. Pants and skirt are left out: a hand
+#: hanging beside the thigh is parsed as trousers more often than it hides behind them
+LIP_CLOTHING = tuple(int(c) for c in (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT, LIP.JUMPSUITS, LIP.SCARF))
 
 
 def hands_behind(iuv: np.ndarray, iuv_without_hands: np.ndarray, parsing: np.ndarray) -> np.ndarray:
