@@ -50,8 +50,8 @@ from vtonpipe.models.bodies.fitting import (
     camera_of,
     fit_bodies,
 )
+from vtonpipe.models.bodies.fitting.problems import synthetic_bodies
 from vtonpipe.models.render.raster import rasterize
-from vtonpipe.synth.fit_problems import synthetic_bodies
 
 
 def vertex_errors(body: AnnyBody, fit: FitResult, truth: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""MediaPipe's landmark depths against the fitted bodies' joint depths, per view, on a sample build.
+"""MediaPipe's landmark depths and the anny-trained lifter's against the fitted bodies' joint
+depths, per view, on a sample build.
 
     python benchmarks/bench_depth_cue.py --build DIR
 
@@ -7,10 +8,13 @@
 relative to the hips' midpoint (elbows, wrists, knees, ankles; metres) of the true body (anny
 posed from the ground truth), of the fitted body (the ``body`` row), and MediaPipe's ``z``
 converted to metres at the body's distance (``z Z_hips / f``) times a scale (``--scale``, default
-each view's least-squares slope of the truth on MediaPipe's values). Printed per view (front,
-side, back) and for all: the slope, the correlation, and the mean absolute error of the fit's, of
-MediaPipe's scaled and of their mean relative depths (cm). The ``body`` fit's ``depth_scale``
-(0.22) is the slope on the seed-11 sample (0.21 over all its joints with a depth, 0.25 over these).
+each view's least-squares slope of the truth on MediaPipe's values), and the depth lifter's
+(:mod:`vtonpipe.models.bodies.lifting`, from MediaPipe's 2D points; trained and cached on first
+use). Printed per view (front, side, back) and for all: MediaPipe's slope and correlation, the
+mean absolute error (cm) of the fit's, of MediaPipe's scaled, of the fit's and MediaPipe's mean,
+of the lifter's and of MediaPipe's and the lifter's mean (the body fit's ``depth_cue`` ``mean``),
+and the lifter's correlation. The ``body`` fit's ``depth_scale`` (0.22) is the slope on the
+seed-11 sample (0.21 over all its joints with a depth, 0.25 over these).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vtonpipe.annotators.body_fit import depth_targets
 from vtonpipe.converters.keypoints import COCO18_NAMES, mp33_depths_to_coco18
 from vtonpipe.datasets.sample_truth import image_truth_path, read_truth, view_of
 from vtonpipe.models.bodies.anny import AnnyBody
+from vtonpipe.models.bodies.lifting import load_depth_lifter
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.store import ShardReader
 
@@ -42,13 +48,14 @@ def main() -> None:
     ctx = AnnotationContext(args.build)
     bodies, keypoints = ShardReader(args.build / "annotations" / "body"), ShardReader(args.build / "annotations" / "keypoints")
     anny = AnnyBody()
+    lifter = load_depth_lifter()
 
     def joints(pose, shape, rotation, translation):
         fields = [torch.as_tensor(np.asarray(v, np.float32))[None] for v in (pose, shape, rotation, translation)]
         with torch.no_grad():
             return anny.openpose18(anny(*fields))[0].double().numpy()
 
-    rows: dict[str, list[np.ndarray]] = {"truth": [], "fit": [], "mediapipe": []}
+    rows: dict[str, list[np.ndarray]] = {"truth": [], "fit": [], "mediapipe": [], "lifter": []}
     views = []
     for image_id, image in sorted(ctx.images.items()):
         path = image_truth_path(ctx.dataset_root, image["path"])
@@ -63,19 +70,23 @@ def main() -> None:
         rows["fit"].append(relative_depths(joints(body.pose, body.shape, body.rotation, body.translation)))
         hips = 0.5 * (true[8, 2] + true[11, 2])
         rows["mediapipe"].append(mp33_depths_to_coco18(landmarks) * hips / float(gt["camera"][0]))
+        rows["lifter"].append(depth_targets(landmarks[None], "lifter", 1.0, lifter)[0] * hips / float(gt["camera"][0]))
         views.append(view_of(image["path"]))
-    truth, fit, mp = (np.stack(rows[k])[:, list(LIMB_JOINTS)] for k in ("truth", "fit", "mediapipe"))
+    truth, fit, mp, lifted = (np.stack(rows[k])[:, list(LIMB_JOINTS)] for k in ("truth", "fit", "mediapipe", "lifter"))
     views = np.array(views)
     print(f"{len(views)} photos; joints: {', '.join(COCO18_NAMES[j] for j in LIMB_JOINTS)}")
-    print(f"{'view':6s} {'photos':>6s} {'slope':>6s} {'corr':>5s} {'fit cm':>7s} {'MP cm':>6s} {'mean cm':>8s}")
+    print(
+        f"{'view':6s} {'photos':>6s} {'slope':>6s} {'corr':>5s} {'fit cm':>7s} {'MP cm':>6s} {'mean cm':>8s} {'lifter cm':>9s} {'MP+lifter cm':>12s} {'lifter corr':>11s}"
+    )
     for view in ("front", "side", "back", None):
         m = views == view if view else np.ones(len(views), bool)
-        t, f, z = truth[m].ravel(), fit[m].ravel(), mp[m].ravel()
+        t, f, z, li = truth[m].ravel(), fit[m].ravel(), mp[m].ravel(), lifted[m].ravel()
         slope = float(z @ t / (z @ z))
         scaled = (args.scale or slope) * z
         print(
             f"{view or 'all':6s} {m.sum():6d} {slope:6.3f} {np.corrcoef(z, t)[0, 1]:5.2f} {100 * np.abs(f - t).mean():7.1f}"
             f" {100 * np.abs(scaled - t).mean():6.1f} {100 * np.abs(0.5 * (f + scaled) - t).mean():8.1f}"
+            f" {100 * np.abs(li - t).mean():9.1f} {100 * np.abs(0.5 * (li + scaled) - t).mean():12.1f} {np.corrcoef(li, t)[0, 1]:11.2f}"
         )
 
 

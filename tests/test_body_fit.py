@@ -15,6 +15,7 @@ from builders import simple_build, write_keypoints, write_rows
 from scipy.spatial.transform import Rotation
 
 from vtonpipe.annotators import get_backend
+from vtonpipe.annotators.body_fit import DEPTH_PARAMS
 from vtonpipe.converters.keypoints import MP33_TO_COCO18
 from vtonpipe.converters.labels import LIP
 from vtonpipe.models.bodies.camera import PinholeCamera
@@ -37,6 +38,7 @@ from vtonpipe.models.bodies.fitting.optimize import (
     _Silhouettes,
     drop_off_mask,
 )
+from vtonpipe.models.bodies.fitting.problems import random_fit_pose, synthetic_bodies
 from vtonpipe.models.bodies.posed import posed_mesh
 from vtonpipe.models.render.raster import rasterize
 from vtonpipe.pipeline.config import StageConfig
@@ -44,7 +46,6 @@ from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.layout import BuildLayout
 from vtonpipe.pipeline.runner import StageError, run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
-from vtonpipe.synth.fit_problems import random_fit_pose, synthetic_bodies
 from vtonpipe.vis import DRAWERS
 
 W, H = 192, 256
@@ -409,26 +410,26 @@ def relative_depths(joints: np.ndarray) -> np.ndarray:
 
 
 def exact_depths(model, truth) -> tuple[np.ndarray, np.ndarray]:
-    """The true bodies' camera-frame joints (B, 18, 3) m and their relative depths (B, 18) as
-    MediaPipe's ``z`` would be with no error (px at the body's distance over ``depth_scale``)."""
+    """The true bodies' camera-frame joints (B, 18, 3) m and their relative depths (B, 18) px at
+    the body's distance (the depth term's targets)."""
     joints = camera_joints(model, truth.pose, truth.shape, truth.rotation, truth.translation)
     f = float(camera_of(W, H, FitConfig.fov_y_deg)[0])
     hips = 0.5 * (joints[:, 8, 2] + joints[:, 11, 2])[:, None]
-    return joints, f * relative_depths(joints) / hips / FitConfig.depth_scale
+    return joints, f * relative_depths(joints) / hips
 
 
-def test_depth_term_is_the_gap_to_the_scaled_depths(model):
-    """Hips at 5 m, the right wrist 0.5 m nearer: its relative depth is f (-0.5) / 5 px. MediaPipe's
-    z puts it 10 px nearer than that (after ``depth_scale``), the hips at 0: over the three joints
+def test_depth_term_is_the_gap_to_the_target_depths(model):
+    """Hips at 5 m, the right wrist 0.5 m nearer: its relative depth is f (-0.5) / 5 px. The target
+    puts it 10 px nearer than that, the hips at 0: over the three joints
     with a depth, ((10 / S)^2 + 0 + 0) / 3; the elbow, detected without a depth (NaN), and the
     undetected joints do not count."""
     keypoints = np.zeros((1, 18, 3))
     keypoints[0, [4, 8, 11, 3], 2] = 1.0
     keypoints[0, [4, 8, 11, 3], :2] = [[0, 0], [100, 0], [0, 200], [50, 50]]  # S = 200 px
-    config = FitConfig(depth_weight=1.0, depth_scale=0.25, sigma=1e4)  # rho = r^2 (to 1e-7)
+    config = FitConfig(depth_weight=1.0, sigma=1e4)  # rho = r^2 (to 1e-7)
     f = float(camera_of(W, H, config.fov_y_deg)[0])
     depths = np.zeros((1, 18))
-    depths[0, 4] = (f * -0.5 / 5 - 10) / config.depth_scale
+    depths[0, 4] = f * -0.5 / 5 - 10
     depths[0, 3] = np.nan
     batch = _Batch(model, keypoints, [(W, H)], config, depths)
     joints = torch.zeros(1, 18, 3, dtype=model.dtype)
@@ -441,7 +442,7 @@ def test_depth_term_is_the_gap_to_the_scaled_depths(model):
 
 def test_depth_term_brings_the_joints_depths_nearer_the_truth(model):
     """Noisy 2D keypoints leave each limb's depth (which way it points, towards or away from the
-    camera) to the pose prior; the exact relative depths (scaled as MediaPipe's) decide it."""
+    camera) to the pose prior; the exact relative depths decide it."""
     truth = synthetic_bodies(model, 6, seed=3, size=(W, H), noise_px=2.0)
     true_joints, depths = exact_depths(model, truth)
     errors = {}
@@ -749,8 +750,8 @@ def test_anny_fit_with_hidden_weight_reads_mediapipes_unseen_joints(tmp_path, mo
 
 
 def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
-    """Keypoints rows with MediaPipe's 33 landmarks (their z the exact relative depths, scaled as
-    MediaPipe's): the rows' joint depths come near the truth; a row without landmarks (another
+    """Keypoints rows with MediaPipe's 33 landmarks (their z the exact relative depths over the
+    default ``depth_scale``): the rows' joint depths come near the truth; a row without landmarks (another
     keypoints backend) fails with an error naming the backend to use."""
     build = simple_build(tmp_path, n=1)
     ids = sorted(i for i, r in AnnotationContext(build).images.items() if r["kind"] == "person")
@@ -759,7 +760,7 @@ def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
     landmarks = np.zeros((2, 33, 4), np.float32)
     for coco, mp in enumerate(MP33_TO_COCO18):
         if mp is not None:
-            landmarks[:, mp] = np.concatenate([truth.keypoints[:, coco, :2], depths[:, coco, None], np.ones((2, 1))], 1)
+            landmarks[:, mp] = np.concatenate([truth.keypoints[:, coco, :2], depths[:, coco, None] / DEPTH_PARAMS["depth_scale"], np.ones((2, 1))], 1)
     write_rows(tmp_path, build, "keypoints", dict(zip(ids, landmarks)))
     result = run_stage(build, StageConfig("body", "anny-fit", {"depth_weight": 1.0}), show_progress=False)
     assert result.computed == 2
@@ -767,7 +768,9 @@ def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
     for b, image_id in enumerate(ids):
         row = rows.get(image_id)
         joints = camera_joints(model, row["pose"][None], row["shape"][None], row["rotation"][None], row["translation"][None])
-        assert np.abs(relative_depths(joints) - relative_depths(true_joints[b : b + 1])).mean() < 0.035  # about 6 cm without the term (0.0307 on one 2-core machine)
+        assert (
+            np.abs(relative_depths(joints) - relative_depths(true_joints[b : b + 1])).mean() < 0.035
+        )  # about 6 cm without the term (0.0307 on one 2-core machine)
     plain = simple_build(tmp_path / "plain", n=1)
     write_keypoints(tmp_path / "plain", plain, {ids[0]: truth.keypoints[0]})
     result = run_stage(plain, StageConfig("body", "anny-fit", {"depth_weight": 1.0}), show_progress=False)

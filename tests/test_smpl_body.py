@@ -25,6 +25,7 @@ from vtonpipe.models.bodies.fitting import (
     camera_of,
     fit_bodies,
 )
+from vtonpipe.models.bodies.fitting.problems import synthetic_bodies
 from vtonpipe.models.bodies.posed import posed_mesh
 from vtonpipe.models.bodies.smpl import (
     NUM_FACES,
@@ -38,7 +39,6 @@ from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
 from vtonpipe.pipeline.store import ShardReader, read_manifest
-from vtonpipe.synth.fit_problems import synthetic_bodies
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -38,6 +38,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``) across processes: one
+    process builds a cached file, the others wait and then read it."""
+    import fcntl
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 

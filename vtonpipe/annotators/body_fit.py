@@ -16,8 +16,10 @@ All read the ``keypoints`` annotation. ``anny-fit`` and ``smpl-fit`` with ``silh
 0`` also read the ``person_mask`` annotation's ``mask`` (``requires`` follows the param) for the
 fitter's silhouette term (:mod:`vtonpipe.models.bodies.fitting`: off by default, 1 measures best),
 and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its parsing term; with
-``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (their ``z``; a row
-of another keypoints backend has none: an error naming the backend), and with ``landmark_weight >
+``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (a row of another
+keypoints backend has none: an error naming the backend): ``depth_cue`` ``mediapipe`` takes their
+``z`` times ``depth_scale``, ``lifter`` the depths :mod:`~vtonpipe.models.bodies.lifting`'s network
+(learnt from random anny bodies) reads off their 2D points, ``mean`` the mean of the two. With ``landmark_weight >
 0`` (anny-fit) the landmark term their hands' and feet's points; with ``hidden_weight > 0`` the
 keypoint term also takes MediaPipe's guesses of the wrists and ankles the keypoints row leaves unseen
 (:func:`~vtonpipe.converters.keypoints.mp33_hidden_joints`: on back views with the hands in front
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..converters.keypoints import clear_outside, mp33_depths_to_coco18, mp33_hidden_joints, mp33_points
+from ..converters.keypoints import blazepose_to_coco_joints, clear_outside, mp33_depths_to_coco18, mp33_hidden_joints, mp33_points, mp33_to_coco18
 from ..core import (
     AnnotationFailure,
     Backend,
@@ -63,6 +65,7 @@ from ..models.bodies.fitting import (
     keypoint_problem,
     person_size,
 )
+from ..models.bodies.lifting import DepthLifter, lift_depths, load_depth_lifter
 from ..models.bodies.smpl import SMPL_MODEL_FILES, SMPL_MODEL_NAMES, SMPLBody
 from ..schemas.body import BodyRecord
 from .body import SPEC as BODY_SPEC
@@ -88,6 +91,24 @@ HMR_INPUT_HALF = 112.0  # half of the regressor's 224 px input crop
 #: the landmark term reads MediaPipe's hand and foot landmarks seen at least this well (the
 #: keypoints stage's default ``min_visibility``, MediaPipe's own drawing threshold)
 LANDMARK_MIN_VISIBILITY = 0.5
+#: the depth term's targets (params ``depth_cue``, ``depth_scale``)
+DEPTH_CUES = ("mediapipe", "lifter", "mean")
+#: params of the anny-fit and smpl-fit backends beyond :class:`FitConfig`: where the depth term's
+#: targets come from, and MediaPipe's relative depth (px at the body's distance) per px of its
+#: ``z`` (MediaPipe exaggerates depth about four-fold: 0.22 is the least-squares slope on the seed-11 sample)
+DEPTH_PARAMS = {"depth_cue": "mediapipe", "depth_scale": 0.22}
+
+
+def depth_targets(landmarks: np.ndarray, cue: str, depth_scale: float, lifter: DepthLifter | None) -> np.ndarray:
+    """(B, 18) relative joint depths px (``f (Z_k - Z_hips) / Z_hips`` at the body's distance,
+    smaller = nearer) from MediaPipe's landmarks (B, 33, 4): ``mediapipe`` ``depth_scale`` times
+    their ``z``, ``lifter`` the ``lifter``'s from their 2D points (as COCO joints), ``mean`` both's mean."""
+    scaled = depth_scale * mp33_depths_to_coco18(landmarks).astype(np.float64)
+    if cue == "mediapipe":
+        return scaled
+    points = np.stack([blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]])) for lm in landmarks])
+    lifted = lift_depths(lifter, points)
+    return lifted if cue == "lifter" else 0.5 * (scaled + lifted)
 
 
 class _FitBackend(Backend):
@@ -96,6 +117,20 @@ class _FitBackend(Backend):
 
     spec = BODY_SPEC
     _model: FitModel
+    _lifter: DepthLifter | None = None
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, device: str = "cpu"):
+        super().__init__(params, device=device)
+        if self.params["depth_cue"] not in DEPTH_CUES:
+            raise ValueError(f"body/{self.name}: depth_cue must be one of {', '.join(DEPTH_CUES)}, not {self.params['depth_cue']!r}")
+
+    def setup(self) -> None:
+        self._model = self._fit_model()
+        if self.params["depth_weight"] > 0 and self.params["depth_cue"] != "mediapipe":
+            self._lifter = load_depth_lifter()
+
+    def _fit_model(self) -> FitModel:
+        raise NotImplementedError
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -106,7 +141,7 @@ class _FitBackend(Backend):
         depth, landmark, hide = (self.params[k] > 0 for k in ("depth_weight", "landmark_weight", "hidden_weight"))
         out: dict[int, BodyRecord | AnnotationFailure] = {}
         keypoints: dict[int, np.ndarray] = {}
-        depths: dict[int, np.ndarray] = {}
+        mp33: dict[int, np.ndarray] = {}
         landmarks: dict[int, np.ndarray] = {}
         hidden: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray | None] = {}
@@ -125,7 +160,7 @@ class _FitBackend(Backend):
                         f"body: depth_weight, landmark_weight or hidden_weight > 0 needs MediaPipe's landmarks (the keypoints backend mediapipe); {item.image_id}'s keypoints row has none"
                     )
                 if depth:
-                    depths[i] = mp33_depths_to_coco18(row.landmarks_mp33)
+                    mp33[i] = row.landmarks_mp33
                 if landmark:
                     seen = mp33_points(row.landmarks_mp33, MP33_FIT_LANDMARKS, LANDMARK_MIN_VISIBILITY)
                     landmarks[i] = clear_outside(seen, item.image.shape[:2])
@@ -141,7 +176,7 @@ class _FitBackend(Backend):
                 config,
                 list(masks.values()) if silhouette else None,
                 parsings=list(parsings.values()) if parsing else None,
-                depths=np.stack(list(depths.values())) if depth else None,
+                depths=depth_targets(np.stack(list(mp33.values())), self.params["depth_cue"], self.params["depth_scale"], self._lifter) if depth else None,
                 landmarks=np.stack(list(landmarks.values())) if landmark else None,
                 hidden=np.stack(list(hidden.values())) if hide else None,
             )
@@ -153,21 +188,21 @@ class _FitBackend(Backend):
 @register_backend
 class AnnyFit(_FitBackend):
     name = "anny-fit"
-    version = "4"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding); 3: the landmark vertices among the surface points; 4: the hinge prior lets elbows and knees straighten
+    version = "5"  # 2: sub-skeleton keypoint forward (same maths, float sums reordered: fits differ by rounding); 3: the landmark vertices among the surface points; 4: the hinge prior lets elbows and knees straighten; 5: depth_cue
     requirements = Requirements(packages=("torch", "anny"))
-    default_params = asdict(FitConfig())
+    default_params = {**asdict(FitConfig()), **DEPTH_PARAMS}
     doc = "anny fitted to the COCO-18 keypoints (batched Adam, robust 2D loss, bone priors, front/back facing; optional silhouette term)."
 
-    def setup(self) -> None:
-        self._model = AnnyFitModel(AnnyBody(self.device))
+    def _fit_model(self) -> FitModel:
+        return AnnyFitModel(AnnyBody(self.device))
 
 
 @register_backend
 class SMPLFit(_FitBackend):
     name = "smpl-fit"
-    version = "1"
+    version = "2"  # 2: depth_cue
     requirements = Requirements(packages=("torch",), weights=tuple(SMPL_MODEL_FILES.values()))
-    default_params = {**asdict(FitConfig()), "gender": "neutral", "num_betas": 10}
+    default_params = {**asdict(FitConfig()), **DEPTH_PARAMS, "gender": "neutral", "num_betas": 10}
     doc = "SMPL (user's model file, gender param) fitted to the COCO-18 keypoints by the anny-fit optimiser."
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, device: str = "cpu"):
@@ -178,10 +213,10 @@ class SMPLFit(_FitBackend):
     def weight_files(self) -> tuple[WeightFile, ...]:
         return (SMPL_MODEL_FILES[self.params["gender"]],)
 
-    def setup(self) -> None:
+    def _fit_model(self) -> FitModel:
         (model_file,) = self.weight_files()
         body = SMPLBody.from_file(model_file.require(), self.params["num_betas"], self.device)
-        self._model = SMPLFitModel(body, SMPL_MODEL_NAMES[self.params["gender"]])
+        return SMPLFitModel(body, SMPL_MODEL_NAMES[self.params["gender"]])
 
 
 def frankmocap_to_body(output: dict[str, Any], smpl: SMPLBody, width: int, height: int, fov_y_deg: float) -> dict[str, Any]:

@@ -41,7 +41,6 @@ muscle, weight, height, proportions.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 
 from ...config import cache_dir
+from ...io import exclusive_lock
 from .skinning import with_parallel_cpu_skinning
 
 if TYPE_CHECKING:
@@ -89,24 +89,10 @@ def _load_anny(device: str, dtype: torch.dtype) -> "anny.Anny":
     import anny.paths
 
     anny.paths.set_anny_cache_path(anny_cache_dir())
-    with _exclusive(anny_cache_dir() / "build.lock"):  # one process builds, the others wait and load
+    with exclusive_lock(anny_cache_dir() / "build.lock"):  # one process builds, the others wait and load
         model = anny.Anny(rig="anny", topology="anny", pose_parameterization="local-ref")
     model._skinning_method = with_parallel_cpu_skinning(model._skinning_method)  # anny's attribute; see .skinning
     return model.to(device=device, dtype=dtype).eval()
-
-
-@contextmanager
-def _exclusive(lock_file: Path):
-    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``) across processes."""
-    import fcntl
-
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_anny(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "anny.Anny":

@@ -4,7 +4,7 @@ problem (design, losses and measurements: docs/BODY_FIT.md).
 Per image: the rotations of the model's major bones, its shape and the body -> camera rigid
 transform are fitted to the detected keypoints (Geman-McClure data term in units of the person's
 size, per-bone and hinge pose priors, shape prior, optional silhouette, parsing and depth terms
-against a person mask, a LIP parsing and MediaPipe's relative joint depths), with a fixed pinhole camera of the assumed vertical field of view
+against a person mask, a LIP parsing and the joints' relative depths: MediaPipe's, a learnt lifter's or both), with a fixed pinhole camera of the assumed vertical field of view
 (:func:`~vtonpipe.models.bodies.fitting.config.camera_of`). :func:`fit_bodies` fits a batch as one
 Adam problem with early stopping per image.
 """

@@ -36,8 +36,7 @@ class FitConfig:
     silhouette_coverage: float = 1.0  # weight of its coverage part relative to its outside part
     silhouette_sigma: float = 0.05  # Geman-McClure scale of both parts (fraction of S), and of the parsing term
     parsing_weight: float = 0.0  # > 0: add the parsing term against the LIP parsings (bare arms, legs, face and shoes covered by their body parts)
-    depth_weight: float = 0.0  # > 0: add the depth term against MediaPipe's relative joint depths (its landmarks' z)
-    depth_scale: float = 0.22  # relative depth (px at the body's distance) per px of MediaPipe's z: the least-squares slope on the seed-11 sample
+    depth_weight: float = 0.0  # > 0: add the depth term against the joints' relative depths (the body backends' depth_cue)
     landmark_weight: float = 0.0  # > 0: add the landmark term against MediaPipe's hand and foot landmarks (MP33_FIT_LANDMARKS; anny only)
     hidden_weight: float = 0.0  # > 0: add MediaPipe's guesses of the wrists and ankles it reports unseen (behind the body) to the keypoint term at this confidence
     keypoint_weights: tuple[float, ...] | None = None  # 18 relative weights of the COCO-18 keypoints in the keypoint term (times their confidence); None: equal

@@ -128,12 +128,12 @@ def _data_term(pixels: torch.Tensor, batch: _Batch, idx: torch.Tensor, sigma: fl
 def _depth_term(joints: torch.Tensor, batch: _Batch, idx: torch.Tensor, config: FitConfig) -> torch.Tensor:
     """(b,) depth term of images ``idx`` whose camera-frame joints are ``joints`` (b, 18, 3) m:
     the confidence-weighted mean over the detected joints with a depth of ``rho`` (Geman-McClure,
-    ``sigma``) of ``(d_k - depth_scale z_k) / S``, ``d_k = f (Z_k - Z_hips) / Z_hips`` the joint's
-    depth relative to the hips' midpoint in px at the body's distance, ``z_k`` MediaPipe's."""
+    ``sigma``) of ``(d_k - t_k) / S``, ``d_k = f (Z_k - Z_hips) / Z_hips`` the joint's depth
+    relative to the hips' midpoint in px at the body's distance, ``t_k`` its target (``depths``)."""
     z = joints[..., 2]
     z_hips = 0.5 * (z[:, R_HIP] + z[:, L_HIP])
     relative = batch.f[idx, None] * (z - z_hips[:, None]) / z_hips[:, None]
-    r2 = ((relative - config.depth_scale * batch.depth[idx]) / batch.scale[idx, None]) ** 2
+    r2 = ((relative - batch.depth[idx]) / batch.scale[idx, None]) ** 2
     return _weighted_rho(r2, batch.depth_conf[idx], config.sigma)
 
 
@@ -412,8 +412,9 @@ def fit_bodies(
     ``sizes`` (W, H) as one batched problem; with ``config.silhouette_weight > 0`` also to the
     person ``masks`` (B of uint8 (H, W), 1 on the person; required then, unused otherwise), and with
     ``config.parsing_weight > 0`` to the LIP ``parsings`` (B of uint8 (H, W) ids; likewise), and
-    with ``config.depth_weight > 0`` to the joints' relative ``depths`` (B, 18) (MediaPipe's ``z``
-    in COCO-18 order, :func:`~vtonpipe.converters.keypoints.mp33_depths_to_coco18`; NaN unknown),
+    with ``config.depth_weight > 0`` to the joints' relative ``depths`` (B, 18) (px at the body's
+    distance, ``f (Z_k - Z_hips) / Z_hips``, smaller = nearer; NaN unknown: the body backends give
+    MediaPipe's scaled ``z``, the :mod:`~vtonpipe.models.bodies.lifting` lifter's or their mean),
     and with ``config.landmark_weight > 0`` to MediaPipe's hand and foot ``landmarks`` (B, 10, 3)
     (x, y px, confidence; :data:`~.models.MP33_FIT_LANDMARKS` order, 0 confidence unseen), and
     with ``config.hidden_weight > 0`` to the ``hidden`` (B, 18, 3) guesses of joints the keypoints
