@@ -74,6 +74,13 @@ def test_a_small_lifter_learns_the_limbs_depths_on_bodies_it_did_not_see(tiny_li
     assert error < 0.8 * blind, (error, blind)
 
 
+def test_training_is_repeatable(tiny_lifter):
+    """The same config trains the same weights (fixed seeds, TRAIN_THREADS torch threads)."""
+    again = lifting.train_depth_lifter(TINY)
+    for a, b in zip(tiny_lifter.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_the_lifter_is_trained_once_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VTONPIPE_CACHE", str(tmp_path))
     calls = []
@@ -109,8 +116,18 @@ def constant_lifter(value: float) -> DepthLifter:
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
-        net.out.bias.fill_(value)
+        net.members[0].out.bias.fill_(value)
     return net.eval()
+
+
+def test_a_lifter_of_several_members_says_their_mean():
+    lifter = DepthLifter(8, 1, members=2)
+    with torch.no_grad():
+        for member, value in zip(lifter.members, (0.2, 0.6)):
+            for p in member.parameters():
+                p.zero_()
+            member.out.bias.fill_(value)
+    torch.testing.assert_close(lifter(torch.zeros(3, 18, 2)), torch.full((3, 18), 0.4))
 
 
 def test_depth_targets_of_each_cue():

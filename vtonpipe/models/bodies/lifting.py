@@ -59,6 +59,7 @@ class LifterConfig:
     lr: float = 2e-3  # the one-cycle schedule's peak
     width: int = 512
     blocks: int = 2  # residual blocks of two linear-LayerNorm-ReLU layers each
+    members: int = 3  # MLPs averaged, each its own initialisation and batches (seeds seed, seed + 1, ...)
     noise: float = 0.03  # Gaussian noise on the input keypoints
     limb_spread: float = 0.6  # per-axis spread of the upper arms' and legs' rotations
     elbow: tuple[float, float] = (-0.65, 2.0)  # elbow flexion range (-0.65: straight)
@@ -75,9 +76,18 @@ class LifterConfig:
 
 class DepthLifter(torch.nn.Module):
     """(B, 18, 2) normalised keypoints (:func:`lifter_inputs`) -> (B, 18) relative depths over
-    the torso length."""
+    the torso length: the mean of ``members`` MLPs trained apart (:func:`train_depth_lifter`)."""
 
-    def __init__(self, width: int = 512, blocks: int = 2):
+    def __init__(self, width: int = 512, blocks: int = 2, members: int = 1):
+        super().__init__()
+        self.members = torch.nn.ModuleList(_LifterMLP(width, blocks) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+
+class _LifterMLP(torch.nn.Module):
+    def __init__(self, width: int, blocks: int):
         super().__init__()
         self.inp = torch.nn.Linear(2 * len(COCO18), width)
         self.blocks = torch.nn.ModuleList(
@@ -130,13 +140,35 @@ def training_set(config: LifterConfig, n: int | None = None, seed: int | None = 
     return np.concatenate(inputs), np.concatenate(depths)
 
 
+#: torch threads of the training, whatever the machine: the weights follow the order of the float
+#: reductions, which follows the thread count (one thread and two train lifters 0.9 apart in some
+#: weights, of equal accuracy); fixed, the same CPU arithmetic trains the same weights
+TRAIN_THREADS = 2
+
+
 def train_depth_lifter(config: LifterConfig = LifterConfig()) -> DepthLifter:
-    """A lifter trained on :func:`training_set` (smooth L1 on the depths, noisy inputs)."""
+    """A lifter trained on :func:`training_set` (smooth L1 on the depths, noisy inputs), on
+    :data:`TRAIN_THREADS` torch threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        return _train(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: LifterConfig) -> DepthLifter:
     inputs, depths = (torch.as_tensor(a) for a in training_set(config))
-    generator = torch.Generator().manual_seed(config.seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        net = DepthLifter(config.width, config.blocks)
+    lifter = DepthLifter(config.width, config.blocks, config.members)
+    for m, member in enumerate(lifter.members):
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed + m)
+            member.load_state_dict(_LifterMLP(config.width, config.blocks).state_dict())
+        _train_member(member, inputs, depths, config, torch.Generator().manual_seed(config.seed + m))
+    return lifter.eval()
+
+
+def _train_member(net: torch.nn.Module, inputs: torch.Tensor, depths: torch.Tensor, config: LifterConfig, generator: torch.Generator) -> None:
     optimiser = torch.optim.AdamW(net.parameters(), config.lr / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.steps)
     for _ in range(config.steps):
@@ -147,7 +179,6 @@ def train_depth_lifter(config: LifterConfig = LifterConfig()) -> DepthLifter:
         loss.backward()
         optimiser.step()
         schedule.step()
-    return net.eval()
 
 
 def lifter_path(config: LifterConfig = LifterConfig()) -> Path:
@@ -164,7 +195,7 @@ def load_depth_lifter(config: LifterConfig = LifterConfig()) -> DepthLifter:
             net = train_depth_lifter(config)
             with atomic_path(path) as tmp:
                 torch.save(net.state_dict(), tmp)
-    net = DepthLifter(config.width, config.blocks)
+    net = DepthLifter(config.width, config.blocks, config.members)
     try:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # a file another version or a full disk left: name it, do not guess
