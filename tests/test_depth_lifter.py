@@ -87,7 +87,7 @@ def test_the_lifter_is_trained_once_then_read_from_the_cache(tmp_path, monkeypat
 
     def train(config):
         calls.append(config)
-        return DepthLifter(config.width, config.blocks)
+        return DepthLifter(config.width, config.blocks, config.members)
 
     monkeypatch.setattr(lifting, "train_depth_lifter", train)
     config = LifterConfig(width=16, blocks=1, seed=7)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,8 @@ from .fitting.problems import random_fit_pose, synthetic_bodies
 
 #: bump when the training data or the network change in a way the config does not show
 LIFTER_VERSION = "1"
+
+log = logging.getLogger(__name__)
 
 _NECK, _R_HIP, _L_HIP = int(COCO18.NECK), int(COCO18.RIGHT_HIP), int(COCO18.LEFT_HIP)
 
@@ -192,6 +195,7 @@ def load_depth_lifter(config: LifterConfig = LifterConfig()) -> DepthLifter:
     path = lifter_path(config)
     with exclusive_lock(path.with_suffix(".lock")):
         if not path.exists():
+            log.warning("training the body fit's depth lifter (its first use: about 6 minutes on two cores) into %s", path)
             net = train_depth_lifter(config)
             with atomic_path(path) as tmp:
                 torch.save(net.state_dict(), tmp)
