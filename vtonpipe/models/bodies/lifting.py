@@ -7,7 +7,7 @@ makes a second guess, and its errors are not MediaPipe's. It is a residual MLP i
 Martinez et al., "A simple yet effective baseline for 3d human pose estimation" (ICCV 2017), but
 with LayerNorm blocks. It is trained on random anny bodies:
 
-- poses from :func:`~vtonpipe.models.bodies.fitting.problems.random_fit_pose` with the limbs spread wider,
+- poses from :func:`~vtonpipe.models.bodies.fitting.problems.random_fit_pose` with the limbs and the head spread wider,
   elbows from straight to fully bent;
 - every turn about the vertical, and random shapes;
 - photographed by the fitter's camera.
@@ -64,7 +64,7 @@ class LifterConfig:
     blocks: int = 2  # residual blocks of two linear-LayerNorm-ReLU layers each
     members: int = 3  # MLPs averaged, each its own initialisation and batches (seeds seed, seed + 1, ...)
     noise: float = 0.03  # Gaussian noise on the input keypoints
-    limb_spread: float = 0.6  # per-axis spread of the upper arms' and legs' rotations
+    limb_spread: float = 0.6  # per-axis spread of the rotations of the bones with a prior weight under 1 (anny's limbs and head)
     elbow: tuple[float, float] = (-0.65, 2.0)  # elbow flexion range (-0.65: straight)
     knee: tuple[float, float] = (-0.1, 1.2)
     hinge_noise: float = 0.05

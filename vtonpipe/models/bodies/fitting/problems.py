@@ -44,7 +44,7 @@ def random_fit_pose(
 ) -> np.ndarray:
     """(n, num_bones, 3) plausible random poses: each fitted bone turned with a spread that falls
     with its prior weight (0.1 / sqrt(w) rad per axis; ``limb_spread`` rad instead for the bones
-    whose weight is below 1, the limbs); hinges bent forward by a uniform angle in ``elbow`` or
+    whose weight is below 1: anny's limbs and head); hinges bent forward by a uniform angle in ``elbow`` or
     ``knee`` (rad; the knee's axis is the body's left) plus ``hinge_noise`` rad per axis."""
     pose = np.zeros((n, model.num_bones, 3))
     for bone, w in zip(model.fit_bones, model.bone_weights):
