@@ -3,12 +3,12 @@ depth relative to the hips' midpoint.
 
 A limb's 2D length says how far it points towards or away from the camera, not which way.
 MediaPipe's ``z`` says which way, but is 5-6 cm off on average (docs/BODY_FIT.md). The lifter
-makes a second guess, and its errors are not MediaPipe's. It is a residual MLP in the manner of
-Martinez et al., "A simple yet effective baseline for 3d human pose estimation" (ICCV 2017), but
-with LayerNorm blocks. It is trained on random anny bodies:
+makes a second guess, and its errors are not MediaPipe's. It is the mean of three residual MLPs
+in the manner of Martinez et al., "A simple yet effective baseline for 3d human pose estimation"
+(ICCV 2017), but with LayerNorm blocks. They are trained on random anny bodies:
 
-- poses from :func:`~vtonpipe.models.bodies.fitting.problems.random_fit_pose` with the limbs and the head spread wider,
-  elbows from straight to fully bent;
+- poses from :func:`~vtonpipe.models.bodies.fitting.problems.random_fit_pose` with the limbs and
+  the head spread wider, elbows from straight to fully bent;
 - every turn about the vertical, and random shapes;
 - photographed by the fitter's camera.
 
@@ -19,7 +19,7 @@ length ``t`` (px, the neck to the hips' midpoint). The outputs are the relative 
 ``f (Z_k - Z_hips) / Z_hips``, over ``t``. These are px at the body's distance, the body fit's
 depth term's units (:func:`lift_depths` returns px).
 
-**Weights.** Trained on first use, in about 2.5 minutes on two CPU cores. They are cached as
+**Weights.** Trained on first use, in about 6 minutes on two CPU cores. They are cached as
 ``cache_dir() / "depth_lifter" / <key>.pt``, the key a hash of :class:`LifterConfig` and
 :data:`LIFTER_VERSION`. Concurrent processes wait for the one that trains.
 """
