@@ -12,7 +12,7 @@ from builders import simple_build, write_rows
 
 from vtonpipe.annotators import get_backend
 from vtonpipe.annotators.body_fit import depth_targets
-from vtonpipe.converters.keypoints import COCO18, MP33_TO_COCO18
+from vtonpipe.converters.keypoints import COCO18, MP33_TO_COCO18, mp33_coco_joints
 from vtonpipe.models.bodies import lifting
 from vtonpipe.models.bodies.lifting import DepthLifter, LifterConfig, lift_depths, lifter_inputs, training_set
 from vtonpipe.pipeline.config import StageConfig
@@ -143,16 +143,10 @@ def test_depth_targets_of_each_cue():
     mediapipe = depth_targets(landmarks, "mediapipe", 0.22, None)
     assert mediapipe[0, COCO18.RIGHT_WRIST] == pytest.approx(2.2)
     lifted = depth_targets(landmarks, "lifter", 0.22, lifter)
-    torso = lifter_inputs(lifting_points(landmarks))[1][0]
+    torso = lifter_inputs(mp33_coco_joints(landmarks[0])[None])[1][0]
     assert torso == pytest.approx(40.0, rel=0.05)  # the COCO joints sit a little off BlazePose's landmarks
     np.testing.assert_allclose(lifted[0], 0.5 * torso)
     np.testing.assert_allclose(depth_targets(landmarks, "mean", 0.22, lifter), 0.5 * (mediapipe + lifted))
-
-
-def lifting_points(landmarks: np.ndarray) -> np.ndarray:
-    from vtonpipe.converters.keypoints import blazepose_to_coco_joints, mp33_to_coco18
-
-    return np.stack([blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]])) for lm in landmarks])
 
 
 def test_the_body_stage_reads_the_lifters_depths(tmp_path, monkeypatch, tiny_lifter):

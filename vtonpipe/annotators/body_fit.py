@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..converters.keypoints import blazepose_to_coco_joints, clear_outside, mp33_depths_to_coco18, mp33_hidden_joints, mp33_points, mp33_to_coco18
+from ..converters.keypoints import clear_outside, mp33_coco_joints, mp33_depths_to_coco18, mp33_hidden_joints, mp33_points
 from ..core import (
     AnnotationFailure,
     Backend,
@@ -106,7 +106,7 @@ def depth_targets(landmarks: np.ndarray, cue: str, depth_scale: float, lifter: D
     scaled = depth_scale * mp33_depths_to_coco18(landmarks).astype(np.float64)
     if cue == "mediapipe":
         return scaled
-    points = np.stack([blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]])) for lm in landmarks])
+    points = np.stack([mp33_coco_joints(lm) for lm in landmarks])
     lifted = lift_depths(lifter, points)
     return lifted if cue == "lifter" else 0.5 * (scaled + lifted)
 

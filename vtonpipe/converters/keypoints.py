@@ -49,7 +49,6 @@ MP33_NAMES = (
 )  # fmt: skip
 
 
-
 def mirror_order(names: Sequence[str]) -> tuple[int, ...]:
     """For each of the point ``names``, the index of the point it becomes in the mirrored image:
     its ``left``/``right`` twin, or itself (the nose, the neck)."""
@@ -221,16 +220,23 @@ def blazepose_to_coco_joints(keypoints: np.ndarray, offsets: np.ndarray = BLAZEP
 HIDDEN_END_JOINTS = (COCO18.RIGHT_WRIST, COCO18.LEFT_WRIST, COCO18.RIGHT_ANKLE, COCO18.LEFT_ANKLE)
 
 
+def mp33_coco_joints(landmarks: np.ndarray) -> np.ndarray:
+    """MediaPipe Pose landmarks ``(33, 4)`` (x, y, z, visibility) -> COCO-18 ``(18, 3)`` (x, y,
+    visibility) taken whatever their visibility, moved to COCO's joints
+    (:func:`blazepose_to_coco_joints`); only points MediaPipe left at 0 visibility are (0, 0, 0)."""
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if lm.shape != (33, 4):
+        raise ValueError(f"expected MediaPipe landmarks (33, 4), got {lm.shape}")
+    return blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]]))
+
+
 def mp33_hidden_joints(landmarks: np.ndarray, keypoints: np.ndarray, size: tuple[int, int], joints: Sequence[int] = HIDDEN_END_JOINTS) -> np.ndarray:
     """MediaPipe's guesses (18, 3) of the COCO-18 ``joints`` the ``keypoints`` (18, 3) leave
     undetected: its landmarks ``(33, 4)`` (x, y, z, visibility) taken whatever their visibility
     (a wrist behind the torso of a back view still has one, at visibility 0.05-0.2), moved to
     COCO's joints (:func:`blazepose_to_coco_joints`), inside the image ``size`` = (H, W);
     confidence 1 there, (0, 0, 0) elsewhere."""
-    lm = np.asarray(landmarks, dtype=np.float32)
-    if lm.shape != (33, 4):
-        raise ValueError(f"expected MediaPipe landmarks (33, 4), got {lm.shape}")
-    guess = clear_outside(blazepose_to_coco_joints(mp33_to_coco18(lm[:, [0, 1, 3]])), size)
+    guess = clear_outside(mp33_coco_joints(landmarks), size)
     keep = np.zeros(18, bool)
     keep[list(joints)] = True
     keep &= (np.asarray(keypoints)[:, 2] <= 0) & (guess[:, 2] > 0)
