@@ -162,12 +162,13 @@ def train_depth_lifter(config: LifterConfig = LifterConfig()) -> DepthLifter:
 
 def _train(config: LifterConfig) -> DepthLifter:
     inputs, depths = (torch.as_tensor(a) for a in training_set(config))
-    lifter = DepthLifter(config.width, config.blocks, config.members)
-    for m, member in enumerate(lifter.members):
+    lifter = DepthLifter(config.width, config.blocks, members=0)
+    for m in range(config.members):
         with torch.random.fork_rng():
             torch.manual_seed(config.seed + m)
-            member.load_state_dict(_LifterMLP(config.width, config.blocks).state_dict())
+            member = _LifterMLP(config.width, config.blocks)
         _train_member(member, inputs, depths, config, torch.Generator().manual_seed(config.seed + m))
+        lifter.members.append(member)
     return lifter.eval()
 
 
