@@ -231,6 +231,27 @@ def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
     assert run_stage(build, snapped, show_progress=False).computed == 1
 
 
+def test_registering_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
+    """``register_to_mask_px`` alone reads person_mask too, and moves the render of a person 2 px
+    right of the fit onto the mask, part labels and all (the shifted render is the truth here)."""
+    build = _build(tmp_path, 1)
+    ids = _person_ids(build)
+    KNOWN_BODIES.clear()
+    KNOWN_BODIES.update({i: anny_row(body) for i in ids})
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    exact = reference_iuv(body, KNOWN_BODIES[ids[0]])
+    truth = np.roll(exact, 2, axis=1)
+    write_rows(tmp_path, build, "person_mask", {ids[0]: (truth[..., 0] > 0).astype(np.uint8)})  # ids[1] has no mask row
+    res = run_stage(build, StageConfig("densepose", "render", {"register_to_mask_px": 2}), show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    row = next(iter(ShardReader(build / "annotations" / "densepose")))
+    registered, rendered = IUVAccuracy(), IUVAccuracy()
+    registered.update(row["iuv"], truth)
+    rendered.update(exact, truth)
+    assert registered.result()["part_accuracy"] > rendered.result()["part_accuracy"] + 0.02
+    assert registered.result()["false_body_rate"] < rendered.result()["false_body_rate"]
+
+
 def test_hands_the_parsing_calls_clothing_show_the_body_behind_them(tmp_path, body):
     import math
 

@@ -291,3 +291,24 @@ def test_snapping_a_render_to_the_person_mask():
     np.testing.assert_array_equal(out[1:5, 3:5], iuv[1:5, 3:5])
     np.testing.assert_array_equal(snap_to_mask(iuv, mask, 2)[1:5, 6, 0], [15] * 4)
     assert snap_to_mask(iuv, mask, 0) is iuv
+
+
+def test_registering_a_render_to_the_person_mask_moves_its_part_boundaries():
+    """A render 2 px left of the person: registered, the body follows the mask and its inner part
+    boundary moves with it (the nearest-pixel fill alone leaves it where the fit put it); mask
+    pixels farther than ``register`` px from the body (a loose garment) stay background."""
+    from vtonpipe.models.render.iuv import snap_to_mask
+
+    iuv = np.zeros((24, 24, 3), np.uint8)
+    iuv[4:20, 4:8] = (15, 10, 20)  # an upper arm's back half ...
+    iuv[4:20, 8:12] = (17, 30, 40)  # ... and its front half, the boundary at column 8
+    mask = np.zeros((24, 24), np.uint8)
+    mask[4:20, 6:14] = 1  # the arm 2 px to the right: its true boundary at column 10
+    mask[4:20, 19:22] = 1  # a loose sleeve 7 px off the body
+    snapped, registered = snap_to_mask(iuv, mask, 1), snap_to_mask(iuv, mask, 1, register=2)
+    first_front = lambda out: int(np.argmax(out[12, :, 0] == 17))  # noqa: E731
+    assert first_front(snapped) == 8 and first_front(registered) in (9, 10)
+    np.testing.assert_array_equal(registered[..., 0] > 0, mask.astype(bool) & (np.arange(24) < 16))  # the arm's mask, not the sleeve
+    assert set(np.unique(registered[..., 0])) == {0, 15, 17}
+    np.testing.assert_array_equal(registered[mask == 0], 0)
+    assert snap_to_mask(iuv, mask, 0, register=0) is iuv

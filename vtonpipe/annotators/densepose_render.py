@@ -10,12 +10,18 @@ same parts, anny's own UV), SMPL bodies DensePose's own SMPL charts
 ``i0`` and last ``i1`` give ``x0 = i0 - 0.5``, ``x1 = i1 + 0.5``), ``score`` 1, ``num_people``
 1. A body that renders no pixel (outside the image) fails with ``empty_render``.
 
-``snap_to_mask_px`` > 0 (params.yaml: 2; the backend's default 0 renders the body alone) also
+``snap_to_mask_px`` > 0 (params.yaml: 1; the backend's default 0 renders the body alone) also
 reads the ``person_mask`` row and fits the render to the observed person
 (:func:`~vtonpipe.models.render.iuv.snap_to_mask`): no body outside the mask, and mask pixels up
 to that many px off the rendered body take its nearest pixel's I, U, V. On the harder seed-12
 sample part accuracy 0.862 -> 0.882 and background called body 0.0118 -> 0.0107 at 1 px
-(2 px: 0.886, 0.0133; 3 px: 0.888, 0.0147).
+(2 px: 0.886, 0.0133; 3 px: 0.888, 0.0147). ``register_to_mask_px`` > 0 (params.yaml: 2; default
+0) first moves the whole render by a smooth displacement of up to 5 px that brings its silhouette
+onto the mask pixels within that many px of it (:func:`~vtonpipe.models.render.snap.registration_sources`):
+a limb the fit put a pixel or two off moves with its inner part boundaries, which the fill leaves
+where the fit put them. Stop 39, on stop 38's bodies: registered 2 px then snapped 1, part
+accuracy 0.9199 -> 0.9216 (seed 12), 0.9096 -> 0.9115 (seed 11), 0.8862 -> 0.8896 (seed 31)
+against a 2 px snap, background called body unchanged (docs/BODY_FIT.md).
 
 ``parsing_hands`` (params.yaml: true) also reads the ``parsing`` row: hands are bare skin, so a
 rendered hand pixel the LIP parsing calls upper-body clothing (a hand the fit put in front of the
@@ -25,7 +31,7 @@ sample (stop 35) part accuracy 0.911 -> 0.916 at 1 px, 0.914 -> 0.919 at 2 px; l
 pants and skirts in front (version 3, stop 36) 0.9188 -> 0.9191. The parser must not read
 DensePose then (``body_parts: keypoints``; else a dependency cycle, an error of ``dag write``).
 
-The row key covers the image and its ``body`` row (:func:`body_input_sha256`; with snapping its
+The row key covers the image and its ``body`` row (:func:`body_input_sha256`; when fitted to the mask its
 ``person_mask`` row too, with ``parsing_hands`` its ``parsing`` row): a refitted body
 re-renders, and an image whose body was missing is rendered once the body exists.
 
@@ -115,20 +121,25 @@ class RenderDensePose(Backend):
     spec = DENSEPOSE_SPEC
     name = "render"
     version = "3"  # 3: parsing_hands hides hands on upper-body clothing only (not pants or skirt)
-    requirements = Requirements(packages=("torch", "anny", "numba", "scipy"))
-    default_params = {"raster": "auto", "snap_to_mask_px": 0, "parsing_hands": False}
+    requirements = Requirements(packages=("torch", "anny", "numba", "scipy", "cv2"))
+    default_params = {"raster": "auto", "register_to_mask_px": 0, "snap_to_mask_px": 0, "parsing_hands": False}
     doc = "IUV rendered from the fitted body (anny charts for anny, DensePose's SMPL charts for SMPL)."
 
     @property
     def requires(self) -> tuple[str, ...]:
-        return ("body",) + ("person_mask",) * (self.params["snap_to_mask_px"] > 0) + ("parsing",) * bool(self.params["parsing_hands"])
+        return ("body",) + ("person_mask",) * self.fits_mask + ("parsing",) * bool(self.params["parsing_hands"])
+
+    @property
+    def fits_mask(self) -> bool:
+        """Whether the render is fitted to the ``person_mask`` row (registered or snapped)."""
+        return self.params["register_to_mask_px"] > 0 or self.params["snap_to_mask_px"] > 0
 
     def setup(self) -> None:
         self.raster = raster_backend(self.params["raster"], self.device)
 
     def input_sha256(self, item_id: str, ctx: Context) -> str:
         key = body_input_sha256(ctx, [item_id])
-        if self.params["snap_to_mask_px"] > 0:
+        if self.fits_mask:
             key = with_row_sha256(ctx, key, "person_mask", item_id)
         if self.params["parsing_hands"]:
             key = with_row_sha256(ctx, key, "parsing", item_id)
@@ -137,13 +148,13 @@ class RenderDensePose(Backend):
     def annotate(self, items: Sequence[ImageItem], ctx: Context) -> list[DenseposeRecord | AnnotationFailure]:
         bodies: dict[int, object] = {}
         out: list[DenseposeRecord | AnnotationFailure | None] = [None] * len(items)
-        snap, hands = self.params["snap_to_mask_px"], bool(self.params["parsing_hands"])
+        snap, register, hands = self.params["snap_to_mask_px"], self.params["register_to_mask_px"], bool(self.params["parsing_hands"])
         masks: dict[int, np.ndarray] = {}
         parsings: dict[int, np.ndarray] = {}
         for k, item in enumerate(items):
             try:
                 bodies[k] = ctx.annotation("body", item.image_id)
-                if snap > 0:
+                if self.fits_mask:
                     masks[k] = ctx.annotation("person_mask", item.image_id).mask
                 if hands:
                     parsings[k] = ctx.annotation("parsing", item.image_id).parsing
@@ -153,11 +164,11 @@ class RenderDensePose(Backend):
         sizes = [(items[k].image.shape[1], items[k].image.shape[0]) for k in bodies]
         for (k, body), mesh in zip(bodies.items(), posed_meshes(list(bodies.values()), sizes)):
             iuv = render_iuv(mesh, self.raster, self.device)
-            if snap > 0:
-                iuv = snap_to_mask(iuv, masks[k], snap)
+            if self.fits_mask:
+                iuv = snap_to_mask(iuv, masks[k], snap, register)
             if hands and np.isin(iuv[..., 0], HAND_PARTS).any():
                 behind = render_iuv(mesh, self.raster, self.device, without_hands=True)
-                iuv = hands_behind(iuv, snap_to_mask(behind, masks[k], snap) if snap > 0 else behind, parsings[k])
+                iuv = hands_behind(iuv, snap_to_mask(behind, masks[k], snap, register) if self.fits_mask else behind, parsings[k])
             mask = iuv[..., 0] > 0
             if not mask.any():
                 out[k] = AnnotationFailure("empty_render", f"the {body.model} body of {items[k].image_id} covers no pixel of the image")

@@ -44,7 +44,7 @@ import numpy as np
 
 from ...converters.labels import LIP
 from .raster import Raster
-from .snap import snap_sources
+from .snap import registration_sources, snap_sources
 
 PART_NAMES = (
     "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
@@ -333,17 +333,26 @@ def hands_behind(iuv: np.ndarray, iuv_without_hands: np.ndarray, parsing: np.nda
     return out
 
 
-def snap_to_mask(iuv: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
-    """A rendered body's IUV (H, W, 3) uint8 fitted to the observed person ``mask`` (H, W) {0, 1}:
-    no body outside the mask, and mask pixels off the body but within ``radius`` px of it (a fit a
-    pixel too thin or too far to one side) take their nearest body pixel's I, U, V. 0: unchanged."""
-    if radius <= 0:
+def snap_to_mask(iuv: np.ndarray, mask: np.ndarray, radius: int, register: int = 0) -> np.ndarray:
+    """A rendered body's IUV (H, W, 3) uint8 fitted to the observed person ``mask`` (H, W) {0, 1}.
+    With ``register`` > 0 the render first moves by a smooth displacement of up to a few px that
+    brings its silhouette onto the mask pixels within ``register`` px of it
+    (:func:`~vtonpipe.models.render.snap.registration_sources`: a limb the fit put a pixel or two
+    off moves whole, its inner part boundaries with it). Then no body outside the mask, and mask
+    pixels off the body but within ``radius`` px of it take their nearest body pixel's I, U, V.
+    Both 0: unchanged."""
+    if radius <= 0 and register <= 0:
         return iuv
     body = iuv[..., 0] > 0
     if not body.any():
         return iuv
-    fill, iy, ix = snap_sources(body, mask, radius)
+    if register > 0:
+        iy, ix = registration_sources(body, mask, register)
+        iuv = iuv[iy, ix]
+        body = iuv[..., 0] > 0
     out = iuv.copy()
-    out[fill] = iuv[iy[fill], ix[fill]]
+    if radius > 0 and body.any():
+        fill, iy, ix = snap_sources(body, mask, radius)
+        out[fill] = iuv[iy[fill], ix[fill]]
     out[~np.asarray(mask).astype(bool)] = 0
     return out
