@@ -182,7 +182,7 @@ def test_stage_renders_the_body_rows_exactly_and_records_failures(tmp_path, body
         cols, lines = np.nonzero((expected[..., 0] > 0).any(0))[0], np.nonzero((expected[..., 0] > 0).any(1))[0]
         np.testing.assert_array_equal(row["bbox"], [cols[0] - 0.5, lines[0] - 0.5, cols[-1] + 0.5, lines[-1] + 0.5])
         assert (row["score"], row["num_people"], row["backend"]) == (1.0, 1, "render")
-        assert json.loads(row["params"]) == {"raster": "auto", "snap_to_mask_px": 0, "parsing_hands": False}
+        assert json.loads(row["params"]) == {"raster": "auto", "register_to_mask_px": 0, "snap_to_mask_px": 0, "parsing_hands": False}
     assert accuracy.result() == {"part_accuracy": 1.0, "uv_error": 0.0, "false_body_rate": 0.0}
 
     # a body 1 cm off, as a fitter might give, no longer scores perfectly

@@ -45,10 +45,10 @@ def scores(tmp_path_factory) -> dict[str, dict[str, float]]:
     return {s.annotator: s.metrics for s in evaluate(build)}
 
 
-#: measured on this sample (stop 38: the depth lifter's and MediaPipe's mean depths), and the issue's targets
+#: measured on this sample (stop 38: the depth lifter's and MediaPipe's mean depths; stop 39: the IUV registered to the person mask), and the issue's targets
 JOINT_PX_NOW, JOINT_PX_TARGET = 2.32, 2.0
 EPE_NOW, EPE_TARGET = 3.65, 2.5
-PART_ACCURACY_NOW, PART_ACCURACY_TARGET = 0.886, 0.92
+PART_ACCURACY_NOW, PART_ACCURACY_TARGET = 0.890, 0.92
 
 
 def test_hidden_state_iou_meets_the_target(scores):
