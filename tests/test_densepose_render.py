@@ -210,13 +210,18 @@ def test_rows_follow_the_body_rows(tmp_path, body):
     np.testing.assert_array_equal(rows[ids[1]]["iuv"], reference_iuv(body, KNOWN_BODIES[ids[1]]))
 
 
-def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
+def _two_known_bodies(tmp_path, body):
+    """A build whose two person images have the same known body: (build, their ids, the first one's IUV)."""
     build = _build(tmp_path, 1)
     ids = _person_ids(build)
     KNOWN_BODIES.clear()
     KNOWN_BODIES.update({i: anny_row(body) for i in ids})
     run_stage(build, StageConfig("body", "test-known"), show_progress=False)
-    exact = reference_iuv(body, KNOWN_BODIES[ids[0]])
+    return build, ids, reference_iuv(body, KNOWN_BODIES[ids[0]])
+
+
+def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
+    build, ids, exact = _two_known_bodies(tmp_path, body)
     mask = np.roll(exact[..., 0] > 0, 1, axis=1).astype(np.uint8)  # the person one pixel to the right
     write_rows(tmp_path, build, "person_mask", {ids[0]: mask})  # ids[1] has no mask row
     snapped = StageConfig("densepose", "render", {"snap_to_mask_px": 1})
@@ -234,12 +239,7 @@ def test_snapping_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
 def test_registering_to_the_person_mask_reads_the_mask_rows(tmp_path, body):
     """``register_to_mask_px`` alone reads person_mask too, and moves the render of a person 2 px
     right of the fit onto the mask, part labels and all (the shifted render is the truth here)."""
-    build = _build(tmp_path, 1)
-    ids = _person_ids(build)
-    KNOWN_BODIES.clear()
-    KNOWN_BODIES.update({i: anny_row(body) for i in ids})
-    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
-    exact = reference_iuv(body, KNOWN_BODIES[ids[0]])
+    build, ids, exact = _two_known_bodies(tmp_path, body)
     truth = np.roll(exact, 2, axis=1)
     write_rows(tmp_path, build, "person_mask", {ids[0]: (truth[..., 0] > 0).astype(np.uint8)})  # ids[1] has no mask row
     res = run_stage(build, StageConfig("densepose", "render", {"register_to_mask_px": 2}), show_progress=False)

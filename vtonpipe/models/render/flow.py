@@ -15,7 +15,7 @@ import torch
 from ..bodies.camera import PinholeCamera
 from .binned import BinnedMesh
 from .raster import Raster
-from .snap import snap_sources
+from .snap import snap_sources, variational_refinement
 
 VISIBLE, HIDDEN, BACKGROUND = 0, 1, 2
 
@@ -139,14 +139,7 @@ def refine_flow_photometric(flow: np.ndarray, visibility: np.ndarray, target: np
     _, (iy, ix) = ndimage.distance_transform_edt(~body, return_indices=True)
     refined = np.zeros((ch, cw, 2), np.float32)
     refined[:h, :w] = flow[iy, ix]
-    settings = PHOTOMETRIC_REFINEMENT
-    refinement = cv2.VariationalRefinement.create()
-    refinement.setAlpha(settings["alpha"])
-    refinement.setGamma(settings["gamma"])
-    refinement.setDelta(settings["delta"])
-    refinement.setFixedPointIterations(settings["fixed_point_iterations"])
-    refinement.setSorIterations(settings["sor_iterations"])
-    refinement.calc(gray(target), gray(source), refined)
+    variational_refinement(PHOTOMETRIC_REFINEMENT).calc(gray(target), gray(source), refined)
     out = flow.copy()
     visible = visibility == VISIBLE
     out[visible] = refined[:h, :w][visible]

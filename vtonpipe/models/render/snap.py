@@ -4,7 +4,8 @@
 nearest body pixel's values. :func:`registration_sources` (the IUV render, before the snap): the
 whole render moves by a smooth displacement that brings its silhouette onto the mask, so a limb
 the fit put a pixel or two off moves with its inner part boundaries. The callers drop the body
-outside the mask.
+outside the mask. :func:`variational_refinement` builds the solver this and the flow's photometric
+refinement share.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ import numpy as np
 #: sample (docs/BODY_FIT.md, stop 39): alpha 0.7-1.5, clip 4-8 px, 20-40 iterations and caps 3-8
 #: px lie within 0.0009 of part accuracy of one another.
 MASK_REGISTRATION = {"clip_px": 6.0, "alpha": 1.0, "gamma": 1.0, "delta": 1.0, "fixed_point_iterations": 20, "sor_iterations": 5, "max_shift_px": 5.0}
+
+
+def variational_refinement(settings: dict):
+    """A ``cv2.VariationalRefinement`` (Brox et al.'s energy, solved from the flow it is given) with
+    ``settings``' smoothness ``alpha``, gradient constancy ``gamma``, value constancy ``delta`` and
+    ``fixed_point_iterations`` x ``sor_iterations``."""
+    import cv2
+
+    refinement = cv2.VariationalRefinement.create()
+    refinement.setAlpha(settings["alpha"])
+    refinement.setGamma(settings["gamma"])
+    refinement.setDelta(settings["delta"])
+    refinement.setFixedPointIterations(settings["fixed_point_iterations"])
+    refinement.setSorIterations(settings["sor_iterations"])
+    return refinement
 
 
 def signed_distance(region: np.ndarray, clip: float) -> np.ndarray:
@@ -38,7 +54,6 @@ def registration_sources(body: np.ndarray, mask: np.ndarray, reach: int) -> tupl
     :data:`MASK_REGISTRATION`). The target is the mask pixels within ``reach`` px of the body:
     farther ones are hair or loose clothes, which the body must not stretch into. ``reach`` <= 0 or
     an empty body: every pixel its own source."""
-    import cv2
     from scipy import ndimage
 
     body = np.asarray(body, bool)
@@ -49,13 +64,7 @@ def registration_sources(body: np.ndarray, mask: np.ndarray, reach: int) -> tupl
     settings = MASK_REGISTRATION
     target = np.asarray(mask).astype(bool) & (ndimage.distance_transform_edt(~body) <= reach)
     shift = np.zeros((h, w, 2), np.float32)
-    refinement = cv2.VariationalRefinement.create()
-    refinement.setAlpha(settings["alpha"])
-    refinement.setGamma(settings["gamma"])
-    refinement.setDelta(settings["delta"])
-    refinement.setFixedPointIterations(settings["fixed_point_iterations"])
-    refinement.setSorIterations(settings["sor_iterations"])
-    refinement.calc(signed_distance(target, settings["clip_px"]), signed_distance(body, settings["clip_px"]), shift)
+    variational_refinement(settings).calc(signed_distance(target, settings["clip_px"]), signed_distance(body, settings["clip_px"]), shift)
     length = np.linalg.norm(shift, axis=-1, keepdims=True)
     shift *= np.minimum(1.0, settings["max_shift_px"] / np.maximum(length, 1e-6))
     return np.clip(np.rint(iy + shift[..., 1]), 0, h - 1).astype(np.int64), np.clip(np.rint(ix + shift[..., 0]), 0, w - 1).astype(np.int64)
