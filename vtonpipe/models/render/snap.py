@@ -15,9 +15,9 @@ import numpy as np
 #: ``cv2.VariationalRefinement`` settings of :func:`registration_sources`, on signed distances in
 #: px clipped at ``clip_px``: smoothness ``alpha``, gradient constancy ``gamma`` (the silhouettes'
 #: normals), value constancy ``delta`` (their distance), 20 fixed-point x 5 SOR iterations from a
-#: zero displacement, which is then capped at ``max_shift_px``. Chosen on the seed-11 harder
-#: sample (docs/BODY_FIT.md, stop 39): alpha 0.7-1.5, clip 4-8 px, 20-40 iterations and caps 3-8
-#: px lie within 0.0009 of part accuracy of one another.
+#: zero displacement, which is then capped at ``max_shift_px``. Swept on the seed-11 and seed-12
+#: harder samples (docs/BODY_FIT.md, stop 39): on seed 11 alpha 0.7-1.5, clip 4-8 px, 20-40
+#: iterations and caps 3-8 px lie within 0.0009 of part accuracy of one another.
 MASK_REGISTRATION = {"clip_px": 6.0, "alpha": 1.0, "gamma": 1.0, "delta": 1.0, "fixed_point_iterations": 20, "sor_iterations": 5, "max_shift_px": 5.0}
 
 
