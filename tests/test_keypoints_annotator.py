@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import matplotlib
 import mediapipe as mp
 import numpy as np
@@ -314,6 +315,65 @@ def test_mirror_averaged_keeps_the_legs_named_like_the_shoulders(wrong):
     np.testing.assert_allclose(res.landmarks[legs], kept[legs], atol=1e-5)
     np.testing.assert_allclose(res.landmarks[upper, :3], (own + seen)[upper, :3] / 2, atol=1e-5)
     assert not mediapipe_models.legs_disagree(right, right + noise)
+
+
+def test_mirror_gap_and_centre_gap():
+    """Hand-checked: a 10 x 100 px pose (size 100) whose copy has 20 landmarks 3 px and 13 landmarks
+    1 px off: median gap 3 px -> 0.03; moved 5 px in x and 12 px in y: median point 13 px -> 0.13."""
+    lm = np.zeros((33, 4), np.float32)
+    lm[:, 0] = np.linspace(0, 10, 33)
+    lm[:, 1] = np.linspace(0, 100, 33)
+    off = lm.copy()
+    off[:20, 0] += 3.0
+    off[20:, 1] += 1.0
+    assert mediapipe_models.mirror_gap(lm, off) == pytest.approx(0.03)
+    assert mediapipe_models.centre_gap(lm, lm + (5.0, 12.0, 0.0, 0.0)) == pytest.approx(0.13)
+
+
+@pytest.mark.parametrize("case", ["misread", "agreeing", "zoomed finds another person"])
+def test_a_misread_photo_is_read_again_zoomed_out(case):
+    """When the photo's and its mirror image's readings disagree past ``reframe_gap``, the pair is
+    read again on the photo zoomed out by 0.7 about its centre; that pair, agreeing better, is
+    averaged and brought back to the photo's frame (x, y through the inverse zoom, z / 0.7). A pair
+    that agrees is not read again; a zoomed pair of another person is not used."""
+    h, w = 80, 60
+    truth = standing_front_view(w)
+    truth[:, 1] += 10.0
+    truth[:, 2] = np.linspace(-5, 5, 33)
+    misread = truth.copy()
+    misread[:, 0] = w / 2 + 0.2 * (truth[:, 0] - w / 2)  # shoulders, hips and legs collapsed onto the midline
+    forward = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0.0, 0.7)
+    in_zoomed = truth.copy()
+    in_zoomed[:, :2] = truth[:, :2] @ forward[:, :2].T + forward[:, 2]
+    in_zoomed[:, 2] *= 0.7
+    if case == "zoomed finds another person":
+        in_zoomed[:, 0] += 25.0
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:, 0, 0] = 255  # the photo's left column: red unless mirrored
+    image[0, :, 1] = 255  # its top row: zoomed out, the replicated border makes the top rows green
+    calls = []
+
+    def detect(img):
+        mirrored, zoomed = img[h // 2, 0, 0] != 255, img[2, w // 2, 1] == 255
+        calls.append((zoomed, mirrored))
+        if zoomed:
+            seen = in_zoomed
+        elif case == "agreeing":
+            seen = truth
+        else:
+            seen = misread if not mirrored else truth  # the two readings disagree
+        return pose_of(mediapipe_models.unmirror_landmarks(seen, w) if mirrored else seen)
+
+    res = mediapipe_models.mirror_averaged(detect, image, reframe_gap=0.015, reframe_scales=(0.7,))
+    if case == "agreeing":
+        assert calls == [(False, False), (False, True)]
+        np.testing.assert_allclose(res.landmarks, truth, atol=1e-5)
+        return
+    assert calls == [(False, False), (False, True), (True, False), (True, True)]
+    expected = truth if case == "misread" else 0.5 * (misread + truth)
+    np.testing.assert_allclose(res.landmarks, expected, atol=1e-3)
+    without = mediapipe_models.mirror_averaged(detect, image)
+    np.testing.assert_allclose(without.landmarks, 0.5 * (misread + truth), atol=1e-5)
 
 
 def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image(sample_people):

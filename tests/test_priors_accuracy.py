@@ -3,11 +3,11 @@
 A sample with back views and forearms across the torso (``vtonpipe sample --back-views 0.25
 --arms-in-front 0.3``, 12 people, a seed no benchmark uses) goes through the default annotators
 (MediaPipe keypoints and masks, the geometric parser, the anny fit, the rendered DensePose and
-flow) and ``bench accuracy`` scores it against its ground truth. The hidden-state IoU target
-(>= 0.6) is asserted. The other three are not met on this sample and are asserted at the level
-measured here (a regression fails them), with the target beside: one back view of the 24 photos
-(S0001@0, waving) is a MediaPipe failure (keypoints 31 px off, legs crossed) that alone lifts the
-mean joint error from about 1.4 to 2.3 px (docs/BODY_FIT.md, stops 29, 32, 33, 34, 35 and 38).
+flow) and ``bench accuracy`` scores it against its ground truth. The joint error (<= 2 px) and
+hidden-state IoU (>= 0.6) targets are asserted. Flow EPE and DensePose part accuracy are not met
+on this sample and are asserted at the level measured here (a regression fails them), with the
+target beside: one pair (S0011, arms overhead -> walking with a forearm across the torso) holds
+32 % of the EPE (docs/BODY_FIT.md, stops 29-40).
 """
 
 from __future__ import annotations
@@ -45,18 +45,20 @@ def scores(tmp_path_factory) -> dict[str, dict[str, float]]:
     return {s.annotator: s.metrics for s in evaluate(build)}
 
 
-#: measured on this sample (stop 38: the depth lifter's and MediaPipe's mean depths; stop 39: the IUV registered to the person mask), and the issue's targets
-JOINT_PX_NOW, JOINT_PX_TARGET = 2.32, 2.0
-EPE_NOW, EPE_TARGET = 3.65, 2.5
-PART_ACCURACY_NOW, PART_ACCURACY_TARGET = 0.890, 0.92
+#: measured on this sample (stop 40: misread photos read again zoomed out, hands on clothing flow from the body behind them: 1.41 px, EPE 2.76 px, part accuracy 0.912), and the issue's targets
+EPE_NOW, EPE_TARGET = 2.76, 2.5
+PART_ACCURACY_NOW, PART_ACCURACY_TARGET = 0.912, 0.92
+
+
+def test_joint_error_meets_the_target(scores):
+    assert scores["body"]["joint_px_error"] <= 2.0, scores["body"]
 
 
 def test_hidden_state_iou_meets_the_target(scores):
     assert scores["smpl_flow"]["visibility_iou_hidden"] >= 0.6, scores["smpl_flow"]
 
 
-def test_joints_flow_and_densepose_stay_at_their_measured_level(scores):
+def test_flow_and_densepose_stay_at_their_measured_level(scores):
     """Not yet the targets: the level measured on this sample, with a margin for other CPUs."""
-    assert scores["body"]["joint_px_error"] <= JOINT_PX_NOW + 0.3, (scores["body"], JOINT_PX_TARGET)
     assert scores["smpl_flow"]["epe_visible"] <= EPE_NOW + 0.4, (scores["smpl_flow"], EPE_TARGET)
     assert scores["densepose"]["part_accuracy"] >= PART_ACCURACY_NOW - 0.01, (scores["densepose"], PART_ACCURACY_TARGET)

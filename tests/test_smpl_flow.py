@@ -28,12 +28,14 @@ from vtonpipe.models.render.flow import (
     BACKGROUND,
     HIDDEN,
     VISIBLE,
+    body_flow,
     correspondence_ground_truth,
+    raster_hands_behind,
     refine_flow_photometric,
     snap_flow_to_mask,
 )
-from vtonpipe.models.render.iuv import part_id, smpl_charts
-from vtonpipe.models.render.raster import rasterize
+from vtonpipe.models.render.iuv import hand_faces, part_id, smpl_charts
+from vtonpipe.models.render.raster import Raster, rasterize
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
 from vtonpipe.pipeline.runner import run_stage
@@ -272,6 +274,65 @@ def test_snapping_reads_the_target_s_person_mask(tmp_path, body):
     (tmp_path / "again").mkdir()
     write_rows(tmp_path / "again", build, "person_mask", {target: (visibility != BACKGROUND).astype(np.uint8)})
     assert run_stage(build, StageConfig("smpl_flow", "render", {"snap_to_mask_px": 1}), show_progress=False).computed == 1
+
+
+def test_a_raster_s_hands_on_clothing_take_the_body_behind_them():
+    """Hand-checked on four pixels of a five-face mesh (faces 0 and 1 the hands): a hand on
+    upper-clothes takes the hit of the body without hands (its face 1 there is the mesh's face 3),
+    or none where nothing lies behind it; a bare hand and the torso stay."""
+    hand_face = np.array([True, True, False, False, False])
+    raster = Raster(
+        face_id=np.array([[0, 1, 1, 2]], np.int32),
+        bary=np.full((1, 4, 3), 1 / 3, np.float32),
+        depth=np.array([[2.0, 2.0, 2.0, 2.5]], np.float32),
+    )
+    behind = Raster(
+        face_id=np.array([[1, -1, 1, 0]], np.int32),  # faces 2, 3, 4 of the mesh, counted 0, 1, 2
+        bary=np.array([[[0.2, 0.3, 0.5], [0, 0, 0], [0.6, 0.2, 0.2], [1, 0, 0]]], np.float32),
+        depth=np.array([[2.4, np.inf, 2.6, 2.5]], np.float32),
+    )
+    parsing = np.array([[5, 5, 15, 5]], np.uint8)  # upper-clothes, upper-clothes, right-arm (bare), upper-clothes
+    out = raster_hands_behind(raster, behind, hand_face, parsing)
+    np.testing.assert_array_equal(out.face_id, [[3, -1, 1, 2]])
+    np.testing.assert_allclose(out.bary[0, 0], [0.2, 0.3, 0.5])
+    np.testing.assert_allclose(out.bary[0, 2:], raster.bary[0, 2:])
+    np.testing.assert_allclose(out.depth, [[2.4, np.inf, 2.0, 2.5]])
+    with pytest.raises(ValueError, match="must share"):
+        raster_hands_behind(raster, behind, hand_face, parsing[:, :3])
+
+
+def test_hands_the_target_s_parsing_calls_clothing_flow_from_the_body_behind_them(tmp_path, body):
+    """With ``parsing_hands`` the stage reads the target image's parsing row (a pair whose target
+    has none fails ``missing_upstream``): a target hand across the torso on upper-clothes flows
+    from the torso behind it (the target body rendered without its hands), a bare hand and the
+    rest of the body as before."""
+    build = _build(tmp_path, 2)
+    pairs = _pairs(build)
+    KNOWN_BODIES.clear()
+    for pair in pairs:
+        KNOWN_BODIES[pair["source_image_id"]] = anny_row(body, azimuth_deg=10.0)
+        KNOWN_BODIES[pair["target_image_id"]] = anny_row(body, ARM_ACROSS)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    source, target = (mesh(KNOWN_BODIES[pairs[0][k]]) for k in ("source_image_id", "target_image_id"))
+    hand = hand_faces("anny", target.faces)
+    iuv = render_iuv(target)
+    right = iuv[..., 0] == part_id("right_hand")
+    assert right.sum() > 30 and (iuv[..., 0] == part_id("left_hand")).sum() > 30
+    parsing = np.where(iuv[..., 0] > 0, 5, 0).astype(np.uint8)  # upper-clothes over the body ...
+    parsing[iuv[..., 0] == part_id("left_hand")] = 14  # ... but the left hand bare: left-arm
+    write_rows(tmp_path, build, "parsing", {pairs[0]["target_image_id"]: parsing})
+    res = run_stage(build, StageConfig("smpl_flow", "render", {"parsing_hands": True}), show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    row = next(iter(ShardReader(build / "annotations" / "smpl_flow")))
+    full_flow, full_vis = pair_flow(source, target)
+    kept = target.faces[~hand]
+    behind_flow, behind_vis = body_flow(rasterize(target.vertices, kept, target.camera), kept, source.vertices, source.camera)
+    assert (behind_vis[right] != BACKGROUND).mean() > 0.9  # the torso lies behind the right hand
+    assert np.abs(behind_flow[right] - full_flow[right]).max() > 5  # and it flows from elsewhere in the source
+    np.testing.assert_allclose(row["flow"][right], behind_flow[right], atol=1e-3)
+    np.testing.assert_array_equal(row["visibility"][right], behind_vis[right])
+    np.testing.assert_allclose(row["flow"][~right], full_flow[~right], atol=1e-3)
+    assert (row["visibility"][~right] == full_vis[~right]).mean() > 0.999
 
 
 def textured_photo(h: int, w: int, seed: int = 0) -> np.ndarray:

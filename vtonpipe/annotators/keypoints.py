@@ -13,7 +13,11 @@ Backends:
   are the mean of the photo's and its mirror image's, unmirrored
   (:func:`~vtonpipe.models.nets.mediapipe.mirror_averaged`: 1.99 -> 1.84 px there, the stage
   about 1.6x slower; where the two passes name the legs the other way round, the legs of the pass
-  whose hips follow its shoulders: 1.84 -> 1.79 px); confidence is MediaPipe's visibility. Points with
+  whose hips follow its shoulders: 1.84 -> 1.79 px); where the two disagree by more than
+  ``reframe_gap`` (0.015 person sizes, :func:`~vtonpipe.models.nets.mediapipe.mirror_gap`; 1.5x
+  the largest gap among seed 12's 120 photos; None: never) MediaPipe has misread the photo, and the
+  pair is read again on the photo zoomed out by each of ``reframe_scales`` ([0.7]), the pair that
+  agrees best kept (a back view 31 px off -> 2.6 px); confidence is MediaPipe's visibility. Points with
   visibility below ``min_visibility`` (default 0.5, the threshold MediaPipe's own drawing uses)
   or outside the image are reported undetected (0, 0, 0); the landmarks (averaged, before the
   offsets) are kept in ``landmarks_mp33`` whatever their visibility. Pose sees one person, so
@@ -118,7 +122,7 @@ def _record(people: Sequence[np.ndarray], score: float, landmarks: np.ndarray | 
 class MediaPipeKeypoints(Backend):
     spec = SPEC
     name = "mediapipe"
-    version = "6"
+    version = "7"
     requirements = Requirements(packages=("mediapipe",))
     default_params = {
         "min_visibility": 0.5,
@@ -126,6 +130,8 @@ class MediaPipeKeypoints(Backend):
         "retry_detection_confidence": 0.2,
         "coco_offsets": True,
         "mirror_average": True,
+        "reframe_gap": 0.015,
+        "reframe_scales": [0.7],
     }
     doc = "Offline: MediaPipe Pose (one person) mapped to COCO-18 and moved to COCO's joints; visibility as confidence; people counted from faces and silhouettes."
 
@@ -144,7 +150,12 @@ class MediaPipeKeypoints(Backend):
         return clear_outside(blazepose_to_coco_joints(kp), size) if self.params["coco_offsets"] else kp
 
     def annotate_one(self, item: ImageItem, ctx: Context) -> KeypointsRecord:
-        res = mirror_averaged(self.detect, item.image) if self.params["mirror_average"] else self.detect(item.image)
+        p = self.params
+        res = (
+            mirror_averaged(self.detect, item.image, reframe_gap=p["reframe_gap"], reframe_scales=tuple(p["reframe_scales"]))
+            if p["mirror_average"]
+            else self.detect(item.image)
+        )
         if res is None:
             raise AnnotationFailure("no_person", "MediaPipe Pose found no person (also not at the retry confidence, on tiles or framed)")
         kp = self.coco18(res, item.image.shape[:2])

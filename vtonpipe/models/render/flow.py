@@ -14,6 +14,7 @@ import torch
 
 from ..bodies.camera import PinholeCamera
 from .binned import BinnedMesh
+from .iuv import hidden_hands
 from .raster import Raster
 from .snap import snap_sources, variational_refinement
 
@@ -80,6 +81,23 @@ def body_flow(
     visibility = np.full((h, w), BACKGROUND, np.uint8)
     visibility[hit] = np.where(visible, VISIBLE, HIDDEN)
     return flow, visibility
+
+
+def raster_hands_behind(raster: Raster, without_hands: Raster, hand_face: np.ndarray, parsing: np.ndarray) -> Raster:
+    """A body's ``raster`` with the hands the LIP ``parsing`` (H, W) contradicts taken away, as
+    ``densepose/render``'s :func:`~vtonpipe.models.render.iuv.hands_behind` does to its IUV: a
+    pixel on a hand face (``hand_face`` (F,) bool) that the parsing calls upper-body clothing
+    (:func:`~vtonpipe.models.render.iuv.hidden_hands`) takes the hit of ``without_hands``, the same
+    body rasterised with the faces ``~hand_face`` only (its face ids count those faces)."""
+    hit = raster.face_id >= 0
+    hidden = hidden_hands(hit & hand_face[np.where(hit, raster.face_id, 0)], parsing)
+    kept = np.flatnonzero(~hand_face)
+    behind = np.where(without_hands.face_id >= 0, kept[np.maximum(without_hands.face_id, 0)], -1)
+    return Raster(
+        face_id=np.where(hidden, behind, raster.face_id).astype(raster.face_id.dtype),
+        bary=np.where(hidden[..., None], without_hands.bary, raster.bary),
+        depth=np.where(hidden, without_hands.depth, raster.depth),
+    )
 
 
 def snap_flow_to_mask(flow: np.ndarray, visibility: np.ndarray, mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:

@@ -320,14 +320,38 @@ HAND_PARTS = (part_id("right_hand"), part_id("left_hand"))
 LIP_CLOTHING = tuple(int(c) for c in (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT, LIP.JUMPSUITS, LIP.SCARF))
 
 
+def hidden_hands(hand: np.ndarray, parsing: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the rendered ``hand`` pixels (H, W) bool that the LIP ``parsing`` (H, W) calls
+    upper-body clothing (:data:`LIP_CLOTHING`). Hands are bare skin, so these are hands the fit put
+    in front of the body that the photo shows behind it (hands on the hips, behind the back)."""
+    if np.shape(hand) != np.shape(parsing):
+        raise ValueError(f"hand pixels {np.shape(hand)} and parsing {np.shape(parsing)} must share (H, W)")
+    return hand & np.isin(parsing, LIP_CLOTHING)
+
+
+def hand_faces(model: str, faces: np.ndarray) -> np.ndarray:
+    """(F,) bool: which of a posed ``model`` mesh's ``faces`` (F, 3) belong to its hands
+    (:data:`HAND_PARTS`): anny's by its charts' face parts, SMPL's where all three vertices are
+    hand vertices of DensePose's charts."""
+    if model == "anny":
+        face_part = anny_charts().face_part
+        if len(face_part) != len(faces):
+            raise ValueError(f"anny mesh has {len(faces)} faces, its charts {len(face_part)}")
+        return np.isin(face_part, HAND_PARTS)
+    if model == "smpl":
+        charts = smpl_charts()
+        parts = vertex_parts(charts.smpl_faces, charts.face_part, int(max(charts.smpl_faces.max(), faces.max())) + 1)
+        return np.isin(parts[faces], HAND_PARTS).all(1)
+    raise ValueError(f"no DensePose charts for body model {model!r}")
+
+
 def hands_behind(iuv: np.ndarray, iuv_without_hands: np.ndarray, parsing: np.ndarray) -> np.ndarray:
-    """``iuv`` (H, W, 3) uint8 with the hands the LIP ``parsing`` (H, W) contradicts taken away:
-    hands are bare skin, so a hand pixel (I in :data:`HAND_PARTS`) the parsing calls upper-body
-    clothing (:data:`LIP_CLOTHING`: a hand the fit put in front of the body that the photo shows behind
-    it) takes ``iuv_without_hands``' pixel, the same body rendered without its hands."""
-    if iuv.shape != iuv_without_hands.shape or iuv.shape[:2] != np.shape(parsing):
-        raise ValueError(f"iuv {iuv.shape}, iuv without hands {iuv_without_hands.shape} and parsing {np.shape(parsing)} must share (H, W)")
-    hidden = np.isin(iuv[..., 0], HAND_PARTS) & np.isin(parsing, LIP_CLOTHING)
+    """``iuv`` (H, W, 3) uint8 with the hands the LIP ``parsing`` (H, W) contradicts taken away: a
+    hand pixel (I in :data:`HAND_PARTS`) on upper-body clothing (:func:`hidden_hands`) takes
+    ``iuv_without_hands``' pixel, the same body rendered without its hands."""
+    if iuv.shape != iuv_without_hands.shape:
+        raise ValueError(f"iuv {iuv.shape} and iuv without hands {iuv_without_hands.shape} must share (H, W)")
+    hidden = hidden_hands(np.isin(iuv[..., 0], HAND_PARTS), parsing)
     out = iuv.copy()
     out[hidden] = iuv_without_hands[hidden]
     return out
