@@ -108,15 +108,15 @@ def _person_size(landmarks: np.ndarray) -> float:
 def mirror_gap(own: np.ndarray, mirrored: np.ndarray) -> float:
     """How far two landmark sets (33, >= 2) of one photo disagree: their median landmark gap in
     person sizes (the larger side of ``own``'s landmark box). MediaPipe's reading of a photo and of
-    its mirror image (unmirrored) are 0.004-0.016 apart on the harder samples' photos, where both
-    are right to 2-4 px; 0.02-0.07 where one or both are 10-40 px off."""
+    its mirror image (unmirrored) are 0.003-0.013 apart on the harder samples' photos read right;
+    0.021 and 0.071 on the two misread 10 and 31 px off (docs/BODY_FIT.md, stop 40)."""
     return float(np.median(np.linalg.norm(mirrored[:, :2] - own[:, :2], axis=1))) / _person_size(own)
 
 
 def centre_gap(a: np.ndarray, b: np.ndarray) -> float:
     """The distance between two landmark sets' (33, >= 2) median points, in ``a``'s person sizes:
-    under 0.03 for two readings of one person however wrong their limbs, about a person's width
-    (0.3 and more) for two people."""
+    0.014 and 0.021 between the misread and the re-read pose of the two photos MediaPipe misread
+    (docs/BODY_FIT.md, stop 40); two people side by side lie about a person's width apart."""
     return float(np.linalg.norm(np.median(a[:, :2], 0) - np.median(b[:, :2], 0))) / _person_size(a)
 
 
