@@ -129,7 +129,7 @@ def zoomed(image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     return out, cv2.invertAffineTransform(forward)
 
 
-def _mirror_pair(detect, image: np.ndarray, scale: float = 1.0) -> tuple[PoseResult | None, np.ndarray | None]:
+def mirror_pair(detect, image: np.ndarray, scale: float = 1.0) -> tuple[PoseResult | None, np.ndarray | None]:
     """``detect`` of the image (zoomed by ``scale``) and the landmarks of its mirrored copy, both in
     the image's own frame (z in the image's pixels); (None, None) when the image's own finds no one,
     (result, None) when the mirrored copy finds no one."""
@@ -175,13 +175,13 @@ def mirror_averaged(detect, image: np.ndarray, *, reframe_gap: float | None = No
     The image's own result alone when the mirrored copy finds no one, or a pose whose median
     landmark lies more than :data:`SAME_POSE_MAX_GAP` person sizes away: another person, not noise;
     None when the image's own finds no one. The segmentation, if any, is the image's own."""
-    res, other = _mirror_pair(detect, image)
+    res, other = mirror_pair(detect, image)
     if res is None:
         return None
     own, segmentation = res.landmarks, res.segmentation
     if other is not None and reframe_gap is not None and mirror_gap(own, other) > reframe_gap:
         for scale in reframe_scales:
-            again, again_other = _mirror_pair(detect, image, scale)
+            again, again_other = mirror_pair(detect, image, scale)
             if (
                 again_other is not None
                 and centre_gap(own, again.landmarks) <= SAME_POSE_MAX_GAP
