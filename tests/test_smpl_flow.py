@@ -34,7 +34,7 @@ from vtonpipe.models.render.flow import (
     refine_flow_photometric,
     snap_flow_to_mask,
 )
-from vtonpipe.models.render.iuv import hand_faces, part_id, smpl_charts
+from vtonpipe.models.render.iuv import anny_charts, hand_faces, part_id, smpl_charts
 from vtonpipe.models.render.raster import Raster, rasterize
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
@@ -299,6 +299,19 @@ def test_a_raster_s_hands_on_clothing_take_the_body_behind_them():
     np.testing.assert_allclose(out.depth, [[2.4, np.inf, 2.0, 2.5]])
     with pytest.raises(ValueError, match="must share"):
         raster_hands_behind(raster, behind, hand_face, parsing[:, :3])
+
+
+def test_hand_faces_of_both_body_models():
+    """SMPL's hand faces (by their SMPL vertices) are exactly DensePose's hand chart faces; anny's
+    are its charts' hand faces; another model has no charts."""
+    charts = smpl_charts()
+    np.testing.assert_array_equal(hand_faces("smpl", charts.smpl_faces), np.isin(charts.face_part, [part_id("right_hand"), part_id("left_hand")]))
+    anny = anny_charts()
+    assert hand_faces("anny", np.zeros((len(anny.face_part), 3), np.int64)).sum() == np.isin(anny.face_part, [3, 4]).sum() > 0
+    with pytest.raises(ValueError, match="charts"):
+        hand_faces("anny", np.zeros((5, 3), np.int64))
+    with pytest.raises(ValueError, match="no DensePose charts"):
+        hand_faces("mano", np.zeros((5, 3), np.int64))
 
 
 def test_hands_the_target_s_parsing_calls_clothing_flow_from_the_body_behind_them(tmp_path, body):

@@ -66,7 +66,7 @@ import torch
 from ..core import AnnotationFailure, Backend, Context, PairItem, Requirements
 from ..models.bodies.posed import SMPL_GENDERS, PosedMesh, posed_meshes
 from ..models.render.binned import BinnedMesh
-from ..models.render.flow import BACKGROUND, VISIBLE, body_flow, raster_hands_behind, refine_flow_photometric, snap_flow_to_mask
+from ..models.render.flow import BACKGROUND, VISIBLE, body_flow, hand_pixels, raster_hands_behind, refine_flow_photometric, snap_flow_to_mask
 from ..models.render.iuv import hand_faces, hidden_hands
 from ..models.render.raster import Raster
 from ..schemas.smpl_flow import SmplFlowRecord
@@ -172,7 +172,7 @@ class RenderSmplFlow(Backend):
             raster = scene.rasterize() if self.raster == "binned" else render(mesh, mesh.faces, self.raster, self.device)
             if hands:
                 hand = hand_faces(mesh.model, mesh.faces)
-                if hidden_hands(raster.mask & hand[np.maximum(raster.face_id, 0)], parsings[i]).any():
+                if hidden_hands(hand_pixels(raster, hand), parsings[i]).any():
                     raster = raster_hands_behind(raster, render(mesh, mesh.faces[~hand], self.raster, self.device), hand, parsings[i])
             return scene, raster
 

@@ -83,14 +83,19 @@ def body_flow(
     return flow, visibility
 
 
+def hand_pixels(raster: Raster, hand_face: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels whose hit face is a hand face (``hand_face`` (F,) bool)."""
+    hit = raster.face_id >= 0
+    return hit & hand_face[np.where(hit, raster.face_id, 0)]
+
+
 def raster_hands_behind(raster: Raster, without_hands: Raster, hand_face: np.ndarray, parsing: np.ndarray) -> Raster:
     """A body's ``raster`` with the hands the LIP ``parsing`` (H, W) contradicts taken away, as
     ``densepose/render``'s :func:`~vtonpipe.models.render.iuv.hands_behind` does to its IUV: a
     pixel on a hand face (``hand_face`` (F,) bool) that the parsing calls upper-body clothing
     (:func:`~vtonpipe.models.render.iuv.hidden_hands`) takes the hit of ``without_hands``, the same
     body rasterised with the faces ``~hand_face`` only (its face ids count those faces)."""
-    hit = raster.face_id >= 0
-    hidden = hidden_hands(hit & hand_face[np.where(hit, raster.face_id, 0)], parsing)
+    hidden = hidden_hands(hand_pixels(raster, hand_face), parsing)
     kept = np.flatnonzero(~hand_face)
     behind = np.where(without_hands.face_id >= 0, kept[np.maximum(without_hands.face_id, 0)], -1)
     return Raster(
