@@ -30,11 +30,12 @@ from vtonpipe.models.render.flow import (
     VISIBLE,
     body_flow,
     correspondence_ground_truth,
+    hand_pixels,
     raster_hands_behind,
     refine_flow_photometric,
     snap_flow_to_mask,
 )
-from vtonpipe.models.render.iuv import anny_charts, hand_faces, part_id, smpl_charts
+from vtonpipe.models.render.iuv import anny_charts, hand_faces, hidden_hands, part_id, smpl_charts
 from vtonpipe.models.render.raster import Raster, rasterize
 from vtonpipe.pipeline.config import StageConfig
 from vtonpipe.pipeline.context import AnnotationContext
@@ -292,13 +293,13 @@ def test_a_raster_s_hands_on_clothing_take_the_body_behind_them():
         depth=np.array([[2.4, np.inf, 2.6, 2.5]], np.float32),
     )
     parsing = np.array([[5, 5, 15, 5]], np.uint8)  # upper-clothes, upper-clothes, right-arm (bare), upper-clothes
-    out = raster_hands_behind(raster, behind, hand_face, parsing)
+    out = raster_hands_behind(raster, behind, hand_face, hidden_hands(hand_pixels(raster, hand_face), parsing))
     np.testing.assert_array_equal(out.face_id, [[3, -1, 1, 2]])
     np.testing.assert_allclose(out.bary[0, 0], [0.2, 0.3, 0.5])
     np.testing.assert_allclose(out.bary[0, 2:], raster.bary[0, 2:])
     np.testing.assert_allclose(out.depth, [[2.4, np.inf, 2.0, 2.5]])
     with pytest.raises(ValueError, match="must share"):
-        raster_hands_behind(raster, behind, hand_face, parsing[:, :3])
+        hidden_hands(hand_pixels(raster, hand_face), parsing[:, :3])
 
 
 def test_hand_faces_of_both_body_models():

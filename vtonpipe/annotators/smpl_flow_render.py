@@ -172,8 +172,9 @@ class RenderSmplFlow(Backend):
             raster = scene.rasterize() if self.raster == "binned" else render(mesh, mesh.faces, self.raster, self.device)
             if hands:
                 hand = hand_faces(mesh.model, mesh.faces)
-                if hidden_hands(hand_pixels(raster, hand), parsings[i]).any():
-                    raster = raster_hands_behind(raster, render(mesh, mesh.faces[~hand], self.raster, self.device), hand, parsings[i])
+                hidden = hidden_hands(hand_pixels(raster, hand), parsings[i])
+                if hidden.any():
+                    raster = raster_hands_behind(raster, render(mesh, mesh.faces[~hand], self.raster, self.device), hand, hidden)
             return scene, raster
 
         def flow(k: int) -> SmplFlowRecord | AnnotationFailure:

@@ -178,17 +178,19 @@ def mirror_averaged(detect, image: np.ndarray, *, reframe_gap: float | None = No
     res, other = mirror_pair(detect, image)
     if res is None:
         return None
+    if other is None:
+        return res
     own, segmentation = res.landmarks, res.segmentation
-    if other is not None and reframe_gap is not None and mirror_gap(own, other) > reframe_gap:
+    gap = mirror_gap(own, other)
+    if reframe_gap is not None and gap > reframe_gap:
         for scale in reframe_scales:
             again, again_other = mirror_pair(detect, image, scale)
-            if (
-                again_other is not None
-                and centre_gap(own, again.landmarks) <= SAME_POSE_MAX_GAP
-                and mirror_gap(again.landmarks, again_other) < mirror_gap(res.landmarks, other)
-            ):
-                res, other = again, again_other
-    if other is None or mirror_gap(res.landmarks, other) > SAME_POSE_MAX_GAP:
+            if again_other is None or centre_gap(own, again.landmarks) > SAME_POSE_MAX_GAP:
+                continue
+            again_gap = mirror_gap(again.landmarks, again_other)
+            if again_gap < gap:
+                res, other, gap = again, again_other, again_gap
+    if gap > SAME_POSE_MAX_GAP:
         return PoseResult(res.landmarks, segmentation)
     landmarks = 0.5 * (res.landmarks + other)
     landmarks[:, 3] = np.minimum(res.landmarks[:, 3], other[:, 3])

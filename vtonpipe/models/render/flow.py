@@ -14,7 +14,6 @@ import torch
 
 from ..bodies.camera import PinholeCamera
 from .binned import BinnedMesh
-from .iuv import hidden_hands
 from .raster import Raster
 from .snap import snap_sources, variational_refinement
 
@@ -89,13 +88,13 @@ def hand_pixels(raster: Raster, hand_face: np.ndarray) -> np.ndarray:
     return hit & hand_face[np.where(hit, raster.face_id, 0)]
 
 
-def raster_hands_behind(raster: Raster, without_hands: Raster, hand_face: np.ndarray, parsing: np.ndarray) -> Raster:
-    """A body's ``raster`` with the hands the LIP ``parsing`` (H, W) contradicts taken away, as
-    ``densepose/render``'s :func:`~vtonpipe.models.render.iuv.hands_behind` does to its IUV: a
-    pixel on a hand face (``hand_face`` (F,) bool) that the parsing calls upper-body clothing
-    (:func:`~vtonpipe.models.render.iuv.hidden_hands`) takes the hit of ``without_hands``, the same
-    body rasterised with the faces ``~hand_face`` only (its face ids count those faces)."""
-    hidden = hidden_hands(hand_pixels(raster, hand_face), parsing)
+def raster_hands_behind(raster: Raster, without_hands: Raster, hand_face: np.ndarray, hidden: np.ndarray) -> Raster:
+    """A body's ``raster`` with the ``hidden`` (H, W) bool hand pixels taken away, as
+    ``densepose/render``'s :func:`~vtonpipe.models.render.iuv.hands_behind` does to its IUV: there
+    (the :func:`hand_pixels` the LIP parsing calls upper-body clothing,
+    :func:`~vtonpipe.models.render.iuv.hidden_hands`) it takes the hit of ``without_hands``, the same
+    body rasterised with the faces ``~hand_face`` only (``hand_face`` (F,) bool; its face ids count
+    those faces)."""
     kept = np.flatnonzero(~hand_face)
     behind = np.where(without_hands.face_id >= 0, kept[np.maximum(without_hands.face_id, 0)], -1)
     return Raster(
