@@ -24,6 +24,7 @@ from vtonpipe.bench.metrics import FlowAccuracy
 from vtonpipe.models.bodies.anny import AnnyBody
 from vtonpipe.models.bodies.camera import PinholeCamera, frame_body
 from vtonpipe.models.bodies.posed import posed_mesh
+from vtonpipe.models.render.binned import BinnedMesh
 from vtonpipe.models.render.flow import (
     BACKGROUND,
     HIDDEN,
@@ -31,6 +32,7 @@ from vtonpipe.models.render.flow import (
     body_flow,
     correspondence_ground_truth,
     hand_pixels,
+    hands_behind_body,
     raster_hands_behind,
     refine_flow_photometric,
     snap_flow_to_mask,
@@ -315,6 +317,74 @@ def test_hand_faces_of_both_body_models():
         hand_faces("mano", np.zeros((5, 3), np.int64))
 
 
+def bare_handed_parsing(iuv: np.ndarray) -> np.ndarray:
+    """A LIP parsing of a rendered body: upper-clothes over it, its hands bare (right-arm, left-arm)."""
+    parsing = np.where(iuv[..., 0] > 0, 5, 0).astype(np.uint8)
+    parsing[iuv[..., 0] == part_id("right_hand")] = 15
+    parsing[iuv[..., 0] == part_id("left_hand")] = 14
+    return parsing
+
+
+def test_which_hands_the_photo_shows_behind_the_body():
+    """Hand-checked on a 1 x 6 raster (faces 0, 1 the right hand, 2 the left, 3 the torso): the right
+    hand has 3 of its 4 pixels on upper-clothes (behind the body at share 0.5, not at 0.8), the left
+    hand its one pixel on a bare arm; a hand with no pixel is not behind."""
+    raster = Raster(
+        face_id=np.array([[0, 1, 1, 0, 2, 3]], np.int32), bary=np.full((1, 6, 3), 1 / 3, np.float32), depth=np.full((1, 6), 2.0, np.float32)
+    )
+    parsing = np.array([[5, 5, 15, 6, 14, 5]], np.uint8)  # upper-clothes, upper-clothes, right-arm, dress, left-arm, upper-clothes
+    hands = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1]], bool)
+    np.testing.assert_array_equal(hands_behind_body(raster, hands, parsing, 0.5), [True, False, False])
+    np.testing.assert_array_equal(hands_behind_body(raster, hands, parsing, 0.8), [False, False, False])
+
+
+def test_a_source_hand_the_photo_shows_behind_the_body_hides_nothing(tmp_path, body):
+    """With ``parsing_hands`` the source's parsing rows count too (a pair whose source has none
+    fails ``missing_upstream``). The source's right forearm lies across its chest. Parsed bare,
+    its hand hides the torso behind it as fitted; parsed as upper-clothes (behind the body in the
+    photo) it hides nothing and is hidden itself: the target's torso points behind it are
+    visible in the source, as cast against the source without that hand, the target's points on
+    that hand are hidden, every other pixel keeps its visibility and the flow is unchanged."""
+    build = _build(tmp_path, 2)
+    pairs = _pairs(build)
+    KNOWN_BODIES.clear()
+    for pair in pairs:
+        KNOWN_BODIES[pair["source_image_id"]] = anny_row(body, ARM_ACROSS)
+        KNOWN_BODIES[pair["target_image_id"]] = anny_row(body, azimuth_deg=10.0)
+    run_stage(build, StageConfig("body", "test-known"), show_progress=False)
+    source, target = (mesh(KNOWN_BODIES[pairs[0][k]]) for k in ("source_image_id", "target_image_id"))
+    source_iuv, target_iuv = render_iuv(source), render_iuv(target)
+    parsings = {pairs[0]["target_image_id"]: bare_handed_parsing(target_iuv), pairs[0]["source_image_id"]: bare_handed_parsing(source_iuv)}
+    write_rows(tmp_path, build, "parsing", parsings)
+    res = run_stage(build, StageConfig("smpl_flow", "render", {"parsing_hands": True}), show_progress=False)
+    assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
+    full_flow, full_vis = pair_flow(source, target)
+    bare = next(iter(ShardReader(build / "annotations" / "smpl_flow")))
+    np.testing.assert_array_equal(bare["visibility"], full_vis)
+    np.testing.assert_allclose(bare["flow"], full_flow, atol=1e-3)
+
+    clothed = parsings[pairs[0]["source_image_id"]].copy()
+    clothed[source_iuv[..., 0] == part_id("right_hand")] = 5
+    (tmp_path / "clothed").mkdir()
+    write_rows(tmp_path / "clothed", build, "parsing", {**parsings, pairs[0]["source_image_id"]: clothed})
+    assert run_stage(build, StageConfig("smpl_flow", "render", {"parsing_hands": True}), show_progress=False).computed == 1
+    row = next(iter(ShardReader(build / "annotations" / "smpl_flow")))
+    right_hand = hand_faces("anny", source.faces, (part_id("right_hand"),))
+    without = BinnedMesh(source.vertices, source.faces[~right_hand], source.camera)
+    _, vis_without = body_flow(render(target, target.faces), target.faces, source.vertices, source.camera, occluders=without)
+    hidden_px = hand_pixels(BinnedMesh(source.vertices, source.faces, source.camera).rasterize(), right_hand)
+    x, y = (np.rint(np.where(full_vis != BACKGROUND, np.indices((H, W))[::-1][k] + full_flow[..., k], -1)).astype(int) for k in (0, 1))
+    through = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    through[through] = hidden_px[y[through], x[through]]  # target pixels whose source point lies on the hidden hand's pixels
+    torso = np.isin(target_iuv[..., 0], [part_id("torso_front"), part_id("torso_back")])
+    assert (through & torso & (full_vis == HIDDEN) & (row["visibility"] == VISIBLE)).sum() > 30  # the torso behind the hand shows
+    on_hand = right_hand[np.maximum(render(target, target.faces).face_id, 0)] & (full_vis != BACKGROUND)  # target points on that hand
+    assert (on_hand & (full_vis == VISIBLE)).sum() > 10 and (row["visibility"][on_hand] == HIDDEN).all()  # the hand itself is hidden
+    np.testing.assert_array_equal(row["visibility"][through & ~on_hand], vis_without[through & ~on_hand])
+    np.testing.assert_array_equal(row["visibility"][~through & ~on_hand], full_vis[~through & ~on_hand])
+    np.testing.assert_allclose(row["flow"], full_flow, atol=1e-3)
+
+
 def test_hands_the_target_s_parsing_calls_clothing_flow_from_the_body_behind_them(tmp_path, body):
     """With ``parsing_hands`` the stage reads the target image's parsing row (a pair whose target
     has none fails ``missing_upstream``): a target hand across the torso on upper-clothes flows
@@ -334,7 +404,8 @@ def test_hands_the_target_s_parsing_calls_clothing_flow_from_the_body_behind_the
     assert right.sum() > 30 and (iuv[..., 0] == part_id("left_hand")).sum() > 30
     parsing = np.where(iuv[..., 0] > 0, 5, 0).astype(np.uint8)  # upper-clothes over the body ...
     parsing[iuv[..., 0] == part_id("left_hand")] = 14  # ... but the left hand bare: left-arm
-    write_rows(tmp_path, build, "parsing", {pairs[0]["target_image_id"]: parsing})
+    source_parsing = bare_handed_parsing(render_iuv(source))  # the source's hands as fitted
+    write_rows(tmp_path, build, "parsing", {pairs[0]["target_image_id"]: parsing, pairs[0]["source_image_id"]: source_parsing})
     res = run_stage(build, StageConfig("smpl_flow", "render", {"parsing_hands": True}), show_progress=False)
     assert (res.computed, res.failures_by_reason) == (1, {"missing_upstream": 1})
     row = next(iter(ShardReader(build / "annotations" / "smpl_flow")))

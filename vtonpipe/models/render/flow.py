@@ -8,12 +8,15 @@ docs/CONVENTIONS.md: on the target grid, ``flow[y, x] = (x_s - x, y_s - y)``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 import torch
 
 from ..bodies.camera import PinholeCamera
 from .binned import BinnedMesh
+from .iuv import hidden_hands
 from .raster import Raster
 from .snap import snap_sources, variational_refinement
 
@@ -40,6 +43,17 @@ def _project_hits(face_id, bary, faces, vertices, fx, fy, cx, cy):
     return xs, ys, zs
 
 
+@dataclass(frozen=True)
+class HandsBehind:
+    """A source body's hands that its photo shows behind the body (:func:`hands_behind_body`):
+    their ``faces`` (F,) bool, the body without them (``without``, a :class:`BinnedMesh` for the
+    source camera) and the source pixels (Hs, Ws) bool they cover as fitted (``pixels``)."""
+
+    faces: np.ndarray
+    without: BinnedMesh
+    pixels: np.ndarray
+
+
 def body_flow(
     target: Raster,
     faces: np.ndarray,
@@ -47,6 +61,7 @@ def body_flow(
     source_camera: PinholeCamera,
     *,
     occluders: BinnedMesh | None = None,
+    hands_behind: HandsBehind | None = None,
     depth_tolerance: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flow (H, W, 2) float32 and visibility (H, W) uint8 from the target image to the source.
@@ -57,7 +72,10 @@ def body_flow(
     the source camera's ray to it meets no surface more than ``depth_tolerance`` metres before it
     (exact ray casting against ``occluders``, a :class:`BinnedMesh` for the source camera; default:
     the source body itself); otherwise it is *hidden* (self-occluded or outside). Background
-    pixels get visibility 2 and zero flow.
+    pixels get visibility 2 and zero flow. ``hands_behind``: the source's hands the photo shows
+    behind its body (:class:`HandsBehind`): their surface points are hidden, and a ray through
+    their pixels (the pixel a point rounds to) is cast against the body without them, so they
+    hide nothing.
     """
     h, w = target.face_id.shape
     hit = target.mask
@@ -73,9 +91,15 @@ def body_flow(
         occluders = occluders or BinnedMesh(source_vertices, faces, source_camera)
         x, y = xs[inside], ys[inside]
         first_z = occluders.cast(x, y)[2].astype(np.float64)
+        if hands_behind is not None:
+            through = hands_behind.pixels[np.rint(y).astype(np.int64), np.rint(x).astype(np.int64)]
+            if through.any():
+                first_z[through] = hands_behind.without.cast(x[through], y[through])[2]
         # along the ray through (x, y) a point at depth Z lies Z * |d| away, d = ((x - cx)/fx, (y - cy)/fy, 1)
         ray_length = np.sqrt(((x - source_camera.cx) / source_camera.fx) ** 2 + ((y - source_camera.cy) / source_camera.fy) ** 2 + 1.0)
         visible[inside] = (z[inside] - first_z) * ray_length <= depth_tolerance
+    if hands_behind is not None:
+        visible &= ~hands_behind.faces[target.face_id[hit]]
 
     visibility = np.full((h, w), BACKGROUND, np.uint8)
     visibility[hit] = np.where(visible, VISIBLE, HIDDEN)
@@ -86,6 +110,20 @@ def hand_pixels(raster: Raster, hand_face: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels whose hit face is a hand face (``hand_face`` (F,) bool)."""
     hit = raster.face_id >= 0
     return hit & hand_face[np.where(hit, raster.face_id, 0)]
+
+
+def hands_behind_body(raster: Raster, hands: np.ndarray, parsing: np.ndarray, share: float) -> np.ndarray:
+    """(K,) bool: which of a body's hands (``hands`` (K, F) bool, each hand's faces) the photo shows
+    behind the body, whole: at least ``share`` of the hand's pixels in ``raster`` are on upper-body
+    clothing of the LIP ``parsing`` (H, W) (:func:`~vtonpipe.models.render.iuv.hidden_hands`). A hand
+    the fit put over the belly or the hips that the photo hides behind them; a hand in front of the
+    body whose fitted outline only spills onto the clothing around it is not."""
+    out = np.zeros(len(hands), bool)
+    for k, hand_face in enumerate(hands):
+        pixels = hand_pixels(raster, hand_face)
+        if pixels.any():
+            out[k] = hidden_hands(pixels, parsing)[pixels].mean() >= share
+    return out
 
 
 def raster_hands_behind(raster: Raster, without_hands: Raster, hand_face: np.ndarray, hidden: np.ndarray) -> Raster:

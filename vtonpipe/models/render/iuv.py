@@ -320,6 +320,11 @@ HAND_PARTS = (part_id("right_hand"), part_id("left_hand"))
 LIP_CLOTHING = tuple(int(c) for c in (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT, LIP.JUMPSUITS, LIP.SCARF))
 
 
+#: a fitted hand as an occluder is behind the body when at least this share of its pixels is on
+#: upper-body clothing (:func:`~vtonpipe.models.render.flow.hands_behind_body`): most of it
+HIDDEN_HAND_SHARE = 0.5
+
+
 def hidden_hands(hand: np.ndarray, parsing: np.ndarray) -> np.ndarray:
     """(H, W) bool: the rendered ``hand`` pixels (H, W) bool that the LIP ``parsing`` (H, W) calls
     upper-body clothing (:data:`LIP_CLOTHING`). Hands are bare skin, so these are hands the fit put
@@ -329,19 +334,21 @@ def hidden_hands(hand: np.ndarray, parsing: np.ndarray) -> np.ndarray:
     return hand & np.isin(parsing, LIP_CLOTHING)
 
 
-def hand_faces(model: str, faces: np.ndarray) -> np.ndarray:
+def hand_faces(model: str, faces: np.ndarray, parts: tuple[int, ...] = HAND_PARTS) -> np.ndarray:
     """(F,) bool: which of a posed ``model`` mesh's ``faces`` (F, 3) belong to its hands
-    (:data:`HAND_PARTS`): anny's by its charts' face parts, SMPL's where all three vertices are
-    hand vertices of DensePose's charts."""
+    (``parts``: both, :data:`HAND_PARTS`, or one of them): anny's by its charts' face parts,
+    SMPL's where all three vertices are that hand's vertices in DensePose's charts."""
+    if not set(parts) <= set(HAND_PARTS):
+        raise ValueError(f"hand parts are {HAND_PARTS}, got {parts}")
     if model == "anny":
         face_part = anny_charts().face_part
         if len(face_part) != len(faces):
             raise ValueError(f"anny mesh has {len(faces)} faces, its charts {len(face_part)}")
-        return np.isin(face_part, HAND_PARTS)
+        return np.isin(face_part, parts)
     if model == "smpl":
         charts = smpl_charts()
-        parts = vertex_parts(charts.smpl_faces, charts.face_part, int(max(charts.smpl_faces.max(), faces.max())) + 1)
-        return np.isin(parts[faces], HAND_PARTS).all(1)
+        vertex_part = vertex_parts(charts.smpl_faces, charts.face_part, int(max(charts.smpl_faces.max(), faces.max())) + 1)
+        return np.isin(vertex_part[faces], parts).all(1)
     raise ValueError(f"no DensePose charts for body model {model!r}")
 
 
