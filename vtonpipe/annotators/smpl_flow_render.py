@@ -192,8 +192,8 @@ class RenderSmplFlow(Backend):
                 return scene, None, None
             raster = scene.rasterize() if self.raster == "binned" or i not in targets else render(mesh, mesh.faces, self.raster, self.device)
             behind = None
+            sides = np.stack([hand_faces(mesh.model, mesh.faces, (part,)) for part in HAND_PARTS]) if hands else None
             if hands and i in sources:
-                sides = np.stack([hand_faces(mesh.model, mesh.faces, (part,)) for part in HAND_PARTS])
                 hidden_sides = sides[hands_behind_body(raster, sides, parsings[i], HIDDEN_HAND_SHARE)]
                 if len(hidden_sides):
                     hidden_faces = hidden_sides.any(0)
@@ -202,7 +202,7 @@ class RenderSmplFlow(Backend):
             if i not in targets:
                 return scene, None, behind
             if hands:
-                hand = hand_faces(mesh.model, mesh.faces)
+                hand = sides.any(0)
                 hidden = hidden_hands(hand_pixels(raster, hand), parsings[i])
                 if hidden.any():
                     raster = raster_hands_behind(raster, render(mesh, mesh.faces[~hand], self.raster, self.device), hand, hidden)
