@@ -62,6 +62,61 @@ def test_training_set_depths_grow_away_from_the_camera():
     assert (depth[away, COCO18.NOSE] > 0).mean() > 0.7
 
 
+@pytest.fixture(scope="module")
+def fit_model():
+    from vtonpipe.models.bodies.anny import AnnyBody
+    from vtonpipe.models.bodies.fitting import AnnyFitModel
+
+    return AnnyFitModel(AnnyBody())
+
+
+def test_arms_drawn_from_the_shoulders_range_of_motion(fit_model):
+    """``arms_in_range`` with each range one angle, on a body at rest facing the camera (elbows
+    straight): raised 0.84 rad sideways the arms are horizontal (wrists at the shoulders' height,
+    out to the sides); 2.2 rad, overhead (wrists above the nose); swung 1.57 rad forward they point
+    towards the camera (the wrists nearer than the shoulders by cos 42 degrees of the arm); twisted alone
+    straight arms stay about where they are, and
+    bent ones fold the forearms across the body (positive) or out to the sides (negative). The right arm mirrors the left; bodies not drawn keep their pose."""
+    from vtonpipe.models.bodies.fitting.problems import synthetic_bodies
+    from vtonpipe.models.bodies.lifting import arms_in_range
+
+    def keypoints(raise_, swing=0.0, twist=0.0, elbow=fit_model.ELBOW_STRAIGHT):
+        pose = np.zeros((2, fit_model.num_bones, 3))
+        for h in fit_model.hinges:
+            if abs(np.asarray(h.axis) @ np.asarray(fit_model.left)) < 0.99:  # the elbows
+                pose[:, h.bone] = elbow * np.asarray(h.axis)
+        before = pose.copy()
+        config = LifterConfig(arm_raise=(raise_, raise_), arm_swing=(swing, swing), arm_twist=(twist, twist))
+        arms_in_range(fit_model, pose, np.array([True, False]), np.random.default_rng(0), config)
+        np.testing.assert_array_equal(pose[1], before[1])
+        bodies = synthetic_bodies(fit_model, 1, 0, fov_y_deg=20.0, max_yaw_deg=0.0, pose=pose[:1])
+        return bodies.clean[0], bodies.joints[0]
+
+    R_SHO, R_WRI, L_SHO, L_WRI, NOSE = (int(j) for j in (COCO18.RIGHT_SHOULDER, COCO18.RIGHT_WRIST, COCO18.LEFT_SHOULDER, COCO18.LEFT_WRIST, COCO18.NOSE))
+    rest, _ = keypoints(0.0)
+    arm = np.linalg.norm(rest[L_WRI] - rest[L_SHO])
+    horizontal, _ = keypoints(0.84)
+    for sho, wri, out in ((R_SHO, R_WRI, -1), (L_SHO, L_WRI, 1)):
+        assert abs(horizontal[wri, 1] - horizontal[sho, 1]) < 0.05 * arm
+        assert out * (horizontal[wri, 0] - horizontal[sho, 0]) > 0.9 * arm
+    overhead, _ = keypoints(2.2)
+    assert overhead[[R_WRI, L_WRI], 1].max() < overhead[NOSE, 1]
+    forward, joints = keypoints(0.0, swing=1.57)
+    reach = np.linalg.norm(joints[L_WRI] - joints[L_SHO])  # m
+    assert (joints[[R_WRI, L_WRI], 2] < joints[[R_SHO, L_SHO], 2] - 0.6 * reach).all()  # cos 42 degrees of the arm towards the camera
+    assert np.linalg.norm(forward[L_WRI] - forward[L_SHO]) < 0.8 * arm
+    twisted, _ = keypoints(0.0, twist=1.2)
+    np.testing.assert_allclose(twisted[[R_WRI, L_WRI]], rest[[R_WRI, L_WRI]], atol=0.12 * arm)  # the 5 degrees a straight elbow keeps
+    folded, _ = keypoints(0.0, twist=1.2, elbow=1.3)  # elbows bent: the twist turns the plane the forearm folds in
+    spread, _ = keypoints(0.0, twist=-1.2, elbow=1.3)
+    centre = 0.5 * (rest[R_SHO, 0] + rest[L_SHO, 0])
+    assert abs(folded[L_WRI, 0] - centre) < abs(spread[L_WRI, 0] - centre) - 0.3 * arm  # across the body, not out to the side
+    for a, b in ((horizontal, R_WRI), (overhead, R_WRI), (forward, R_WRI)):
+        centre = 0.5 * (a[R_SHO, 0] + a[L_SHO, 0])
+        assert abs((a[b, 0] - centre) + (a[L_WRI, 0] - centre)) < 0.02 * arm  # mirrored
+        assert abs(a[b, 1] - a[L_WRI, 1]) < 0.02 * arm
+
+
 def test_a_small_lifter_learns_the_limbs_depths_on_bodies_it_did_not_see(tiny_lifter):
     """400 steps of a 64-wide lifter: on held-out bodies the limbs' depth error is under that of
     guessing each joint's mean depth (the best input-blind guess): 0.66 of it on one 2-core machine
@@ -151,7 +206,9 @@ def test_depth_targets_of_each_cue():
 
 def test_the_body_stage_reads_the_lifters_depths(tmp_path, monkeypatch, tiny_lifter):
     """depth_cue ``mean`` and ``lifter``: the stage loads the lifter once and records the cue in
-    every row's params; an unknown cue is refused naming the choices."""
+    every row's params and the lifter's config key in the stage's provenance; the rows' key follows
+    that config (a lifter trained otherwise refits every body), and without the lifter it is the
+    image's alone; an unknown cue is refused naming the choices."""
     import vtonpipe.annotators.body_fit as body_fit
 
     loads = []
@@ -172,4 +229,17 @@ def test_the_body_stage_reads_the_lifters_depths(tmp_path, monkeypatch, tiny_lif
         assert result.computed == 2, result.failures_by_reason
         rows = ShardReader(build / "annotations" / "body")
         assert {json.loads(rows.get(i)["params"])["depth_cue"] for i in ids} == {cue}
+        assert [p["depth_lifter"] for p in rows.manifest["provenance"]] == [LifterConfig().key()]
     assert len(loads) == 2
+    ctx = AnnotationContext(build)
+    keyed = {i: rows.get(i)["input_sha256"] for i in ids}
+    assert all(keyed[i] != ctx.image_sha256(i) for i in ids)
+    monkeypatch.setattr(LifterConfig, "key", lambda self: "another-lifter")
+    result = run_stage(build, StageConfig("body", "anny-fit", {"depth_weight": 0.1, "depth_cue": "lifter"}), show_progress=False)
+    assert result.computed == 2  # not the rows of the lifter before
+    rows = ShardReader(build / "annotations" / "body")
+    assert all(rows.get(i)["input_sha256"] not in (keyed[i], ctx.image_sha256(i)) for i in ids)
+    result = run_stage(build, StageConfig("body", "anny-fit", {"depth_weight": 0.1, "depth_cue": "mediapipe"}), show_progress=False)
+    rows = ShardReader(build / "annotations" / "body")
+    assert [rows.get(i)["input_sha256"] for i in ids] == [ctx.image_sha256(i) for i in ids]
+    assert "depth_lifter" not in rows.manifest["provenance"][-1]

@@ -19,7 +19,9 @@ and with ``parsing_weight > 0`` the ``parsing`` annotation's LIP map for its par
 ``depth_weight > 0`` the depth term reads the keypoints rows' MediaPipe landmarks (a row of another
 keypoints backend has none: an error naming the backend): ``depth_cue`` ``mediapipe`` takes their
 ``z`` times ``depth_scale``, ``lifter`` the depths :mod:`~vtonpipe.models.bodies.lifting`'s network
-(learnt from random anny bodies) reads off their 2D points, ``mean`` the mean of the two. With ``landmark_weight >
+(learnt from random anny bodies) reads off their 2D points, ``mean`` the mean of the two (with the
+lifter, every row's key and the stage's provenance hold the lifter's config key, ``depth_lifter``:
+retrained differently, the bodies are fitted again). With ``landmark_weight >
 0`` (anny-fit) the landmark term their hands' and feet's points; with ``hidden_weight > 0`` the
 keypoint term also takes MediaPipe's guesses of the wrists and ankles the keypoints row leaves unseen
 (:func:`~vtonpipe.converters.keypoints.mp33_hidden_joints`: on back views with the hands in front
@@ -36,6 +38,7 @@ so every row of a configuration is fitted the same way).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -65,7 +68,7 @@ from ..models.bodies.fitting import (
     keypoint_problem,
     person_size,
 )
-from ..models.bodies.lifting import DepthLifter, lift_depths, load_depth_lifter
+from ..models.bodies.lifting import DepthLifter, LifterConfig, lift_depths, load_depth_lifter
 from ..models.bodies.smpl import SMPL_MODEL_FILES, SMPL_MODEL_NAMES, SMPLBody
 from ..schemas.body import BodyRecord
 from .body import SPEC as BODY_SPEC
@@ -124,10 +127,22 @@ class _FitBackend(Backend):
         if self.params["depth_cue"] not in DEPTH_CUES:
             raise ValueError(f"body/{self.name}: depth_cue must be one of {', '.join(DEPTH_CUES)}, not {self.params['depth_cue']!r}")
 
+    @property
+    def uses_lifter(self) -> bool:
+        return self.params["depth_weight"] > 0 and self.params["depth_cue"] != "mediapipe"
+
     def setup(self) -> None:
         self._model = self._fit_model()
-        if self.params["depth_weight"] > 0 and self.params["depth_cue"] != "mediapipe":
+        if self.uses_lifter:
             self._lifter = load_depth_lifter()
+
+    def input_sha256(self, item_id: str, ctx: Context) -> str:
+        """The image's bytes hash, with the lifter the key of its config too (its weights follow from it)."""
+        key = super().input_sha256(item_id, ctx)
+        return hashlib.sha256(f"{key}/depth_lifter/{LifterConfig().key()}".encode()).hexdigest() if self.uses_lifter else key
+
+    def provenance(self) -> dict[str, Any]:
+        return {"depth_lifter": LifterConfig().key()} if self.uses_lifter else {}
 
     def _fit_model(self) -> FitModel:
         raise NotImplementedError

@@ -9,6 +9,9 @@ in the manner of Martinez et al., "A simple yet effective baseline for 3d human 
 
 - poses from :func:`~vtonpipe.models.bodies.fitting.problems.random_fit_pose` with the limbs and
   the head spread wider, elbows from straight to fully bent;
+- on a share of them (``arm_share``), upper arms drawn uniformly over the shoulder's range of
+  motion (:func:`arms_in_range`: at the side to overhead, back to forward, twisted either way),
+  which the limbs' spread alone rarely reaches;
 - every turn about the vertical, and random shapes;
 - photographed by the fitter's camera.
 
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from ...config import cache_dir
 from ...converters.keypoints import COCO18
@@ -68,6 +72,10 @@ class LifterConfig:
     elbow: tuple[float, float] = (-0.65, 2.0)  # elbow flexion range (-0.65: straight)
     knee: tuple[float, float] = (-0.1, 1.2)
     hinge_noise: float = 0.05
+    arm_share: float = 0.5  # share of the bodies whose upper arms are drawn from the shoulder's range of motion instead (:func:`arms_in_range`)
+    arm_raise: tuple[float, float] = (-0.7, 2.4)  # sideways from anny's rest arm (42 degrees out; 0.84 horizontal): at the side to overhead
+    arm_swing: tuple[float, float] = (-0.8, 1.6)  # forward (negative: back)
+    arm_twist: tuple[float, float] = (-1.5, 1.5)  # about the arm's own axis (positive: the forearm folds in front of the body)
     fov_y_deg: float = 20.0  # the fitter's default camera
     seed: int = 0
 
@@ -133,6 +141,8 @@ def training_set(config: LifterConfig, n: int | None = None, seed: int | None = 
     for start in range(0, n, 10_000):
         count = min(10_000, n - start)
         pose = random_fit_pose(model, rng, count, config.limb_spread, config.elbow, config.knee, config.hinge_noise)
+        if config.arm_share > 0:
+            arms_in_range(model, pose, rng.random(count) < config.arm_share, rng, config)
         bodies = synthetic_bodies(model, count, int(rng.integers(2**31)), fov_y_deg=config.fov_y_deg, max_yaw_deg=180.0, pose=pose)
         f = focal_length(bodies.sizes[0][1], config.fov_y_deg)
         z = bodies.joints[..., 2].astype(np.float64)
@@ -141,6 +151,23 @@ def training_set(config: LifterConfig, n: int | None = None, seed: int | None = 
         inputs.append(x)
         depths.append((f * (z - z_hips[:, None]) / z_hips[:, None] / torso[:, None]).astype(np.float32))
     return np.concatenate(inputs), np.concatenate(depths)
+
+
+def arms_in_range(model: AnnyFitModel, pose: np.ndarray, which: np.ndarray, rng: np.random.Generator, config: LifterConfig) -> None:
+    """Set both upper arms of the bodies ``which`` (n,) bool of ``pose`` (n, bones, 3), in place, to
+    rotations drawn uniformly over the shoulder's range of motion, each arm its own: a twist about
+    the rest arm's axis (``config.arm_twist``), then a swing forward (``arm_swing``), then a raise
+    sideways (``arm_raise``), rad, in :mod:`vtonpipe.synth.poses`' axes (the left arm's raise about
+    ``-Y``, swing about ``-X``; the right arm's mirrored). Random limb spreads alone rarely reach
+    arms overhead or a forearm folded behind the hip."""
+    rows = np.flatnonzero(which)
+    a0 = model.ELBOW_REST_ANGLE
+    axis = np.array([np.sin(a0), 0.0, -np.cos(a0)])
+    for bone, mirror in ((model.body.bone_index["upperarm01.L"], np.ones(3)), (model.body.bone_index["upperarm01.R"], np.array([1.0, -1.0, -1.0]))):
+        raise_, swing, twist = (rng.uniform(*r, len(rows)) for r in (config.arm_raise, config.arm_swing, config.arm_twist))
+        zeros = np.zeros(len(rows))
+        upper = Rotation.from_rotvec(np.stack([zeros, -raise_, zeros], 1)) * Rotation.from_rotvec(np.stack([-swing, zeros, zeros], 1)) * Rotation.from_rotvec(twist[:, None] * axis)
+        pose[rows, bone] = upper.as_rotvec() * mirror
 
 
 #: torch threads of the training, whatever the machine: the weights follow the order of the float
