@@ -159,7 +159,7 @@ def arms_in_range(model: AnnyFitModel, pose: np.ndarray, which: np.ndarray, rng:
     the rest arm's axis (``config.arm_twist``), then a swing forward (``arm_swing``), then a raise
     sideways (``arm_raise``), rad, in :mod:`vtonpipe.synth.poses`' axes (the left arm's raise about
     ``-Y``, swing about ``-X``; the right arm's mirrored). Random limb spreads alone rarely reach
-    arms overhead or a forearm folded behind the hip."""
+    arms overhead or a forearm folded onto the hip by a twisted upper arm."""
     rows = np.flatnonzero(which)
     a0 = model.ELBOW_REST_ANGLE
     axis = np.array([np.sin(a0), 0.0, -np.cos(a0)])
