@@ -64,10 +64,9 @@ def test_training_set_depths_grow_away_from_the_camera():
 
 @pytest.fixture(scope="module")
 def fit_model():
-    from vtonpipe.models.bodies.anny import AnnyBody
     from vtonpipe.models.bodies.fitting import AnnyFitModel
 
-    return AnnyFitModel(AnnyBody())
+    return AnnyFitModel()
 
 
 def test_arms_drawn_from_the_shoulders_range_of_motion(fit_model):
