@@ -144,7 +144,7 @@ def synthetic(args: argparse.Namespace, model: AnnyFitModel, baseline: AnnyFitMo
     t_single, c_single = time.perf_counter() - start, time.process_time() - cpu
     sequential = FitResult(
         batched.model, *(np.concatenate([getattr(s, k) for s in singles]) for k in
-        ("pose", "shape", "rotation", "translation", "camera", "joints_2d", "residual_px", "iterations")),
+        ("pose", "shape", "rotation", "translation", "camera", "joints_2d", "residual_px", "iterations", "loss")),
         [s.failure[0] for s in singles],
     )  # fmt: skip
     report("sequential", model.body, sequential, params, truth.clean, masks, t_single, c_single)

@@ -777,3 +777,55 @@ def test_anny_fit_with_the_depth_term_reads_mediapipes_depths(tmp_path, model):
     assert result.failures_by_reason == {"error:ValueError": 1, "missing_upstream": 1}
     failures = {r["item_id"]: r["message"] for r in ShardReader(BuildLayout(plain).failures("body"))}
     assert "keypoints backend mediapipe" in failures[ids[0]]
+
+
+def test_the_fit_starts_from_each_arm_twist_and_keeps_the_least_loss(model):
+    """``arm_twists``: the upper arms start turned inwards about their rest axis (with no step taken
+    the fit returns the start: 1.2 rad about the left arm's (sin a0, 0, -cos a0), the right's
+    mirror); with several starts every image is the fit of least loss among the single-start fits,
+    row for row, and its loss is their minimum."""
+    a0 = model.ELBOW_REST_ANGLE
+    pose = np.zeros((3, model.num_bones, 3))
+    left, right = model.body.bone_index["upperarm01.L"], model.body.bone_index["upperarm01.R"]
+    folded = Rotation.from_rotvec([0.0, 0.2, 0.0]) * Rotation.from_rotvec([-0.6, 0.0, 0.0]) * Rotation.from_rotvec(1.75 * np.array([np.sin(a0), 0.0, -np.cos(a0)]))
+    pose[:2, left] = folded.as_rotvec()  # the sample's arms in front: elbows forward, forearms across the belly
+    pose[:2, right] = folded.as_rotvec() * [1.0, -1.0, -1.0]
+    for h in model.hinges[:2]:
+        pose[:2, h.bone] = 1.15 * np.asarray(h.axis)
+    truth = synthetic_bodies(model, 3, seed=8, size=(W, H), noise_px=0.5, pose=pose)
+
+    start = fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(max_iters=0, arm_twists=[1.2]))
+    np.testing.assert_allclose(start.pose[:, left], np.tile(1.2 * np.array([np.sin(a0), 0.0, -np.cos(a0)]), (3, 1)), atol=1e-6)
+    np.testing.assert_allclose(start.pose[:, right], np.tile(1.2 * np.array([np.sin(a0), 0.0, np.cos(a0)]), (3, 1)), atol=1e-6)
+
+    singles = [fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(arm_twists=(t,))) for t in (0.0, 1.2)]
+    both = fit_bodies(model, truth.keypoints, truth.sizes, FitConfig(arm_twists=(0.0, 1.2)))
+    best = np.argmin([s.loss for s in singles], axis=0)
+    for b, k in enumerate(best):
+        np.testing.assert_array_equal(both.pose[b], singles[k].pose[b])
+        np.testing.assert_array_equal(both.translation[b], singles[k].translation[b])
+    np.testing.assert_array_equal(both.loss, np.minimum(singles[0].loss, singles[1].loss))
+    assert (both.loss > 0).all()
+    with pytest.raises(ValueError, match="arm_twists"):
+        FitConfig(arm_twists=())
+
+
+def test_one_person_keeps_one_start_over_their_photos():
+    """Per person the least summed loss: photo losses (1, 5 | 4) from the first start and (3, 2 | 6)
+    from the second; person a's sums are 6 and 5, so both of a's photos take the second start,
+    and b's photo the first (4 < 6). Without people keys each photo takes its own least (1, 2, 4)."""
+    from vtonpipe.models.bodies.fitting.optimize import FitResult, _least_loss
+
+    def fit(tag: float, losses: list[float]) -> FitResult:
+        n = len(losses)
+        return FitResult(
+            "anny", np.full((n, 2, 3), tag, np.float32), np.zeros((n, 6), np.float32), np.zeros((n, 3), np.float32),
+            np.zeros((n, 3), np.float32), np.zeros((n, 4), np.float32), np.zeros((n, 18, 3), np.float32),
+            np.zeros(n, np.float32), np.zeros(n, np.int32), np.asarray(losses, np.float32), [None] * n,
+        )  # fmt: skip
+
+    fits = [fit(1.0, [1.0, 5.0, 4.0]), fit(2.0, [3.0, 2.0, 6.0])]
+    joint = _least_loss(fits, ["a", "a", "b"])
+    assert joint.pose[:, 0, 0].tolist() == [2.0, 2.0, 1.0] and joint.loss.tolist() == [3.0, 2.0, 4.0]
+    alone = _least_loss(fits, None)
+    assert alone.pose[:, 0, 0].tolist() == [1.0, 2.0, 1.0] and alone.loss.tolist() == [1.0, 2.0, 4.0]

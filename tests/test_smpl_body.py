@@ -224,6 +224,25 @@ def test_fit_recovers_smpl_bodies(fit_model):
     assert (front[:, 2] < -0.5).all()  # towards the camera
 
 
+def test_an_inward_arm_twist_turns_a_forward_bent_forearm_down(fit_model, smpl):
+    """SMPL's T-pose arms along +-x: an elbow bent 1.3 rad by its hinge puts the forearm in front
+    (+z), and an inward twist of 1 rad about ``arm_axes`` turns the wrist about the shoulder by
+    1 rad from front towards down (-y, SMPL's up is +y), on either arm."""
+    betas = torch.zeros(1, fit_model.num_shape)
+    for (arm, axis), hinge, shoulder, elbow, wrist in zip(fit_model.arm_axes, fit_model.hinges[:2], (16, 17), (6, 3), (7, 4)):  # SMPL l / r shoulder; COCO-18 l / r elbow, wrist
+        bent = torch.zeros(1, fit_model.num_bones, 3)
+        bent[0, hinge.bone] = 1.3 * torch.tensor(hinge.axis)
+        twisted = bent.clone()
+        twisted[0, arm] = torch.tensor(axis)
+        a, b = smpl.openpose18(bent, betas)[0].numpy(), smpl.openpose18(twisted, betas)[0].numpy()
+        pivot = smpl.forward_with_joints(bent, betas)[1][0, shoulder].numpy()
+        assert a[wrist, 2] - a[elbow, 2] > 0.9 * np.linalg.norm(a[wrist] - a[elbow])  # bent forwards
+        c, s = np.cos(1.0), np.sin(1.0)
+        y, z = a[wrist, 1:] - pivot[1:]
+        np.testing.assert_allclose(b[wrist, 1:] - pivot[1:], (c * y - s * z, s * y + c * z), atol=1e-4)  # R_x(+1): front (+z) goes down
+        assert b[wrist, 1] < a[wrist, 1] - 0.5 * s * z
+
+
 @pytest.fixture
 def weights(tmp_path, monkeypatch, smpl_file) -> Path:
     """A weights folder holding the generated model as smpl/SMPL_NEUTRAL.pkl."""

@@ -40,6 +40,7 @@ class FitConfig:
     landmark_weight: float = 0.0  # > 0: add the landmark term against MediaPipe's hand and foot landmarks (MP33_FIT_LANDMARKS; anny only)
     hidden_weight: float = 0.0  # > 0: add MediaPipe's guesses of the wrists and ankles it reports unseen (behind the body) to the keypoint term at this confidence
     keypoint_weights: tuple[float, ...] | None = None  # 18 relative weights of the COCO-18 keypoints in the keypoint term (times their confidence); None: equal
+    arm_twists: tuple[float, ...] = (0.0,)  # the upper arms' twists (rad, positive inwards: FitModel.arm_axes) the fit starts from; several: it runs from each, every image keeps its least loss
 
     def __post_init__(self):
         if self.keypoint_weights is not None:
@@ -47,6 +48,10 @@ class FitConfig:
             if len(weights) != len(COCO18) or min(weights) < 0 or max(weights) <= 0:
                 raise ValueError(f"keypoint_weights: 18 non-negative weights (COCO-18 order), not all 0; got {self.keypoint_weights}")
             object.__setattr__(self, "keypoint_weights", weights)
+        twists = tuple(float(t) for t in self.arm_twists)
+        if not twists:
+            raise ValueError("arm_twists: at least one start (0.0: the rest pose)")
+        object.__setattr__(self, "arm_twists", twists)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FitConfig:

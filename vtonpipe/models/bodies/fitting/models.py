@@ -57,6 +57,9 @@ class FitModel(ABC):
     dtype: torch.dtype
     surface_index: np.ndarray  # (K,) vertices the silhouette and parsing terms project (:func:`spread_vertices`)
     surface_part: np.ndarray  # (K,) int32 DensePose part (1..24) of each of them (the parsing term's)
+    #: each upper arm's pose row and its rest direction's unit axis (pose coordinates) oriented so
+    #: that a positive turn about it is an inward twist: a forearm bent forward folds in front of the body
+    arm_axes: tuple[tuple[int, tuple[float, float, float]], ...]
     #: (10,) positions in ``surface_index`` of the vertices :data:`MP33_FIT_LANDMARKS` mark (the
     #: landmark term's); None: the model marks none
     landmark_points: np.ndarray | None = None
@@ -225,6 +228,7 @@ class AnnyFitModel(FitModel):
             Hinge(index["lowerleg01.L"], (1.0, 0.0, 0.0), self.KNEE_STRAIGHT),
             Hinge(index["lowerleg01.R"], (1.0, 0.0, 0.0), self.KNEE_STRAIGHT),
         )
+        self.arm_axes = ((index["upperarm01.L"], (s, 0.0, -c)), (index["upperarm01.R"], (s, 0.0, c)))  # vtonpipe.synth.poses' twist
 
         # OpenPose regressor rows (18, V): anny's COCO rows, the neck as the shoulders' midpoint
         regressor = anny.KeypointsRegressor.coco(m)
@@ -354,6 +358,9 @@ class SMPLFitModel(FitModel):
             Hinge(row["left_knee"], (1.0, 0.0, 0.0), 0.0),
             Hinge(row["right_knee"], (1.0, 0.0, 0.0), 0.0),
         )
+        # the T-pose arms lie along +-x: an inward twist (+x on both sides, the mirror of a turn about x
+        # being itself) turns a forearm bent forwards (+z) down
+        self.arm_axes = ((row["left_shoulder"], (1.0, 0.0, 0.0)), (row["right_shoulder"], (1.0, 0.0, 0.0)))
         with torch.no_grad():
             rest = body(torch.zeros(NUM_JOINTS - 1, 3), torch.zeros(self.num_shape))[0]
         self.surface_index = spread_vertices(rest.double().cpu().numpy(), SURFACE_SPACING)

@@ -29,7 +29,8 @@ class FitResult:
     """Fits of a batch (numpy, float32): ``pose`` (B, num_bones, 3), ``shape`` (B, num_shape),
     ``rotation`` (B, 3) axis-angle and ``translation`` (B, 3) m (body -> camera), ``camera``
     (B, 4) fx, fy, cx, cy, ``joints_2d`` (B, 18, 3) x, y px and 1 where the keypoint was used,
-    ``residual_px`` (B,), ``iterations`` (B,) int32, ``failure`` per image: None or (reason, message)."""
+    ``residual_px`` (B,), ``iterations`` (B,) int32, ``loss`` (B,) the objective at the fit (0 where
+    none was fitted), ``failure`` per image: None or (reason, message)."""
 
     model: str
     pose: np.ndarray
@@ -40,6 +41,7 @@ class FitResult:
     joints_2d: np.ndarray
     residual_px: np.ndarray
     iterations: np.ndarray
+    loss: np.ndarray
     failure: list[tuple[str, str] | None] = field(default_factory=list)
 
     def record(self, b: int) -> dict[str, Any]:
@@ -422,7 +424,47 @@ def fit_bodies(
     where guessed).
     ``people`` (B keys, optional): images with equal keys show one person and share one shape,
     fitted jointly (their losses summed; they stop together). Images whose keypoints cannot be
-    fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters."""
+    fitted (:func:`keypoint_problem`) get ``failure = ("too_few_keypoints", ...)`` and zero parameters.
+    With several ``config.arm_twists`` the fit runs from each, and every image (every person, when
+    fitted jointly) keeps the one of least loss."""
+    fits = [
+        _fit_from(model, keypoints, sizes, config, masks, people, parsings, depths, landmarks, hidden, twist)
+        for twist in config.arm_twists
+    ]
+    return fits[0] if len(fits) == 1 else _least_loss(fits, people)
+
+
+def _least_loss(fits: Sequence[FitResult], people: Sequence[Hashable] | None) -> FitResult:
+    """Per image, or per person (the sum over their images), the fit of least loss among ``fits``
+    of one batch."""
+    losses = np.stack([f.loss.astype(np.float64) for f in fits])  # (starts, B)
+    if people is not None:
+        key = {k: i for i, k in enumerate(dict.fromkeys(people))}
+        group = np.array([key[k] for k in people])
+        per_person = np.zeros((len(fits), len(key)))
+        np.add.at(per_person, (slice(None), group), losses)
+        losses = per_person[:, group]
+    best = np.argmin(losses, axis=0)
+    rows = np.arange(losses.shape[1])
+    pick = lambda name: np.stack([getattr(f, name) for f in fits])[best, rows]  # noqa: E731
+    arrays = ("pose", "shape", "rotation", "translation", "camera", "joints_2d", "residual_px", "iterations", "loss")
+    return FitResult(fits[0].model, *(pick(a) for a in arrays), [fits[k].failure[b] for b, k in enumerate(best)])
+
+
+def _fit_from(
+    model: FitModel,
+    keypoints: np.ndarray,
+    sizes: Sequence[tuple[int, int]],
+    config: FitConfig,
+    masks: Sequence[np.ndarray] | None,
+    people: Sequence[Hashable] | None,
+    parsings: Sequence[np.ndarray] | None,
+    depths: np.ndarray | None,
+    landmarks: np.ndarray | None,
+    hidden: np.ndarray | None,
+    arm_twist: float,
+) -> FitResult:
+    """:func:`fit_bodies` from the upper arms twisted by ``arm_twist`` rad (:attr:`FitModel.arm_axes`)."""
     keypoints = np.asarray(keypoints, np.float64).reshape(-1, 18, 3)
     n = len(keypoints)
     if people is not None and len(people) != n:
@@ -449,7 +491,7 @@ def fit_bodies(
         np.zeros((n, model.num_bones, 3), np.float32), np.zeros((n, model.num_shape), np.float32),
         np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32),
         np.stack([camera_of(w, h, config.fov_y_deg) for w, h in sizes]) if n else np.zeros((0, 4), np.float32),
-        np.zeros((n, 18, 3), np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32),
+        np.zeros((n, 18, 3), np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32),
         [None if p is None else ("too_few_keypoints", p) for p in problems],
     )  # fmt: skip
     if not ok:
@@ -461,6 +503,11 @@ def fit_bodies(
     rows = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     person = torch.as_tensor([rows[k] for k in keys], device=model.device)  # (m,) image -> shape row
     params = _Params(model, R0, t0, len(model.fit_bones), len(rows))
+    if arm_twist:
+        row = {bone: i for i, bone in enumerate(model.fit_bones)}
+        with torch.no_grad():
+            for bone, axis in model.arm_axes:
+                params.pose[:, row[bone]] = arm_twist * torch.as_tensor(axis, dtype=model.dtype, device=model.device)
 
     def losses(idx: torch.Tensor, terms: Sequence[tuple[float, _Silhouettes | _PartRegions | _Landmarks]]) -> torch.Tensor:
         """``terms``: (weight, term) of the surface terms (none: keypoints and priors only)."""
@@ -501,6 +548,7 @@ def fit_bodies(
         joints = model.keypoints(pose, shape)
         R, t = params.rigid(all_idx)
         pixels = batch.project(joints @ R.transpose(1, 2) + t[:, None], all_idx)
+        loss = losses(all_idx, terms).double().cpu().numpy()
     pixels = pixels.double().cpu().numpy()
     err = np.linalg.norm(pixels - kp[:, :, :2], axis=-1)
     conf = batch.conf.double().cpu().numpy()
@@ -514,6 +562,7 @@ def fit_bodies(
         result.joints_2d[b, :, :2] = pixels[i]
         result.joints_2d[b, :, 2] = batch.found[i]
         result.residual_px[b] = residual[i]
+        result.loss[b] = loss[i]
         result.iterations[b] = config.rigid_iters + int(steps[i])
         if not (np.isfinite(residual[i]) and np.isfinite(result.translation[b]).all()):
             result.failure[b] = ("fit_failed", "the fit diverged (non-finite parameters)")
