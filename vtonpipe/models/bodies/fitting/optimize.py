@@ -29,8 +29,9 @@ class FitResult:
     """Fits of a batch (numpy, float32): ``pose`` (B, num_bones, 3), ``shape`` (B, num_shape),
     ``rotation`` (B, 3) axis-angle and ``translation`` (B, 3) m (body -> camera), ``camera``
     (B, 4) fx, fy, cx, cy, ``joints_2d`` (B, 18, 3) x, y px and 1 where the keypoint was used,
-    ``residual_px`` (B,), ``iterations`` (B,) int32, ``loss`` (B,) the objective at the fit (0 where
-    none was fitted), ``failure`` per image: None or (reason, message)."""
+    ``residual_px`` (B,), ``iterations`` (B,) int32 (of the start kept, :attr:`FitConfig.arm_twists`),
+    ``loss`` (B,) the objective at the fit (0 where none was fitted), ``failure`` per image: None or
+    (reason, message)."""
 
     model: str
     pose: np.ndarray
