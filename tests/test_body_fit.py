@@ -813,15 +813,16 @@ def test_the_fit_starts_from_each_arm_twist_and_keeps_the_least_loss(model):
 def test_one_person_keeps_one_start_over_their_photos():
     """Per person the least summed loss: photo losses (1, 5 | 4) from the first start and (3, 2 | 6)
     from the second; person a's sums are 6 and 5, so both of a's photos take the second start,
-    and b's photo the first (4 < 6). Without people keys each photo takes its own least (1, 2, 4)."""
+    and b's photo the first (4 < 6). Without people keys each photo takes its own least (1, 2, 4).
+    A start that failed on a photo loses to one that did not."""
     from vtonpipe.models.bodies.fitting.optimize import FitResult, _least_loss
 
-    def fit(tag: float, losses: list[float]) -> FitResult:
+    def fit(tag: float, losses: list[float], failure: list | None = None) -> FitResult:
         n = len(losses)
         return FitResult(
             "anny", np.full((n, 2, 3), tag, np.float32), np.zeros((n, 6), np.float32), np.zeros((n, 3), np.float32),
             np.zeros((n, 3), np.float32), np.zeros((n, 4), np.float32), np.zeros((n, 18, 3), np.float32),
-            np.zeros(n, np.float32), np.zeros(n, np.int32), np.asarray(losses, np.float32), [None] * n,
+            np.zeros(n, np.float32), np.zeros(n, np.int32), np.asarray(losses, np.float32), failure or [None] * n,
         )  # fmt: skip
 
     fits = [fit(1.0, [1.0, 5.0, 4.0]), fit(2.0, [3.0, 2.0, 6.0])]
@@ -829,3 +830,7 @@ def test_one_person_keeps_one_start_over_their_photos():
     assert joint.pose[:, 0, 0].tolist() == [2.0, 2.0, 1.0] and joint.loss.tolist() == [3.0, 2.0, 4.0]
     alone = _least_loss(fits, None)
     assert alone.pose[:, 0, 0].tolist() == [1.0, 2.0, 1.0] and alone.loss.tolist() == [1.0, 2.0, 4.0]
+    # a failed start loses whatever its loss: diverged (NaN) or too far off its keypoints
+    failed = fit(1.0, [float("nan"), 0.5], [("fit_failed", "the fit diverged"), ("fit_failed", "mean keypoint error ...")])
+    kept = _least_loss([failed, fit(2.0, [3.0, 6.0])], None)
+    assert kept.pose[:, 0, 0].tolist() == [2.0, 2.0] and kept.failure == [None, None]

@@ -27,8 +27,9 @@ keypoint term also takes MediaPipe's guesses of the wrists and ankles the keypoi
 (:func:`~vtonpipe.converters.keypoints.mp33_hidden_joints`: on back views with the hands in front
 of the body the wrists are 5-7 px off there, where a fit without them puts them 23 px off). Params (see
 :class:`~vtonpipe.models.bodies.fitting.FitConfig`): the assumed ``fov_y_deg`` (fixes ``fx = fy``;
-principal point at the image centre), optimiser settings, prior and silhouette weights and the
-failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
+principal point at the image centre), optimiser settings, the upper arms' starting twists
+(``arm_twists``: the fit runs from each, every image keeps its least loss), prior and silhouette
+weights and the failure thresholds. Failures: ``too_few_keypoints`` (fewer than ``min_keypoints`` or no torso),
 ``fit_failed`` (mean keypoint error above ``max_residual`` x person size, or a diverged fit),
 ``missing_upstream`` (no keypoints row, or, with the silhouette or parsing term, no person_mask
 or parsing row: the upstream stage failed on the image; such an image is not fitted without it,

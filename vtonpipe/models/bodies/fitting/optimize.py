@@ -437,8 +437,10 @@ def fit_bodies(
 
 def _least_loss(fits: Sequence[FitResult], people: Sequence[Hashable] | None) -> FitResult:
     """Per image, or per person (the sum over their images), the fit of least loss among ``fits``
-    of one batch."""
-    losses = np.stack([f.loss.astype(np.float64) for f in fits])  # (starts, B)
+    of one batch; a start that failed (``fit_failed``: diverged, or too far off its keypoints)
+    loses to any that did not."""
+    losses = np.stack([np.where([x is None for x in f.failure], f.loss.astype(np.float64), np.inf) for f in fits])  # (starts, B)
+    losses = np.where(np.isnan(losses), np.inf, losses)
     if people is not None:
         key = {k: i for i, k in enumerate(dict.fromkeys(people))}
         group = np.array([key[k] for k in people])
