@@ -157,13 +157,14 @@ def arms_in_range(model: AnnyFitModel, pose: np.ndarray, which: np.ndarray, rng:
     """Set both upper arms of the bodies ``which`` (n,) bool of ``pose`` (n, bones, 3), in place, to
     rotations drawn uniformly over the shoulder's range of motion, each arm its own: a twist about
     the rest arm's axis (``config.arm_twist``), then a swing forward (``arm_swing``), then a raise
-    sideways (``arm_raise``), rad, in :mod:`vtonpipe.synth.poses`' axes (the left arm's raise about
-    ``-Y``, swing about ``-X``; the right arm's mirrored). Random limb spreads alone rarely reach
-    arms overhead or a forearm folded onto the hip by a twisted upper arm."""
+    sideways (``arm_raise``), rad, in :mod:`vtonpipe.synth.poses`' axes (the left arm's twist about
+    its rest axis in ``model.arm_axes``, raise about ``-Y``, swing about ``-X``; the right arm's
+    mirrored). Random limb spreads alone rarely reach arms overhead or a forearm folded onto the
+    hip by a twisted upper arm."""
     rows = np.flatnonzero(which)
-    a0 = model.ELBOW_REST_ANGLE
-    axis = np.array([np.sin(a0), 0.0, -np.cos(a0)])
-    for bone, mirror in ((model.body.bone_index["upperarm01.L"], np.ones(3)), (model.body.bone_index["upperarm01.R"], np.array([1.0, -1.0, -1.0]))):
+    (left, axis), (right, _) = model.arm_axes  # the right arm's rotations are the left's mirrored
+    axis = np.asarray(axis)
+    for bone, mirror in ((left, np.ones(3)), (right, np.array([1.0, -1.0, -1.0]))):
         raise_, swing, twist = (rng.uniform(*r, len(rows)) for r in (config.arm_raise, config.arm_swing, config.arm_twist))
         zeros = np.zeros(len(rows))
         upper = Rotation.from_rotvec(np.stack([zeros, -raise_, zeros], 1)) * Rotation.from_rotvec(np.stack([-swing, zeros, zeros], 1)) * Rotation.from_rotvec(twist[:, None] * axis)
